@@ -1,0 +1,78 @@
+"""Personas and clients shared by every app's tests."""
+
+import pytest
+from django.core.cache import cache
+from django.db import connection
+from model_bakery import baker
+from rest_framework.test import APIClient
+from rest_framework_simplejwt.tokens import RefreshToken
+
+PASSWORD = "correct-horse-battery-staple"
+
+
+def pytest_report_header(config):
+    from django.conf import settings
+
+    return f"database: {settings.DATABASES['default']['ENGINE']}"
+
+
+@pytest.fixture(autouse=True)
+def _clear_cache():
+    """Throttle counters and replay caches must not leak between tests."""
+    cache.clear()
+    yield
+    cache.clear()
+
+
+@pytest.fixture
+def make_user(db):
+    def make(login_id: str | None = None, **fields):
+        fields.setdefault("display_name", "")
+        user = baker.prepare("accounts.User", login_id=login_id or baker.seq("user-").__next__(), **fields)
+        user.set_password(PASSWORD)
+        user.save()
+        return user
+
+    return make
+
+
+@pytest.fixture
+def user(make_user):
+    return make_user("alice", email="alice@example.com", display_name="Alice")
+
+
+@pytest.fixture
+def other_user(make_user):
+    return make_user("bob", email="bob@example.com", display_name="Bob")
+
+
+@pytest.fixture
+def staff_user(make_user):
+    return make_user("staff", is_staff=True, is_superuser=True)
+
+
+@pytest.fixture
+def api_client():
+    return APIClient()
+
+
+def bearer_client(user) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {RefreshToken.for_user(user).access_token}")
+    return client
+
+
+@pytest.fixture
+def auth_client(user):
+    return bearer_client(user)
+
+
+@pytest.fixture
+def other_client(other_user):
+    return bearer_client(other_user)
+
+
+requires_postgres = pytest.mark.skipif(
+    connection.vendor != "postgresql",
+    reason="needs PostgreSQL (set DATABASE_URL=postgres://...) for real row locks and concurrency",
+)

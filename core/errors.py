@@ -1,0 +1,51 @@
+"""The one family of domain errors.
+
+Services raise subclasses of :class:`DomainError`; the exception handler in
+:mod:`core.exceptions` renders every one of them in the spec's error shape, so
+no view builds an error response by hand.
+"""
+
+from typing import Any
+
+
+class DomainError(Exception):
+    """A failure the client can act on: a stable ``code``, a sentence, a status."""
+
+    code = "error"
+    status_code = 400
+    default_message = "The request could not be completed."
+
+    def __init__(self, message: str | None = None, *, details: dict[str, Any] | None = None) -> None:
+        self.message = message or self.default_message
+        self.details = details or {}
+        super().__init__(self.message)
+
+
+class ValidationFailed(DomainError):
+    code = "validation_error"
+    status_code = 400
+    default_message = "The request is not valid."
+
+
+class NotFound(DomainError):
+    code = "not_found"
+    status_code = 404
+    default_message = "Not found."
+
+
+class Conflict(DomainError):
+    code = "conflict"
+    status_code = 409
+    default_message = "The request conflicts with the current state."
+
+
+class InvalidCredentials(DomainError):
+    code = "invalid_credentials"
+    status_code = 401
+    default_message = "The login id or password is wrong."
+
+
+class TokenNotValid(DomainError):
+    code = "token_not_valid"
+    status_code = 401
+    default_message = "The token is invalid or expired."
