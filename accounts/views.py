@@ -93,9 +93,13 @@ class PasswordView(APIView):
 class GoogleSignInView(PublicAPIView):
     throttle_classes = [AuthIPThrottle]
 
-    @extend_schema(request=GoogleInputSerializer, responses={200: AuthResultSerializer, 201: AuthResultSerializer})
+    @extend_schema(
+        request=GoogleInputSerializer, responses={200: AuthResultSerializer, 201: AuthResultSerializer}
+    )
     def post(self, request: Request) -> Response:
         data = GoogleInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        user, created = google.google_sign_in(request=request._request, id_token=data.validated_data["id_token"])
+        user, created = google.google_sign_in(
+            request=request._request, id_token=data.validated_data["id_token"]
+        )
         return Response(_auth_result(user), status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)

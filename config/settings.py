@@ -132,9 +132,15 @@ SIMPLE_JWT = {
 }
 
 GOOGLE_CLIENT_ID = setting("GOOGLE_CLIENT_ID", env.list, default=[])
+# accounts.google verifies ID tokens against every id in GOOGLE_CLIENT_ID (web, Android, iOS
+# clients). allauth itself wants exactly one visible app per provider (SocialAccount.__str__ in the
+# admin looks it up), so the ids after the first are declared "hidden".
 SOCIALACCOUNT_PROVIDERS = {
     "google": {
-        "APPS": [{"client_id": client_id, "secret": "", "key": ""} for client_id in GOOGLE_CLIENT_ID],
+        "APPS": [
+            {"client_id": client_id, "secret": "", "key": "", "settings": {"hidden": index > 0}}
+            for index, client_id in enumerate(GOOGLE_CLIENT_ID)
+        ],
         "VERIFIED_EMAIL": True,
     }
 }

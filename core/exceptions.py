@@ -38,7 +38,9 @@ def error_body(code: str, message: str, details: dict[str, Any] | None = None) -
     return {"error": {"code": code, "message": message, "details": details or {}}}
 
 
-def error_response(code: str, message: str, status: int, details: dict[str, Any] | None = None) -> JsonResponse:
+def error_response(
+    code: str, message: str, status: int, details: dict[str, Any] | None = None
+) -> JsonResponse:
     """The error shape for plain Django views (health checks, 404/500 handlers, the stream)."""
     return JsonResponse(error_body(code, message, details), status=status)
 
