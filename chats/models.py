@@ -1,0 +1,92 @@
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class Category(models.Model):
+    """What a session is about: its system prompt, its model and its prices.
+
+    Prices are credits per 1,000 tokens; decimals are allowed so that cheap
+    models can be priced fairly, while charges stay whole credits.
+    """
+
+    slug = models.SlugField(max_length=50, unique=True)
+    name = models.CharField(max_length=100)
+    description = models.TextField(blank=True)
+    system_prompt = models.TextField(blank=True)
+    model = models.CharField(max_length=200, blank=True, help_text="Blank means the LLM_MODEL setting.")
+    prompt_price = models.DecimalField(max_digits=10, decimal_places=4, help_text="Credits per 1,000 prompt tokens.")
+    completion_price = models.DecimalField(
+        max_digits=10, decimal_places=4, help_text="Credits per 1,000 completion tokens."
+    )
+    is_active = models.BooleanField(default=True)
+    order = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["order", "slug"]
+        verbose_name_plural = "categories"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(prompt_price__gte=0) & Q(completion_price__gte=0),
+                name="chats_category_prices_not_negative",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ChatSession(models.Model):
+    """A conversation. ``updated_at`` moves on every activity, so it orders the list."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="chat_sessions")
+    category = models.ForeignKey(Category, on_delete=models.PROTECT, related_name="sessions")
+    title = models.CharField(max_length=200, blank=True)
+    notes = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    last_message_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["user", "-updated_at"], name="chats_session_user_activity")]
+
+    def __str__(self) -> str:
+        return self.title or str(self.id)
+
+
+class Message(models.Model):
+    class Role(models.TextChoices):
+        USER = "user"
+        ASSISTANT = "assistant"
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        COMPLETE = "complete"
+        INCOMPLETE = "incomplete"
+        FAILED = "failed"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    session = models.ForeignKey(ChatSession, on_delete=models.CASCADE, related_name="messages")
+    role = models.CharField(max_length=16, choices=Role.choices)
+    content = models.TextField(blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.COMPLETE)
+    prompt_tokens = models.PositiveIntegerField(default=0)
+    completion_tokens = models.PositiveIntegerField(default=0)
+    cost = models.PositiveIntegerField(default=0)
+    # The wallet hold that pays for an assistant reply while it streams.
+    hold_id = models.UUIDField(null=True, blank=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["session", "created_at"], name="chats_message_session_time"),
+            models.Index(
+                fields=["created_at"], name="chats_message_pending", condition=Q(status="pending")
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.role}: {self.content[:40]}"

@@ -1,0 +1,26 @@
+"""What a reply costs, in whole credits.
+
+``cost = ceil((prompt_tokens * prompt_price + completion_tokens * completion_price) / 1000)``
+with prices in credits per 1,000 tokens. Decimal arithmetic, so that a price
+of 0.1 is exactly a tenth and never rounds a charge the wrong way.
+"""
+
+from decimal import ROUND_CEILING, Decimal
+
+from chats.models import Category
+
+_THOUSAND = Decimal(1000)
+
+
+def reply_cost(*, category: Category, prompt_tokens: int, completion_tokens: int) -> int:
+    raw = (prompt_tokens * Decimal(category.prompt_price) + completion_tokens * Decimal(category.completion_price)) / _THOUSAND
+    return int(raw.to_integral_value(rounding=ROUND_CEILING))
+
+
+def prompt_tokens_upper_bound(prompt_bytes: int, message_count: int) -> int:
+    """The most tokens a prompt of this size can be, for any byte-level BPE tokenizer.
+
+    Such a tokenizer never makes a token shorter than one byte, so the UTF-8
+    length bounds the count; each message adds a few framing tokens.
+    """
+    return prompt_bytes + 8 * message_count + 8

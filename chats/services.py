@@ -1,0 +1,225 @@
+"""Writes for chats: sessions, and the two short transactions around a reply.
+
+A reply is paid for in three steps, so that no transaction or row lock is
+ever held while the LLM talks:
+
+1. ``reply_begin``: reserve the most the reply can cost (its own durable
+   transaction in ``wallets``), then store the user's message and a
+   ``pending`` assistant message that remembers the hold.
+2. The stream (``chats.replies``), with no database connection held.
+3. ``reply_finish``: store the assistant message and settle the hold to the
+   real cost, in one transaction, on every path.
+"""
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from chats import selectors
+from chats.llm import ChatMessage, Usage, estimate_prompt_tokens, estimate_tokens
+from chats.models import Category, ChatSession, Message
+from chats.pricing import prompt_tokens_upper_bound, reply_cost
+from core.errors import ValidationFailed
+from wallets import services as wallet_services
+
+TITLE_FROM_MESSAGE_CHARS = 60
+
+
+def session_create(*, user, category: str, title: str = "") -> ChatSession:
+    found = selectors.categories_active().filter(slug=category).first()
+    if found is None:
+        raise ValidationFailed(
+            "Unknown category.", details={"category": [f"No active category named {category!r}."]}
+        )
+    session = ChatSession.objects.create(user=user, category=found, title=title)
+    session.message_count = 0
+    return session
+
+
+def session_rename(*, session: ChatSession, title: str) -> ChatSession:
+    session.title = title
+    session.save(update_fields=["title", "updated_at"])
+    return session
+
+
+def session_set_notes(*, session: ChatSession, notes: str) -> ChatSession:
+    session.notes = notes
+    session.save(update_fields=["notes", "updated_at"])
+    return session
+
+
+def session_delete(*, session: ChatSession) -> None:
+    """Messages go with the session (``on_delete=CASCADE``).
+
+    A reply still streaming settles its hold by id, so deleting the session
+    mid-stream cannot strand the reserved credit.
+    """
+    session.delete()
+
+
+@dataclass(frozen=True)
+class ReplyPlan:
+    """Everything the stream needs, so it never touches the database."""
+
+    session_id: object
+    user_message: Message
+    assistant_message_id: object
+    hold_id: object | None
+    held: int
+    category: Category
+    prompt: list[ChatMessage]
+    model: str
+    max_tokens: int
+
+
+@dataclass(frozen=True)
+class ReplyResult:
+    message: Message
+    usage: Usage
+    cost: int
+    balance: int
+
+
+def _validated_content(content: str) -> str:
+    if not content or not content.strip():
+        raise ValidationFailed("The message is empty.", details={"content": ["This field may not be blank."]})
+    if len(content) > settings.MESSAGE_MAX_CHARS:
+        limit = settings.MESSAGE_MAX_CHARS
+        raise ValidationFailed(
+            "The message is too long.",
+            details={"content": [f"Ensure this field has no more than {limit} characters."]},
+        )
+    return content
+
+
+def _prompt(session: ChatSession, content: str) -> list[ChatMessage]:
+    category = session.category
+    system = [ChatMessage(role="system", content=category.system_prompt)] if category.system_prompt else []
+    budget = settings.LLM_CONTEXT_TOKENS - estimate_prompt_tokens([*system, ChatMessage("user", content)])
+    history = selectors.prompt_history(session=session, budget_tokens=max(budget, 0), estimate=estimate_tokens)
+    return [*system, *(ChatMessage(role=m.role, content=m.content) for m in history), ChatMessage("user", content)]
+
+
+def reply_max_cost(*, category: Category, prompt: list[ChatMessage], max_tokens: int) -> int:
+    prompt_bytes = sum(len(m.content.encode()) for m in prompt)
+    upper = prompt_tokens_upper_bound(prompt_bytes, len(prompt))
+    return reply_cost(category=category, prompt_tokens=upper, completion_tokens=max_tokens)
+
+
+def reply_begin(*, user, session_id, content: str) -> ReplyPlan:
+    """Check, reserve, then store the question; raises before anything is stored."""
+    session = selectors.session_get(user=user, session_id=session_id)
+    content = _validated_content(content)
+    category = session.category
+    prompt = _prompt(session, content)
+    max_tokens = settings.LLM_MAX_TOKENS
+    held = reply_max_cost(category=category, prompt=prompt, max_tokens=max_tokens)
+    hold = (
+        wallet_services.wallet_reserve(user=user, amount=held, description=f"Reply in {session.id}")
+        if held > 0
+        else None
+    )
+    try:
+        with transaction.atomic():
+            now = timezone.now()
+            user_message = Message.objects.create(
+                session=session, role=Message.Role.USER, content=content, status=Message.Status.COMPLETE
+            )
+            assistant = Message.objects.create(
+                session=session,
+                role=Message.Role.ASSISTANT,
+                status=Message.Status.PENDING,
+                hold_id=hold.id if hold else None,
+            )
+            session.last_message_at = now
+            fields = ["last_message_at", "updated_at"]
+            if not session.title:
+                session.title = content.strip()[:TITLE_FROM_MESSAGE_CHARS]
+                fields.append("title")
+            session.save(update_fields=fields)
+    except BaseException:
+        if hold is not None:
+            wallet_services.wallet_release(hold_id=hold.id)
+        raise
+    return ReplyPlan(
+        session_id=session.id,
+        user_message=user_message,
+        assistant_message_id=assistant.id,
+        hold_id=hold.id if hold else None,
+        held=held,
+        category=category,
+        prompt=prompt,
+        model=category.model or settings.LLM_MODEL,
+        max_tokens=max_tokens,
+    )
+
+
+def _final_usage(plan: ReplyPlan, content: str, reported: Usage | None) -> Usage:
+    if reported is not None:
+        return reported
+    if not content:
+        return Usage(prompt_tokens=0, completion_tokens=0, estimated=True)
+    return Usage(
+        prompt_tokens=estimate_prompt_tokens(plan.prompt),
+        completion_tokens=estimate_tokens(content),
+        estimated=True,
+    )
+
+
+def reply_finish(*, plan: ReplyPlan, content: str, usage: Usage | None, status: str) -> ReplyResult:
+    """Store the reply and settle its hold, atomically, whatever happened to the stream.
+
+    ``failed`` charges nothing; otherwise the reported usage (or, when the
+    stream was cut before the provider said, an estimate) is charged, never
+    more than was held.
+    """
+    if status == Message.Status.FAILED:
+        usage = Usage(prompt_tokens=0, completion_tokens=0)
+    else:
+        usage = _final_usage(plan, content, usage)
+    cost = min(
+        reply_cost(category=plan.category, prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens),
+        plan.held,
+    )
+    with transaction.atomic():
+        if plan.hold_id is not None:
+            wallet = wallet_services.wallet_settle(
+                hold_id=plan.hold_id, cost=cost, description=f"Reply {plan.assistant_message_id}"
+            )
+        else:
+            wallet, _ = wallet_services.wallet_get_or_create(user=plan.user_message.session.user)
+        # Only a pending reply is settled: one closed by ``release_stale_holds``
+        # stays closed (its hold is gone, so the settle above charged nothing).
+        Message.objects.filter(pk=plan.assistant_message_id, status=Message.Status.PENDING).update(
+            content=content,
+            status=status,
+            prompt_tokens=usage.prompt_tokens,
+            completion_tokens=usage.completion_tokens,
+            cost=cost,
+        )
+        ChatSession.objects.filter(pk=plan.session_id).update(last_message_at=timezone.now(), updated_at=timezone.now())
+    message = Message.objects.filter(pk=plan.assistant_message_id).first() or Message(
+        id=plan.assistant_message_id,
+        role=Message.Role.ASSISTANT,
+        content=content,
+        status=status,
+        prompt_tokens=usage.prompt_tokens,
+        completion_tokens=usage.completion_tokens,
+        cost=cost,
+    )
+    return ReplyResult(message=message, usage=usage, cost=cost, balance=wallet.balance)
+
+
+def messages_close_stale(*, older_than: timedelta) -> int:
+    """Close replies left ``pending`` by a process that died mid-stream.
+
+    Their holds are released by ``wallets.services.holds_release_stale`` with
+    the same age, so they are ``failed`` and cost nothing.
+    """
+    cutoff = timezone.now() - older_than
+    return Message.objects.filter(status=Message.Status.PENDING, created_at__lt=cutoff).update(
+        status=Message.Status.FAILED
+    )

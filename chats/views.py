@@ -1,0 +1,184 @@
+import json
+from collections.abc import AsyncIterator
+
+from asgiref.sync import sync_to_async
+from django.core.serializers.json import DjangoJSONEncoder
+from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.views.decorators.csrf import csrf_exempt
+from drf_spectacular.utils import extend_schema
+from rest_framework import exceptions as drf_exceptions
+from rest_framework import mixins, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.generics import ListAPIView
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework_simplejwt.authentication import JWTAuthentication
+
+from chats import selectors, services
+from chats.replies import ReplyEvent, begin_and_release_connection, reply_events
+from chats.serializers import (
+    CategorySerializer,
+    MessageInputSerializer,
+    MessageSerializer,
+    ReplySerializer,
+    SessionCreateInputSerializer,
+    SessionNotesInputSerializer,
+    SessionRenameInputSerializer,
+    SessionSerializer,
+)
+from core.exceptions import exception_handler
+from core.pagination import CursorPagination
+
+
+class CategoryPagination(CursorPagination):
+    ordering = ("order", "slug")
+
+
+class SessionPagination(CursorPagination):
+    ordering = "-updated_at"
+
+
+class MessagePagination(CursorPagination):
+    ordering = "created_at"
+
+
+class CategoryViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
+    serializer_class = CategorySerializer
+    pagination_class = CategoryPagination
+    permission_classes = [AllowAny]
+
+    def get_queryset(self):
+        return selectors.categories_active()
+
+
+class SessionViewSet(
+    mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin, viewsets.GenericViewSet
+):
+    serializer_class = SessionSerializer
+    pagination_class = SessionPagination
+
+    def get_queryset(self):
+        return selectors.sessions_for_user(user=self.request.user)
+
+    def get_object(self):
+        return selectors.session_get(user=self.request.user, session_id=self.kwargs["pk"])
+
+    @extend_schema(request=SessionCreateInputSerializer, responses={201: SessionSerializer})
+    def create(self, request: Request) -> Response:
+        data = SessionCreateInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        session = services.session_create(user=request.user, **data.validated_data)
+        return Response(SessionSerializer(session).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=SessionRenameInputSerializer, responses={200: SessionSerializer})
+    def partial_update(self, request: Request, pk=None) -> Response:
+        data = SessionRenameInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        session = services.session_rename(session=self.get_object(), **data.validated_data)
+        return Response(SessionSerializer(session).data)
+
+    def perform_destroy(self, instance) -> None:
+        services.session_delete(session=instance)
+
+    @extend_schema(request=SessionNotesInputSerializer, responses={200: SessionSerializer})
+    @action(detail=True, methods=["put"])
+    def notes(self, request: Request, pk=None) -> Response:
+        data = SessionNotesInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        session = services.session_set_notes(session=self.get_object(), **data.validated_data)
+        return Response(SessionSerializer(session).data)
+
+
+class MessageHistoryView(ListAPIView):
+    """``GET /api/sessions/{id}/messages/``: the history, oldest first."""
+
+    serializer_class = MessageSerializer
+    pagination_class = MessagePagination
+
+    def get_queryset(self):
+        session = selectors.session_get(user=self.request.user, session_id=self.kwargs["pk"])
+        return selectors.session_messages(session=session)
+
+
+_history = MessageHistoryView.as_view()
+
+
+@csrf_exempt
+async def session_messages(request: HttpRequest, pk) -> HttpResponse:
+    """One URL, two natures: the history is a DRF list; a new message streams its reply."""
+    if request.method != "POST":
+        return await sync_to_async(_history)(request, pk=pk)
+    try:
+        return await _post_message(request, pk)
+    except Exception as exc:
+        return _error_response(exc)
+
+
+def _error_response(exc: Exception) -> JsonResponse:
+    """The same error shape as every DRF view, from the one exception handler."""
+    response = exception_handler(exc, {"view": None})
+    headers = {name: value for name, value in response.items() if name.lower() != "content-type"}
+    return JsonResponse(response.data, status=response.status_code, headers=headers)
+
+
+def _authenticate(request: HttpRequest):
+    result = JWTAuthentication().authenticate(request)
+    if result is None:
+        raise drf_exceptions.NotAuthenticated()
+    return result[0]
+
+
+def _read_content(request: HttpRequest) -> str:
+    try:
+        body = json.loads(request.body or b"null")
+    except (ValueError, UnicodeDecodeError):
+        raise drf_exceptions.ParseError("Malformed JSON.") from None
+    data = MessageInputSerializer(data=body if isinstance(body, dict) else {"content": None})
+    if not isinstance(body, dict):
+        raise drf_exceptions.ValidationError({"non_field_errors": ["Expected a JSON object."]})
+    data.is_valid(raise_exception=True)
+    return data.validated_data["content"]
+
+
+def _wants_json(request: HttpRequest) -> bool:
+    accept = request.headers.get("Accept", "")
+    return "application/json" in accept and "text/event-stream" not in accept
+
+
+async def _post_message(request: HttpRequest, pk) -> HttpResponse:
+    user = await sync_to_async(_authenticate)(request)
+    content = _read_content(request)
+    plan = await sync_to_async(begin_and_release_connection)(user=user, session_id=pk, content=content)
+    if _wants_json(request):
+        return await _reply_as_json(plan)
+    response = StreamingHttpResponse(_sse(plan), content_type="text/event-stream")
+    response["Cache-Control"] = "no-cache"
+    response["X-Accel-Buffering"] = "no"
+    return response
+
+
+def _sse_frame(name: str, data: dict) -> str:
+    return f"event: {name}\ndata: {json.dumps(data, cls=DjangoJSONEncoder)}\n\n"
+
+
+async def _sse(plan: services.ReplyPlan) -> AsyncIterator[str]:
+    start = {"user_message": MessageSerializer(plan.user_message).data, "assistant_message_id": plan.assistant_message_id}
+    yield _sse_frame("start", start)
+    async for event in reply_events(plan):
+        yield _sse_frame(event.name, event.data)
+
+
+async def _reply_as_json(plan: services.ReplyPlan) -> JsonResponse:
+    last: ReplyEvent | None = None
+    async for event in reply_events(plan):
+        last = event
+    if last is None or last.name == "error":
+        error = last.data["error"] if last else {"code": "llm_unavailable", "message": "No reply.", "details": {}}
+        return JsonResponse({"error": error}, status=status.HTTP_502_BAD_GATEWAY)
+    body = {
+        "user_message": MessageSerializer(plan.user_message).data,
+        "assistant_message": last.data["message"],
+        **{key: last.data[key] for key in ("usage", "cost", "balance")},
+    }
+    return JsonResponse(body, status=status.HTTP_201_CREATED, encoder=DjangoJSONEncoder)
