@@ -76,3 +76,29 @@ requires_postgres = pytest.mark.skipif(
     connection.vendor != "postgresql",
     reason="needs PostgreSQL (set DATABASE_URL=postgres://...) for real row locks and concurrency",
 )
+
+
+@pytest.fixture
+def live_asgi_url(transactional_db):
+    """The project's ASGI app under a real uvicorn on loopback: where disconnects really happen."""
+    import socket
+    import threading
+    import time
+
+    import uvicorn
+
+    from config.asgi import application
+
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(128)
+    server = uvicorn.Server(uvicorn.Config(application, lifespan="off", log_level="warning"))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.01)
+    yield f"http://127.0.0.1:{sock.getsockname()[1]}"
+    server.should_exit = True
+    thread.join(timeout=10)
+    sock.close()

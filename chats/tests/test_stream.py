@@ -1,0 +1,243 @@
+"""A reply end to end: uvicorn serving the project, the real ``openai`` client, a fake upstream.
+
+Each scenario ends with the wallet audit passing and no hold left open.
+"""
+
+import json
+import math
+import time
+
+import httpx
+import pytest
+from django.core.management import call_command
+from model_bakery import baker
+from rest_framework_simplejwt.tokens import RefreshToken
+
+from chats.models import Category, ChatSession, Message
+from wallets.models import Hold, LedgerEntry, Wallet
+from wallets.services import wallet_adjust
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def session(user):
+    # Transactional tests flush the tables, the migrated ``general`` row included.
+    general, _ = Category.objects.get_or_create(
+        slug="general",
+        defaults={"name": "General", "system_prompt": "Be brief.", "prompt_price": 1, "completion_price": 2},
+    )
+    return baker.make(ChatSession, user=user, category=general)
+
+
+@pytest.fixture
+def headers(user):
+    return {"Authorization": f"Bearer {RefreshToken.for_user(user).access_token}"}
+
+
+def sse_events(response: httpx.Response, stop_after_deltas: int | None = None) -> list[tuple[str, dict]]:
+    events, name, deltas = [], None, 0
+    for line in response.iter_lines():
+        if line.startswith("event: "):
+            name = line.removeprefix("event: ")
+        elif line.startswith("data: "):
+            events.append((name, json.loads(line.removeprefix("data: "))))
+            if name == "delta":
+                deltas += 1
+                if stop_after_deltas is not None and deltas >= stop_after_deltas:
+                    break
+    return events
+
+
+def post_stream(url, session, headers, content="Hello there", stop_after_deltas=None):
+    with httpx.Client(timeout=10) as client:
+        with client.stream(
+            "POST", f"{url}/api/sessions/{session.id}/messages/", json={"content": content}, headers=headers
+        ) as response:
+            assert response.status_code == 200, response.read()
+            assert response.headers["content-type"].startswith("text/event-stream")
+            assert response.headers["cache-control"] == "no-cache"
+            assert response.headers["x-accel-buffering"] == "no"
+            return sse_events(response, stop_after_deltas)
+
+
+def settled_reply(session, timeout: float = 5.0) -> Message:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        reply = Message.objects.filter(session=session, role="assistant").first()
+        if reply is not None and reply.status != Message.Status.PENDING:
+            return reply
+        time.sleep(0.02)
+    raise AssertionError("the reply was never settled")
+
+
+def assert_books_balance(user):
+    call_command("audit_wallets")
+    assert not Hold.objects.filter(wallet__user=user, status=Hold.Status.OPEN).exists()
+
+
+def expected_cost(prompt_tokens, completion_tokens, prompt_price=1, completion_price=2):
+    return math.ceil((prompt_tokens * prompt_price + completion_tokens * completion_price) / 1000)
+
+
+def test_reply_streams_and_charges_reported_usage(live_asgi_url, openai_settings, session, headers, user):
+    openai_settings.configure(reply="Hi there, human.", prompt_tokens=700, completion_tokens=400)
+    events = post_stream(live_asgi_url, session, headers)
+
+    names = [name for name, _ in events]
+    assert names[0] == "start" and names[-1] == "done"
+    assert set(names[1:-1]) == {"delta"}
+    start, done = events[0][1], events[-1][1]
+    assert start["user_message"]["content"] == "Hello there"
+    assert start["user_message"]["role"] == "user"
+    text = "".join(data["content"] for name, data in events if name == "delta")
+    assert text == "Hi there, human."
+    cost = expected_cost(700, 400)
+    assert done["usage"] == {"prompt_tokens": 700, "completion_tokens": 400}
+    assert done["cost"] == cost == 2
+    assert done["message"]["id"] == start["assistant_message_id"]
+    assert done["message"]["status"] == "complete"
+    assert done["balance"] == 100 - cost
+
+    reply = Message.objects.get(pk=start["assistant_message_id"])
+    assert (reply.content, reply.status, reply.cost) == (text, "complete", cost)
+    assert Wallet.objects.get(user=user).balance == 100 - cost
+    assert LedgerEntry.objects.filter(wallet__user=user, kind="charge").count() == 1
+    sent = openai_settings.last_request.body
+    assert sent["stream"] is True
+    assert sent["stream_options"] == {"include_usage": True}
+    assert sent["messages"][0]["role"] == "system"
+    assert sent["messages"][-1] == {"role": "user", "content": "Hello there"}
+    assert_books_balance(user)
+
+
+def test_first_message_titles_the_session(live_asgi_url, openai_settings, session, headers):
+    post_stream(live_asgi_url, session, headers, content="Plan a trip to Lisbon")
+    session.refresh_from_db()
+    assert session.title == "Plan a trip to Lisbon"
+    assert session.last_message_at is not None
+
+
+def test_cut_stream_without_usage_is_charged_by_estimate(live_asgi_url, openai_settings, session, headers, user):
+    openai_settings.configure(reply="word " * 40, include_usage=False)
+    done = post_stream(live_asgi_url, session, headers)[-1][1]
+    reply = settled_reply(session)
+    assert reply.status == "complete"
+    # The documented rule: ceil(UTF-8 bytes / 4) per text, plus framing per message.
+    assert reply.completion_tokens == math.ceil(len(reply.content.encode()) / 4)
+    assert reply.prompt_tokens > 0
+    assert done["cost"] == expected_cost(reply.prompt_tokens, reply.completion_tokens) == reply.cost
+    assert Wallet.objects.get(user=user).balance == 100 - reply.cost
+    assert_books_balance(user)
+
+
+def test_provider_failure_before_any_token_charges_nothing(live_asgi_url, openai_settings, session, headers, user):
+    openai_settings.configure(fail_status=503)
+    events = post_stream(live_asgi_url, session, headers)
+    assert [name for name, _ in events] == ["start", "error"]
+    assert events[-1][1]["error"]["code"] == "llm_unavailable"
+    reply = settled_reply(session)
+    assert (reply.status, reply.cost, reply.content) == ("failed", 0, "")
+    assert Wallet.objects.get(user=user).balance == 100
+    assert not LedgerEntry.objects.filter(wallet__user=user, kind="charge").exists()
+    assert_books_balance(user)
+
+
+def test_provider_failure_mid_stream_keeps_and_charges_the_part(
+    live_asgi_url, openai_settings, session, headers, user
+):
+    openai_settings.configure(reply="one two three four five six", fail_after_chunks=3)
+    events = post_stream(live_asgi_url, session, headers)
+    names = [name for name, _ in events]
+    assert names == ["start", "delta", "delta", "delta", "error"]
+    reply = settled_reply(session)
+    assert reply.status == "incomplete"
+    assert reply.content == "one two three"
+    assert reply.cost == expected_cost(reply.prompt_tokens, reply.completion_tokens) >= 1
+    assert Wallet.objects.get(user=user).balance == 100 - reply.cost
+    assert_books_balance(user)
+
+
+def test_client_disconnect_stores_partial_reply_and_closes_upstream(
+    live_asgi_url, openai_settings, session, headers, user
+):
+    openai_settings.configure(reply=" ".join(f"w{i}" for i in range(200)), chunk_delay=0.02)
+    events = post_stream(live_asgi_url, session, headers, stop_after_deltas=3)
+    assert [name for name, _ in events] == ["start", "delta", "delta", "delta"]
+
+    reply = settled_reply(session)
+    assert reply.status == "incomplete"
+    assert reply.content.startswith("w0 w1 w2")
+    assert len(reply.content.split()) < 200
+    assert reply.cost == expected_cost(reply.prompt_tokens, reply.completion_tokens) >= 1
+    assert Wallet.objects.get(user=user).balance == 100 - reply.cost
+    assert openai_settings.wait_until_sync(lambda: openai_settings.last_request.disconnected, timeout=5)
+    assert_books_balance(user)
+
+
+def test_insufficient_funds_is_402_and_nothing_is_stored(live_asgi_url, openai_settings, session, headers, user):
+    wallet_adjust(user=user, amount=-99, reason="spent elsewhere", actor=None)
+    with httpx.Client(timeout=10) as client:
+        response = client.post(
+            f"{live_asgi_url}/api/sessions/{session.id}/messages/", json={"content": "hi"}, headers=headers
+        )
+    assert response.status_code == 402
+    error = response.json()["error"]
+    assert error["code"] == "insufficient_funds"
+    assert error["details"]["available"] == 1
+    assert error["details"]["required"] > 1
+    assert not Message.objects.filter(session=session).exists()
+    assert openai_settings.requests == []
+    assert_books_balance(user)
+
+
+def test_json_mode_returns_one_body(live_asgi_url, openai_settings, session, headers, user):
+    openai_settings.configure(reply="Short answer.", prompt_tokens=10, completion_tokens=3)
+    with httpx.Client(timeout=10) as client:
+        response = client.post(
+            f"{live_asgi_url}/api/sessions/{session.id}/messages/",
+            json={"content": "Question?"},
+            headers={**headers, "Accept": "application/json"},
+        )
+    assert response.status_code == 201, response.text
+    body = response.json()
+    assert body["user_message"]["content"] == "Question?"
+    assert body["assistant_message"]["content"] == "Short answer."
+    assert body["assistant_message"]["status"] == "complete"
+    assert body["usage"] == {"prompt_tokens": 10, "completion_tokens": 3}
+    assert body["cost"] == 1
+    assert body["balance"] == 99
+    assert_books_balance(user)
+
+
+def test_json_mode_provider_failure_is_502(live_asgi_url, openai_settings, session, headers, user):
+    openai_settings.configure(fail_status=500)
+    with httpx.Client(timeout=10) as client:
+        response = client.post(
+            f"{live_asgi_url}/api/sessions/{session.id}/messages/",
+            json={"content": "Question?"},
+            headers={**headers, "Accept": "application/json"},
+        )
+    assert response.status_code == 502
+    assert response.json()["error"]["code"] == "llm_unavailable"
+    assert settled_reply(session).status == "failed"
+    assert Wallet.objects.get(user=user).balance == 100
+    assert_books_balance(user)
+
+
+def test_failed_replies_are_left_out_of_the_next_prompt(live_asgi_url, openai_settings, session, headers):
+    openai_settings.configure(fail_status=500)
+    post_stream(live_asgi_url, session, headers, content="first")
+    openai_settings.configure(reply="ok")
+    post_stream(live_asgi_url, session, headers, content="second")
+    sent = [m["content"] for m in openai_settings.last_request.body["messages"][1:]]
+    assert sent == ["first", "second"]
+
+
+def test_echo_provider_works_offline(live_asgi_url, session, headers, user):
+    events = post_stream(live_asgi_url, session, headers, content="ping")
+    done = events[-1][1]
+    assert done["message"]["status"] == "complete"
+    assert "ping" in done["message"]["content"]
+    assert done["balance"] == 100 - done["cost"]
+    assert_books_balance(user)
