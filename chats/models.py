@@ -17,7 +17,9 @@ class Category(models.Model):
     description = models.TextField(blank=True)
     system_prompt = models.TextField(blank=True)
     model = models.CharField(max_length=200, blank=True, help_text="Blank means the LLM_MODEL setting.")
-    prompt_price = models.DecimalField(max_digits=10, decimal_places=4, help_text="Credits per 1,000 prompt tokens.")
+    prompt_price = models.DecimalField(
+        max_digits=10, decimal_places=4, help_text="Credits per 1,000 prompt tokens."
+    )
     completion_price = models.DecimalField(
         max_digits=10, decimal_places=4, help_text="Credits per 1,000 completion tokens."
     )
@@ -83,9 +85,7 @@ class Message(models.Model):
     class Meta:
         indexes = [
             models.Index(fields=["session", "created_at"], name="chats_message_session_time"),
-            models.Index(
-                fields=["created_at"], name="chats_message_pending", condition=Q(status="pending")
-            ),
+            models.Index(fields=["created_at"], name="chats_message_pending", condition=Q(status="pending")),
         ]
 
     def __str__(self) -> str:

@@ -13,7 +13,10 @@ _THOUSAND = Decimal(1000)
 
 
 def reply_cost(*, category: Category, prompt_tokens: int, completion_tokens: int) -> int:
-    raw = (prompt_tokens * Decimal(category.prompt_price) + completion_tokens * Decimal(category.completion_price)) / _THOUSAND
+    raw = (
+        prompt_tokens * Decimal(category.prompt_price)
+        + completion_tokens * Decimal(category.completion_price)
+    ) / _THOUSAND
     return int(raw.to_integral_value(rounding=ROUND_CEILING))
 
 

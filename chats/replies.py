@@ -77,7 +77,10 @@ async def _close_quietly(stream: LLMStream | None) -> None:
 def _done_data(result: services.ReplyResult) -> dict[str, Any]:
     return {
         "message": MessageSerializer(result.message).data,
-        "usage": {"prompt_tokens": result.usage.prompt_tokens, "completion_tokens": result.usage.completion_tokens},
+        "usage": {
+            "prompt_tokens": result.usage.prompt_tokens,
+            "completion_tokens": result.usage.completion_tokens,
+        },
         "cost": result.cost,
         "balance": result.balance,
     }
@@ -90,7 +93,9 @@ async def reply_events(plan: services.ReplyPlan) -> AsyncIterator[ReplyEvent]:
     failure: LLMUnavailable | None = None
     try:
         try:
-            stream = await get_provider().stream(messages=plan.prompt, model=plan.model, max_tokens=plan.max_tokens)
+            stream = await get_provider().stream(
+                messages=plan.prompt, model=plan.model, max_tokens=plan.max_tokens
+            )
             async for delta in stream:
                 if delta:
                     parts.append(delta)

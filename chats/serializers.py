@@ -16,7 +16,16 @@ class SessionSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = ChatSession
-        fields = ["id", "category", "title", "notes", "message_count", "created_at", "updated_at", "last_message_at"]
+        fields = [
+            "id",
+            "category",
+            "title",
+            "notes",
+            "message_count",
+            "created_at",
+            "updated_at",
+            "last_message_at",
+        ]
         read_only_fields = fields
 
 
@@ -36,7 +45,16 @@ class SessionNotesInputSerializer(serializers.Serializer):
 class MessageSerializer(serializers.ModelSerializer):
     class Meta:
         model = Message
-        fields = ["id", "role", "content", "status", "prompt_tokens", "completion_tokens", "cost", "created_at"]
+        fields = [
+            "id",
+            "role",
+            "content",
+            "status",
+            "prompt_tokens",
+            "completion_tokens",
+            "cost",
+            "created_at",
+        ]
         read_only_fields = fields
 
 

@@ -99,8 +99,14 @@ def _prompt(session: ChatSession, content: str) -> list[ChatMessage]:
     category = session.category
     system = [ChatMessage(role="system", content=category.system_prompt)] if category.system_prompt else []
     budget = settings.LLM_CONTEXT_TOKENS - estimate_prompt_tokens([*system, ChatMessage("user", content)])
-    history = selectors.prompt_history(session=session, budget_tokens=max(budget, 0), estimate=estimate_tokens)
-    return [*system, *(ChatMessage(role=m.role, content=m.content) for m in history), ChatMessage("user", content)]
+    history = selectors.prompt_history(
+        session=session, budget_tokens=max(budget, 0), estimate=estimate_tokens
+    )
+    return [
+        *system,
+        *(ChatMessage(role=m.role, content=m.content) for m in history),
+        ChatMessage("user", content),
+    ]
 
 
 def reply_max_cost(*, category: Category, prompt: list[ChatMessage], max_tokens: int) -> int:
@@ -181,7 +187,11 @@ def reply_finish(*, plan: ReplyPlan, content: str, usage: Usage | None, status: 
     else:
         usage = _final_usage(plan, content, usage)
     cost = min(
-        reply_cost(category=plan.category, prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens),
+        reply_cost(
+            category=plan.category,
+            prompt_tokens=usage.prompt_tokens,
+            completion_tokens=usage.completion_tokens,
+        ),
         plan.held,
     )
     with transaction.atomic():
@@ -200,7 +210,9 @@ def reply_finish(*, plan: ReplyPlan, content: str, usage: Usage | None, status: 
             completion_tokens=usage.completion_tokens,
             cost=cost,
         )
-        ChatSession.objects.filter(pk=plan.session_id).update(last_message_at=timezone.now(), updated_at=timezone.now())
+        ChatSession.objects.filter(pk=plan.session_id).update(
+            last_message_at=timezone.now(), updated_at=timezone.now()
+        )
     message = Message.objects.filter(pk=plan.assistant_message_id).first() or Message(
         id=plan.assistant_message_id,
         role=Message.Role.ASSISTANT,

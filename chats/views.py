@@ -21,7 +21,6 @@ from chats.serializers import (
     CategorySerializer,
     MessageInputSerializer,
     MessageSerializer,
-    ReplySerializer,
     SessionCreateInputSerializer,
     SessionNotesInputSerializer,
     SessionRenameInputSerializer,
@@ -163,7 +162,10 @@ def _sse_frame(name: str, data: dict) -> str:
 
 
 async def _sse(plan: services.ReplyPlan) -> AsyncIterator[str]:
-    start = {"user_message": MessageSerializer(plan.user_message).data, "assistant_message_id": plan.assistant_message_id}
+    start = {
+        "user_message": MessageSerializer(plan.user_message).data,
+        "assistant_message_id": plan.assistant_message_id,
+    }
     yield _sse_frame("start", start)
     async for event in reply_events(plan):
         yield _sse_frame(event.name, event.data)
@@ -174,7 +176,9 @@ async def _reply_as_json(plan: services.ReplyPlan) -> JsonResponse:
     async for event in reply_events(plan):
         last = event
     if last is None or last.name == "error":
-        error = last.data["error"] if last else {"code": "llm_unavailable", "message": "No reply.", "details": {}}
+        error = (
+            last.data["error"] if last else {"code": "llm_unavailable", "message": "No reply.", "details": {}}
+        )
         return JsonResponse({"error": error}, status=status.HTTP_502_BAD_GATEWAY)
     body = {
         "user_message": MessageSerializer(plan.user_message).data,

@@ -64,7 +64,9 @@ def test_create_session_inactive_category_is_400(auth_client, general):
     assert response.status_code == 400
 
 
-@pytest.mark.parametrize("body", [{}, {"category": 5}, {"category": ["general"]}, {"category": "general", "title": {}}])
+@pytest.mark.parametrize(
+    "body", [{}, {"category": 5}, {"category": ["general"]}, {"category": "general", "title": {}}]
+)
 def test_create_session_wrong_types_are_400(auth_client, body):
     response = auth_client.post("/api/sessions/", body, format="json")
     assert response.status_code == 400
@@ -140,7 +142,9 @@ def test_rename_session_title_too_long_is_400(auth_client, session):
 
 
 def test_put_notes(auth_client, session):
-    response = auth_client.put(f"/api/sessions/{session.id}/notes/", {"notes": "remember the milk"}, format="json")
+    response = auth_client.put(
+        f"/api/sessions/{session.id}/notes/", {"notes": "remember the milk"}, format="json"
+    )
     assert response.status_code == 200
     assert response.json()["notes"] == "remember the milk"
     session.refresh_from_db()
@@ -199,5 +203,12 @@ def test_history_oldest_first_and_flat_queries(auth_client, session, django_asse
     times = [m["created_at"] for m in body["results"]]
     assert times == sorted(times)
     assert set(body["results"][0]) == {
-        "id", "role", "content", "status", "prompt_tokens", "completion_tokens", "cost", "created_at",
+        "id",
+        "role",
+        "content",
+        "status",
+        "prompt_tokens",
+        "completion_tokens",
+        "cost",
+        "created_at",
     }

@@ -50,15 +50,14 @@ def sse_events(response: httpx.Response, stop_after_deltas: int | None = None) -
 
 
 def post_stream(url, session, headers, content="Hello there", stop_after_deltas=None):
-    with httpx.Client(timeout=10) as client:
-        with client.stream(
-            "POST", f"{url}/api/sessions/{session.id}/messages/", json={"content": content}, headers=headers
-        ) as response:
-            assert response.status_code == 200, response.read()
-            assert response.headers["content-type"].startswith("text/event-stream")
-            assert response.headers["cache-control"] == "no-cache"
-            assert response.headers["x-accel-buffering"] == "no"
-            return sse_events(response, stop_after_deltas)
+    with httpx.Client(timeout=10) as client, client.stream(
+        "POST", f"{url}/api/sessions/{session.id}/messages/", json={"content": content}, headers=headers
+    ) as response:
+        assert response.status_code == 200, response.read()
+        assert response.headers["content-type"].startswith("text/event-stream")
+        assert response.headers["cache-control"] == "no-cache"
+        assert response.headers["x-accel-buffering"] == "no"
+        return sse_events(response, stop_after_deltas)
 
 
 def settled_reply(session, timeout: float = 5.0) -> Message:
@@ -118,7 +117,9 @@ def test_first_message_titles_the_session(live_asgi_url, openai_settings, sessio
     assert session.last_message_at is not None
 
 
-def test_cut_stream_without_usage_is_charged_by_estimate(live_asgi_url, openai_settings, session, headers, user):
+def test_cut_stream_without_usage_is_charged_by_estimate(
+    live_asgi_url, openai_settings, session, headers, user
+):
     openai_settings.configure(reply="word " * 40, include_usage=False)
     done = post_stream(live_asgi_url, session, headers)[-1][1]
     reply = settled_reply(session)
@@ -131,7 +132,9 @@ def test_cut_stream_without_usage_is_charged_by_estimate(live_asgi_url, openai_s
     assert_books_balance(user)
 
 
-def test_provider_failure_before_any_token_charges_nothing(live_asgi_url, openai_settings, session, headers, user):
+def test_provider_failure_before_any_token_charges_nothing(
+    live_asgi_url, openai_settings, session, headers, user
+):
     openai_settings.configure(fail_status=503)
     events = post_stream(live_asgi_url, session, headers)
     assert [name for name, _ in events] == ["start", "error"]
@@ -175,7 +178,9 @@ def test_client_disconnect_stores_partial_reply_and_closes_upstream(
     assert_books_balance(user)
 
 
-def test_insufficient_funds_is_402_and_nothing_is_stored(live_asgi_url, openai_settings, session, headers, user):
+def test_insufficient_funds_is_402_and_nothing_is_stored(
+    live_asgi_url, openai_settings, session, headers, user
+):
     wallet_adjust(user=user, amount=-99, reason="spent elsewhere", actor=None)
     with httpx.Client(timeout=10) as client:
         response = client.post(
