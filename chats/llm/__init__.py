@@ -1,0 +1,51 @@
+"""LLM providers: a streaming interface, the ``openai`` and ``echo`` providers, a factory.
+
+Typical use::
+
+    provider = get_provider()
+    stream = await provider.stream(messages=prompt, model=model, max_tokens=n)  # may raise LLMUnavailable
+    try:
+        async for delta in stream:  # may raise LLMUnavailable mid-reply
+            ...
+    finally:
+        await stream.aclose()  # also (above all) when the client went away
+    usage = stream.usage or estimate_usage(prompt, "".join(deltas))
+"""
+
+from .base import (
+    BYTES_PER_TOKEN,
+    MESSAGE_OVERHEAD_TOKENS,
+    REPLY_PRIMING_TOKENS,
+    ChatMessage,
+    LLMProvider,
+    LLMStream,
+    LLMUnavailable,
+    Usage,
+    estimate_message_tokens,
+    estimate_prompt_tokens,
+    estimate_tokens,
+    estimate_usage,
+)
+from .echo import EchoProvider
+from .factory import get_provider
+from .openai_provider import OpenAIProvider, aclose_clients, get_client
+
+__all__ = [
+    "BYTES_PER_TOKEN",
+    "MESSAGE_OVERHEAD_TOKENS",
+    "REPLY_PRIMING_TOKENS",
+    "ChatMessage",
+    "EchoProvider",
+    "LLMProvider",
+    "LLMStream",
+    "LLMUnavailable",
+    "OpenAIProvider",
+    "Usage",
+    "aclose_clients",
+    "estimate_message_tokens",
+    "estimate_prompt_tokens",
+    "estimate_tokens",
+    "estimate_usage",
+    "get_client",
+    "get_provider",
+]

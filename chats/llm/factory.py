@@ -1,0 +1,26 @@
+"""Pick the provider named by ``settings.LLM_PROVIDER``, read on every call."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+
+from .base import LLMProvider
+from .echo import EchoProvider
+from .openai_provider import OpenAIProvider
+
+PROVIDERS: dict[str, type[LLMProvider]] = {
+    EchoProvider.name: EchoProvider,
+    OpenAIProvider.name: OpenAIProvider,
+}
+
+
+def get_provider() -> LLMProvider:
+    """The configured provider (cheap: providers are stateless, clients are cached)."""
+    name = settings.LLM_PROVIDER
+    try:
+        provider_class = PROVIDERS[name]
+    except KeyError:
+        choices = ", ".join(sorted(PROVIDERS))
+        raise ImproperlyConfigured(f"LLM_PROVIDER={name!r} is not one of: {choices}.") from None
+    return provider_class()

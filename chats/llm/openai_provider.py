@@ -1,0 +1,255 @@
+"""The ``openai`` provider: any OpenAI-compatible chat-completions server.
+
+OpenAI itself, vLLM, Ollama, llama.cpp or a gateway, chosen by
+``OPENAI_BASE_URL``, driven by the official ``openai`` package's
+``AsyncOpenAI`` with ``stream=True`` and ``stream_options={"include_usage":
+True}``, so the last chunk carries the real token counts.
+
+One client per event loop and configuration. Building an ``AsyncOpenAI``
+costs about 17 ms of blocking CPU (its TLS context), far too much per reply,
+so clients are cached. But its connection pool belongs to the event loop it
+first ran on, and a process can run several loops (the test suite opens one
+per test, a thread may run its own), so the cache is keyed by the running
+loop and by the settings that shape the client (key, URL, timeout, retries).
+Under uvicorn there is one loop, hence one client and one pool per process.
+A loop's clients are closed when it shuts down (see :class:`_LoopClients`),
+or at once by :func:`aclose_clients`.
+
+``LLM_TIMEOUT`` applies to connecting and to each read: a reply that stalls
+for longer than that between two chunks fails with :class:`LLMUnavailable`.
+``LLM_MAX_RETRIES`` retries connection errors, 408/409/429 and 5xx before
+the stream starts; nothing is retried once tokens flow.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import ssl
+import threading
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass
+
+import anyio
+import httpx2
+import openai
+from django.conf import settings
+from openai.types.chat import ChatCompletionChunk
+
+from .base import ChatMessage, LLMProvider, LLMStream, LLMUnavailable, Usage
+
+logger = logging.getLogger(__name__)
+
+# One uvicorn worker is meant to carry 1,000 concurrent streams; the openai
+# default pool (1,000 connections) would make the last ones queue for a slot.
+POOL_LIMITS = httpx2.Limits(max_connections=2048, max_keepalive_connections=256)
+
+# Everything that means "the upstream failed" rather than "our code is wrong".
+_FAILURES: tuple[type[BaseException], ...] = (
+    openai.OpenAIError,
+    httpx2.HTTPError,
+    httpx2.StreamError,
+    anyio.EndOfStream,
+    anyio.BrokenResourceError,
+    ssl.SSLError,
+    OSError,
+    json.JSONDecodeError,
+)
+
+
+@dataclass(frozen=True)
+class ClientConfig:
+    api_key: str
+    base_url: str | None
+    timeout: float
+    max_retries: int
+
+    @classmethod
+    def from_settings(cls) -> ClientConfig:
+        return cls(
+            # Local servers (vLLM, Ollama, llama.cpp) need no key, but the client insists on one.
+            api_key=settings.OPENAI_API_KEY or "not-needed",
+            base_url=settings.OPENAI_BASE_URL or None,
+            timeout=float(settings.LLM_TIMEOUT),
+            max_retries=int(settings.LLM_MAX_RETRIES),
+        )
+
+    def build(self) -> openai.AsyncOpenAI:
+        return openai.AsyncOpenAI(
+            api_key=self.api_key,
+            base_url=self.base_url,
+            timeout=self.timeout,
+            max_retries=self.max_retries,
+            http_client=openai.DefaultAsyncHttpxClient(limits=POOL_LIMITS),
+        )
+
+
+class _LoopClients:
+    """The clients of one event loop, closed when that loop shuts down.
+
+    ``asyncio.run()``, uvicorn and pytest-asyncio all end a loop with
+    ``loop.shutdown_asyncgens()``, which closes every async generator the
+    loop has seen. One such generator, parked at its ``yield``, is the hook:
+    its ``finally`` closes the clients, so their pooled connections are shut
+    properly instead of being left to the garbage collector.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
+        self.clients: dict[ClientConfig, openai.AsyncOpenAI] = {}
+        self.open = True
+        self._closer = self._close_at_loop_shutdown()
+        # Run it to its yield right now (nothing is awaited on the way): the
+        # loop registers it on this first step.
+        with contextlib.suppress(StopIteration):
+            self._closer.asend(None).send(None)
+
+    async def _close_at_loop_shutdown(self) -> AsyncGenerator[None, None]:
+        try:
+            yield
+        finally:
+            await self.aclose()
+
+    async def aclose(self) -> None:
+        if not self.open:
+            return
+        self.open = False
+        with _clients_lock:
+            if _clients.get(self.loop) is self:
+                del _clients[self.loop]
+        for client in self.clients.values():
+            await client.close()
+
+    def discard(self) -> None:
+        """Forget these clients without awaiting anything, and retire the shutdown hook."""
+        self.open = False
+        with contextlib.suppress(StopIteration, RuntimeError):
+            self._closer.aclose().send(None)
+
+
+_clients: dict[asyncio.AbstractEventLoop, _LoopClients] = {}
+_clients_lock = threading.Lock()
+
+
+def get_client() -> openai.AsyncOpenAI:
+    """The ``AsyncOpenAI`` client for the running loop and the current settings."""
+    loop = asyncio.get_running_loop()
+    config = ClientConfig.from_settings()
+    entry = _clients.get(loop)
+    client = entry.clients.get(config) if entry is not None else None
+    if client is not None:
+        return client
+    with _clients_lock:
+        for other, stale in list(_clients.items()):
+            if other.is_closed():  # closed without shutdown_asyncgens(): its sockets died with it
+                del _clients[other]
+                stale.discard()
+        entry = _clients.get(loop)
+        if entry is None:
+            entry = _clients[loop] = _LoopClients(loop)
+        if config not in entry.clients:
+            entry.clients[config] = config.build()
+        return entry.clients[config]
+
+
+async def aclose_clients() -> None:
+    """Close and forget the running loop's clients now (they are also closed when the loop shuts down)."""
+    with _clients_lock:
+        entry = _clients.get(asyncio.get_running_loop())
+    if entry is not None:
+        await entry.aclose()
+        entry.discard()
+
+
+def _unavailable(exc: BaseException, *, midstream: bool) -> LLMUnavailable:
+    """A client-safe :class:`LLMUnavailable` for an upstream failure; the detail goes to the log."""
+    logger.warning("LLM upstream failed %s: %r", "mid-stream" if midstream else "before the stream", exc)
+    if isinstance(exc, openai.APIStatusError):
+        status = exc.status_code
+        return LLMUnavailable(
+            f"The language model service answered with an error (HTTP {status}).",
+            details={"reason": "upstream_status", "upstream_status": status},
+            # Overloaded or rate-limited upstream: a temporary condition, say so.
+            status_code=503 if status in (429, 503) else 502,
+        )
+    if isinstance(exc, (openai.APITimeoutError, httpx2.TimeoutException)):
+        return LLMUnavailable(
+            "The language model service did not answer in time.", details={"reason": "timeout"}
+        )
+    if isinstance(exc, openai.APIError) and not isinstance(exc, openai.APIConnectionError):
+        return LLMUnavailable(
+            "The language model service reported an error.", details={"reason": "upstream_error"}
+        )
+    if midstream:
+        return LLMUnavailable(
+            "The connection to the language model service broke off mid-reply.",
+            details={"reason": "connection"},
+        )
+    return LLMUnavailable("Could not reach the language model service.", details={"reason": "connection"})
+
+
+class OpenAIStream(LLMStream):
+    """Text deltas of one ``chat.completions`` stream, usage from its final chunk."""
+
+    def __init__(self, upstream: openai.AsyncStream[ChatCompletionChunk]) -> None:
+        self._upstream = upstream
+        self._closed = False
+
+    async def __anext__(self) -> str:
+        while not self._closed:
+            try:
+                chunk = await self._upstream.__anext__()
+            except StopAsyncIteration:
+                await self.aclose()
+                if self.finish_reason is None and self.usage is None:
+                    # The body ended cleanly but the reply never did: a proxy cut it.
+                    logger.warning("LLM stream ended with no finish_reason and no usage")
+                    raise LLMUnavailable(
+                        "The language model service stopped mid-reply.", details={"reason": "truncated"}
+                    ) from None
+                raise
+            except _FAILURES as exc:
+                await self.aclose()
+                raise _unavailable(exc, midstream=True) from exc
+            if chunk.usage is not None:
+                self.usage = Usage(
+                    prompt_tokens=chunk.usage.prompt_tokens,
+                    completion_tokens=chunk.usage.completion_tokens,
+                )
+            if not chunk.choices:
+                continue
+            choice = chunk.choices[0]
+            if choice.finish_reason:
+                self.finish_reason = choice.finish_reason
+            if choice.delta is not None and choice.delta.content:
+                return choice.delta.content
+        raise StopAsyncIteration
+
+    async def aclose(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            await self._upstream.close()
+        except _FAILURES:  # Closing a broken connection may fail; it is closed either way.
+            logger.debug("error while closing the LLM stream", exc_info=True)
+
+
+class OpenAIProvider(LLMProvider):
+    name = "openai"
+
+    async def stream(self, *, messages: list[ChatMessage], model: str, max_tokens: int) -> LLMStream:
+        client = get_client()
+        try:
+            upstream = await client.chat.completions.create(
+                model=model,
+                messages=[message.as_dict() for message in messages],  # type: ignore[misc]
+                max_tokens=max_tokens,
+                stream=True,
+                stream_options={"include_usage": True},
+            )
+        except _FAILURES as exc:
+            raise _unavailable(exc, midstream=False) from exc
+        return OpenAIStream(upstream)

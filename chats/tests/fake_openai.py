@@ -1,0 +1,494 @@
+"""A real HTTP server on loopback that speaks the OpenAI chat-completions API.
+
+The tests and the benchmarks drive the real ``openai`` client against it, so
+the wire format, connection handling, timeouts and disconnects are the real
+ones; only the model is fake. It is plain asyncio (HTTP/1.1, keep-alive,
+chunked server-sent events) in a background thread with its own event loop,
+light enough for a thousand concurrent streams, and free of pytest so a
+benchmark script can use it too::
+
+    with FakeOpenAI() as fake:
+        fake.configure(reply="Hello there", chunk_delay=0.01)
+        client = openai.AsyncOpenAI(base_url=fake.base_url, api_key="test")
+        ...
+        fake.requests[-1].body["max_tokens"]
+
+``POST /v1/chat/completions`` answers as :class:`Scenario` says: with
+``"stream": true`` a ``text/event-stream`` of ``data: {chunk}`` events (a role
+chunk, one chunk per delta, a chunk with the finish reason, the usage chunk
+with ``"choices": []`` when the request asked for it with
+``stream_options.include_usage``, then ``data: [DONE]``); without it one
+``chat.completion`` JSON body. ``GET /v1/models`` lists one model. Every
+request is recorded (:class:`RecordedRequest`), including whether the client
+hung up before its stream ended.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import itertools
+import json
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Self
+
+__all__ = ["FakeOpenAI", "RecordedRequest", "Scenario"]
+
+_WORDISH = re.compile(r"\s*\S+|\s+")
+_REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed"}
+
+
+@dataclass(frozen=True)
+class Scenario:
+    """How the fake answers. Replace it whole (``fake.configure(...)``) between requests."""
+
+    reply: str = "Hello from the fake model."
+    #: Explicit deltas; by default ``reply`` split into words, each with its leading space.
+    chunks: tuple[str, ...] | None = None
+    #: Seconds before the status line (the client is still waiting for ``create()`` to return).
+    headers_delay: float = 0.0
+    #: Seconds between the headers (sent with the role chunk) and the first content chunk.
+    first_chunk_delay: float = 0.0
+    #: Seconds between content chunks.
+    chunk_delay: float = 0.0
+    #: Answer this HTTP status with an OpenAI-style JSON error instead of a reply.
+    fail_status: int | None = None
+    #: Fail only the first N requests (then reply normally); ``None``: every request.
+    fail_times: int | None = None
+    fail_message: str = "The fake upstream failed."
+    #: ``retry-after-ms`` header on failures (the openai client honours it when retrying).
+    retry_after_ms: int | None = None
+    #: Close the connection abruptly after this many content chunks (no terminator, no [DONE]).
+    fail_after_chunks: int | None = None
+    #: ``False``: never send the usage chunk, even when the client asked for it.
+    include_usage: bool = True
+    #: Reported usage; by default ``len(request messages JSON) // 4`` and the number of chunks.
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    #: ``None``: no chunk carries a finish reason.
+    finish_reason: str | None = "stop"
+
+    def deltas(self) -> list[str]:
+        return list(self.chunks) if self.chunks is not None else _WORDISH.findall(self.reply)
+
+
+@dataclass
+class RecordedRequest:
+    """One request the fake received, and what became of its answer."""
+
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: Any
+    #: Which connection carried it (1, 2, ... in accept order): shows keep-alive reuse.
+    connection: int = 0
+    status: int = 200
+    chunks_sent: int = 0
+    #: The whole answer (for a stream: through ``[DONE]``) was written.
+    completed: bool = False
+    #: The client closed the connection before the answer was complete.
+    disconnected: bool = False
+    received_at: float = field(default_factory=time.monotonic)
+
+
+class _Disconnected(Exception):
+    pass
+
+
+class FakeOpenAI:
+    """The fake server. ``start()``/``stop()`` or use it as a context manager."""
+
+    def __init__(self, *, host: str = "127.0.0.1", port: int = 0, scenario: Scenario | None = None) -> None:
+        self.host = host
+        self.port = port
+        self.scenario = scenario or Scenario()
+        self._requests: list[RecordedRequest] = []
+        self._failures_served = 0
+        self._lock = threading.Lock()
+        self._ids = itertools.count(1)
+        self._connection_ids = itertools.count(1)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._server: asyncio.Server | None = None
+        self._handlers: set[asyncio.Task[None]] = set()
+        self.active_streams = 0
+
+    # --- control (any thread) ---------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}/v1"
+
+    def configure(self, **changes: Any) -> Scenario:
+        """Start from the default scenario with ``changes`` applied; later requests use it."""
+        if isinstance(changes.get("chunks"), list):
+            changes["chunks"] = tuple(changes["chunks"])
+        with self._lock:
+            self.scenario = dataclasses.replace(Scenario(), **changes)
+            self._failures_served = 0
+        return self.scenario
+
+    def reset(self) -> None:
+        """The default scenario and no recorded requests."""
+        with self._lock:
+            self.scenario = Scenario()
+            self._requests = []
+            self._failures_served = 0
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        with self._lock:
+            return list(self._requests)
+
+    @property
+    def last_request(self) -> RecordedRequest:
+        requests = self.requests
+        assert requests, "the fake OpenAI server received no request"
+        return requests[-1]
+
+    async def wait_until(self, predicate: Callable[[], bool], timeout: float = 2.0) -> bool:
+        """Poll ``predicate`` without blocking the caller's event loop (its sockets must close)."""
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            if time.monotonic() >= deadline:
+                return False
+            await asyncio.sleep(0.005)
+        return True
+
+    def wait_until_sync(self, predicate: Callable[[], bool], timeout: float = 2.0) -> bool:
+        """Like :meth:`wait_until`, for a thread with no event loop of its own running."""
+        deadline = time.monotonic() + timeout
+        while not predicate():
+            if time.monotonic() >= deadline:
+                return False
+            time.sleep(0.005)
+        return True
+
+    async def wait_for_disconnect(self, timeout: float = 2.0) -> bool:
+        """True once some recorded request's client hung up mid-answer."""
+        return await self.wait_until(lambda: any(r.disconnected for r in self.requests), timeout)
+
+    def start(self) -> Self:
+        if self._thread is not None:
+            return self
+        ready = threading.Event()
+        failure: list[BaseException] = []
+
+        def run() -> None:
+            loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(loop)
+            self._loop = loop
+            try:
+                self._server = loop.run_until_complete(
+                    asyncio.start_server(self._handle, self.host, self.port, backlog=4096, limit=2**20)
+                )
+                self.port = self._server.sockets[0].getsockname()[1]
+            except BaseException as exc:
+                failure.append(exc)
+                ready.set()
+                loop.close()
+                return
+            ready.set()
+            try:
+                loop.run_forever()
+            finally:
+                loop.run_until_complete(loop.shutdown_asyncgens())
+                loop.close()
+
+        self._thread = threading.Thread(target=run, name="fake-openai", daemon=True)
+        self._thread.start()
+        ready.wait()
+        if failure:
+            self._thread = None
+            raise failure[0]
+        return self
+
+    def stop(self) -> None:
+        if self._thread is None or self._loop is None:
+            return
+        future = asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop)
+        future.result(timeout=10)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(timeout=10)
+        self._thread = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    # --- the server (its own thread and loop) -----------------------------
+
+    async def _shutdown(self) -> None:
+        assert self._server is not None
+        self._server.close()
+        for task in list(self._handlers):
+            task.cancel()
+        await asyncio.gather(*self._handlers, return_exceptions=True)
+        await self._server.wait_closed()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        assert task is not None
+        self._handlers.add(task)
+        connection = next(self._connection_ids)
+        try:
+            keep_alive = True
+            while keep_alive:
+                head = await reader.readuntil(b"\r\n\r\n")
+                request_line, *header_lines = head.decode("latin-1").split("\r\n")
+                method, target, _version = request_line.split(" ", 2)
+                headers = {}
+                for line in header_lines:
+                    if ":" in line:
+                        name, value = line.split(":", 1)
+                        headers[name.strip().lower()] = value.strip()
+                raw = await reader.readexactly(int(headers.get("content-length", "0")))
+                keep_alive = headers.get("connection", "").lower() != "close"
+                path = target.split("?", 1)[0]
+                request = RecordedRequest(method, path, headers, body=None, connection=connection)
+                keep_alive = await self._respond(reader, writer, request, raw) and keep_alive
+        except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError, ValueError):
+            pass
+        finally:
+            self._handlers.discard(task)
+            writer.close()
+            with contextlib.suppress(Exception):
+                await writer.wait_closed()
+
+    async def _respond(
+        self,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        record: RecordedRequest,
+        raw: bytes,
+    ) -> bool:
+        """Answer one request; False when the connection must not be reused."""
+        method, path = record.method, record.path
+        try:
+            body = record.body = json.loads(raw) if raw else None
+        except ValueError:
+            body = None
+        with self._lock:
+            self._requests.append(record)
+            scenario = self.scenario
+
+        if path == "/v1/models" and method == "GET":
+            models = {"object": "list", "data": [_model("fake-model")]}
+            return await self._send_json(writer, record, 200, models)
+        if path != "/v1/chat/completions":
+            return await self._send_error(writer, record, 404, f"No route for {path}.")
+        if method != "POST":
+            return await self._send_error(writer, record, 405, "Use POST.")
+        if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
+            return await self._send_error(writer, record, 400, "The body must be JSON with a messages list.")
+
+        watcher = _HangupWatcher(reader)
+        try:
+            await watcher.pause(scenario.headers_delay)
+            if scenario.fail_status is not None and self._take_failure(scenario):
+                extra = {}
+                if scenario.retry_after_ms is not None:
+                    extra["retry-after-ms"] = str(scenario.retry_after_ms)
+                status, message = scenario.fail_status, scenario.fail_message
+                return await self._send_error(writer, record, status, message, extra)
+            if body.get("stream"):
+                return await self._stream(writer, watcher, record, scenario, body)
+            return await self._send_json(writer, record, 200, self._completion(scenario, body))
+        except (_Disconnected, ConnectionError):
+            record.disconnected = True
+            return False
+        finally:
+            watcher.stop()
+
+    def _take_failure(self, scenario: Scenario) -> bool:
+        with self._lock:
+            if scenario.fail_times is not None and self._failures_served >= scenario.fail_times:
+                return False
+            self._failures_served += 1
+            return True
+
+    async def _stream(
+        self,
+        writer: asyncio.StreamWriter,
+        watcher: _HangupWatcher,
+        record: RecordedRequest,
+        scenario: Scenario,
+        body: dict[str, Any],
+    ) -> bool:
+        deltas = scenario.deltas()
+        chunk = _ChunkFactory(f"chatcmpl-fake-{next(self._ids)}", str(body.get("model", "")))
+        head = _head(
+            200,
+            {
+                "content-type": "text/event-stream; charset=utf-8",
+                "transfer-encoding": "chunked",
+                "cache-control": "no-cache",
+            },
+        )
+        self.active_streams += 1
+        try:
+            writer.write(head + _event(chunk.delta({"role": "assistant", "content": ""})))
+            await _drain(writer, watcher)
+            for index, delta in enumerate(deltas):
+                await watcher.pause(scenario.first_chunk_delay if index == 0 else scenario.chunk_delay)
+                if scenario.fail_after_chunks is not None and index >= scenario.fail_after_chunks:
+                    writer.transport.abort()  # mid-stream crash: no terminator, no [DONE]
+                    return False
+                writer.write(_event(chunk.delta({"content": delta})))
+                await _drain(writer, watcher)
+                record.chunks_sent += 1
+            if scenario.fail_after_chunks is not None:  # at or beyond the last chunk
+                writer.transport.abort()
+                return False
+            tail = b""
+            if scenario.finish_reason is not None:
+                tail += _event(chunk.delta({}, finish_reason=scenario.finish_reason))
+            wants_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+            if wants_usage and scenario.include_usage:
+                tail += _event(chunk.usage(_usage(scenario, body, len(deltas))))
+            writer.write(tail + _sse(b"[DONE]") + b"0\r\n\r\n")
+            await _drain(writer, watcher)
+            record.completed = True
+            return True
+        finally:
+            self.active_streams -= 1
+
+    def _completion(self, scenario: Scenario, body: dict[str, Any]) -> dict[str, Any]:
+        deltas = scenario.deltas()
+        return {
+            "id": f"chatcmpl-fake-{next(self._ids)}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": str(body.get("model", "")),
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": "".join(deltas)},
+                    "finish_reason": scenario.finish_reason or "stop",
+                    "logprobs": None,
+                }
+            ],
+            "usage": _usage(scenario, body, len(deltas)),
+        }
+
+    async def _send_json(
+        self,
+        writer: asyncio.StreamWriter,
+        record: RecordedRequest,
+        status: int,
+        payload: Any,
+        extra_headers: dict[str, str] | None = None,
+    ) -> bool:
+        data = json.dumps(payload).encode()
+        record.status = status
+        headers = {"content-type": "application/json", "content-length": str(len(data))}
+        headers.update(extra_headers or {})
+        writer.write(_head(status, headers) + data)
+        await writer.drain()
+        record.completed = True
+        return True
+
+    async def _send_error(
+        self,
+        writer: asyncio.StreamWriter,
+        record: RecordedRequest,
+        status: int,
+        message: str,
+        extra_headers: dict[str, str] | None = None,
+    ) -> bool:
+        payload = {"error": {"message": message, "type": "server_error", "param": None, "code": None}}
+        return await self._send_json(writer, record, status, payload, extra_headers)
+
+
+class _HangupWatcher:
+    """Notices, while the fake waits or writes, that the client closed its connection.
+
+    During an answer an HTTP/1.1 client sends nothing, so a finished read means
+    the peer hung up. The read is only started when there is something to wait
+    on, and cancelled (consuming nothing) when the answer is done.
+    """
+
+    def __init__(self, reader: asyncio.StreamReader) -> None:
+        self._reader = reader
+        self._read: asyncio.Task[bytes] | None = None
+
+    def hung_up(self) -> bool:
+        if self._read is not None:
+            return self._read.done()
+        return self._reader.at_eof() or self._reader.exception() is not None
+
+    async def pause(self, seconds: float) -> None:
+        if seconds > 0:
+            if self._read is None:
+                self._read = asyncio.ensure_future(self._reader.read(1))
+            await asyncio.wait({self._read}, timeout=seconds)
+        if self.hung_up():
+            raise _Disconnected
+
+    def stop(self) -> None:
+        if self._read is None:
+            return
+        if self._read.done():
+            with contextlib.suppress(BaseException):
+                self._read.result()  # retrieve a reset, so asyncio does not log it
+        else:
+            self._read.cancel()
+
+
+async def _drain(writer: asyncio.StreamWriter, watcher: _HangupWatcher) -> None:
+    await writer.drain()
+    if watcher.hung_up():
+        raise _Disconnected
+
+
+class _ChunkFactory:
+    def __init__(self, completion_id: str, model: str) -> None:
+        self.base = {
+            "id": completion_id,
+            "object": "chat.completion.chunk",
+            "created": int(time.time()),
+            "model": model,
+            "system_fingerprint": None,
+        }
+
+    def delta(self, delta: dict[str, Any], finish_reason: str | None = None) -> dict[str, Any]:
+        choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
+        return {**self.base, "choices": [choice], "usage": None}
+
+    def usage(self, usage: dict[str, int]) -> dict[str, Any]:
+        return {**self.base, "choices": [], "usage": usage}
+
+
+def _usage(scenario: Scenario, body: dict[str, Any], chunk_count: int) -> dict[str, int]:
+    prompt = scenario.prompt_tokens
+    if prompt is None:
+        prompt = max(1, len(json.dumps(body.get("messages", []))) // 4)
+    completion = scenario.completion_tokens if scenario.completion_tokens is not None else chunk_count
+    return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+
+
+def _model(name: str) -> dict[str, Any]:
+    return {"id": name, "object": "model", "created": 0, "owned_by": "fake"}
+
+
+def _head(status: int, headers: dict[str, str]) -> bytes:
+    lines = [f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}"]
+    lines += [f"{name}: {value}" for name, value in headers.items()]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
+def _sse(data: bytes) -> bytes:
+    """One server-sent event as one HTTP chunk."""
+    event = b"data: " + data + b"\n\n"
+    return f"{len(event):x}\r\n".encode() + event + b"\r\n"
+
+
+def _event(payload: dict[str, Any]) -> bytes:
+    return _sse(json.dumps(payload, separators=(",", ":")).encode())

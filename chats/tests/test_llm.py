@@ -1,0 +1,481 @@
+"""The provider layer, driven through the real ``openai`` client against a real HTTP fake."""
+
+import asyncio
+import socket
+import threading
+
+import openai
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+from django.test import override_settings
+
+from chats.llm import (
+    ChatMessage,
+    EchoProvider,
+    LLMStream,
+    LLMUnavailable,
+    OpenAIProvider,
+    Usage,
+    aclose_clients,
+    estimate_prompt_tokens,
+    estimate_tokens,
+    estimate_usage,
+    get_client,
+    get_provider,
+    openai_provider,
+)
+from chats.tests.fake_openai import FakeOpenAI
+
+PROMPT = [
+    ChatMessage(role="system", content="Be brief."),
+    ChatMessage(role="user", content="Say hello"),
+]
+
+
+async def start(**overrides) -> LLMStream:
+    kwargs = {"messages": PROMPT, "model": "fake-model", "max_tokens": 50, **overrides}
+    return await OpenAIProvider().stream(**kwargs)
+
+
+async def collect(stream: LLMStream) -> list[str]:
+    return [delta async for delta in stream]
+
+
+# --- openai provider: the happy path ------------------------------------------
+
+
+async def test_stream_yields_deltas_in_order_then_reported_usage(openai_settings):
+    openai_settings.configure(chunks=["Hel", "lo", ", ", "world"], prompt_tokens=12, completion_tokens=4)
+
+    async with await start() as stream:
+        assert stream.usage is None
+        deltas = await collect(stream)
+
+    assert deltas == ["Hel", "lo", ", ", "world"]
+    assert stream.usage == Usage(prompt_tokens=12, completion_tokens=4, estimated=False)
+    assert stream.finish_reason == "stop"
+    assert openai_settings.last_request.completed
+
+
+async def test_request_body_carries_model_messages_max_tokens_and_include_usage(openai_settings):
+    await collect(await start(model="my-model", max_tokens=77))
+
+    request = openai_settings.last_request
+    assert request.method == "POST"
+    assert request.path == "/v1/chat/completions"
+    assert request.headers["authorization"] == "Bearer test"
+    assert request.body["model"] == "my-model"
+    assert request.body["max_tokens"] == 77
+    assert request.body["stream"] is True
+    assert request.body["stream_options"] == {"include_usage": True}
+    assert request.body["messages"] == [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Say hello"},
+    ]
+
+
+async def test_sequential_streams_reuse_one_pooled_connection(openai_settings):
+    for _ in range(3):
+        await collect(await start())
+
+    assert [r.connection for r in openai_settings.requests] == [openai_settings.requests[0].connection] * 3
+
+
+async def test_many_concurrent_streams_each_get_every_chunk_in_order(openai_settings):
+    chunks = [f" w{i}" for i in range(20)]
+    openai_settings.configure(chunks=chunks, chunk_delay=0.005)
+
+    async def one() -> list[str]:
+        return await collect(await start())
+
+    results = await asyncio.gather(*(one() for _ in range(100)))
+
+    assert all(result == chunks for result in results)
+    assert len(openai_settings.requests) == 100
+    assert all(r.completed for r in openai_settings.requests)
+
+
+async def test_no_usage_reported_leaves_usage_none_for_the_caller_to_estimate(openai_settings):
+    openai_settings.configure(reply="Hi there", include_usage=False)
+
+    stream = await start()
+    deltas = await collect(stream)
+
+    assert "".join(deltas) == "Hi there"
+    assert stream.usage is None
+    assert stream.finish_reason == "stop"
+    assert estimate_usage(PROMPT, "".join(deltas)) == Usage(
+        prompt_tokens=estimate_prompt_tokens(PROMPT), completion_tokens=2, estimated=True
+    )
+
+
+async def test_retries_a_5xx_before_the_stream_when_retries_are_allowed(openai_settings):
+    openai_settings.configure(reply="ok", fail_status=503, fail_times=1, retry_after_ms=1)
+
+    with override_settings(LLM_MAX_RETRIES=1):
+        deltas = await collect(await start())
+
+    assert deltas == ["ok"]
+    assert [r.status for r in openai_settings.requests] == [503, 200]
+
+
+# --- openai provider: failures -------------------------------------------------
+
+
+@pytest.mark.parametrize(("upstream", "ours"), [(500, 502), (400, 502), (401, 502), (503, 503), (429, 503)])
+async def test_error_status_before_the_stream_raises_unavailable(openai_settings, upstream, ours):
+    openai_settings.configure(fail_status=upstream, fail_message="secret upstream detail")
+
+    with pytest.raises(LLMUnavailable) as caught:
+        await start()
+
+    error = caught.value
+    assert error.code == "llm_unavailable"
+    assert error.status_code == ours
+    assert error.details == {"reason": "upstream_status", "upstream_status": upstream}
+    assert "secret" not in error.message
+    assert len(openai_settings.requests) == 1  # LLM_MAX_RETRIES=0
+
+
+async def test_unreachable_server_raises_unavailable(openai_settings):
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # closed again before the request: nothing listens there
+
+    with (
+        override_settings(OPENAI_BASE_URL=f"http://127.0.0.1:{port}/v1"),
+        pytest.raises(LLMUnavailable) as caught,
+    ):
+        await start()
+
+    assert caught.value.details == {"reason": "connection"}
+    assert caught.value.status_code == 502
+
+
+async def test_failure_mid_stream_raises_after_the_deltas_already_received(openai_settings):
+    openai_settings.configure(chunks=["one", " two", " three", " four"], fail_after_chunks=2)
+    received = []
+
+    stream = await start()
+    with pytest.raises(LLMUnavailable) as caught:
+        async for delta in stream:
+            received.append(delta)
+
+    assert received == ["one", " two"]
+    assert caught.value.details == {"reason": "connection"}
+    assert "mid-reply" in caught.value.message
+    assert stream.usage is None
+    assert await collect(stream) == []  # closed: iterating again just ends
+    await stream.aclose()
+
+
+async def test_cut_after_the_last_chunk_without_finish_is_a_failure(openai_settings):
+    openai_settings.configure(chunks=["all", " of", " it"], fail_after_chunks=3)
+
+    stream = await start()
+    with pytest.raises(LLMUnavailable):
+        await collect(stream)
+
+
+async def test_stream_ending_without_finish_reason_or_usage_counts_as_truncated(openai_settings):
+    openai_settings.configure(reply="cut short", finish_reason=None, include_usage=False)
+
+    stream = await start()
+    with pytest.raises(LLMUnavailable) as caught:
+        await collect(stream)
+
+    assert caught.value.details == {"reason": "truncated"}
+
+
+async def test_stream_without_finish_reason_but_with_usage_is_complete(openai_settings):
+    openai_settings.configure(reply="fine", finish_reason=None, prompt_tokens=3, completion_tokens=1)
+
+    stream = await start()
+
+    assert await collect(stream) == ["fine"]
+    assert stream.usage == Usage(3, 1)
+    assert stream.finish_reason is None
+
+
+async def test_no_first_chunk_within_the_timeout_raises_unavailable_and_hangs_up(openai_settings):
+    openai_settings.configure(first_chunk_delay=5)
+
+    with override_settings(LLM_TIMEOUT=0.2):
+        stream = await start()  # the headers came at once
+        with pytest.raises(LLMUnavailable) as caught:
+            await collect(stream)
+
+    assert caught.value.details == {"reason": "timeout"}
+    assert await openai_settings.wait_for_disconnect()
+
+
+async def test_no_headers_within_the_timeout_raises_unavailable_from_stream(openai_settings):
+    openai_settings.configure(headers_delay=5)
+
+    with override_settings(LLM_TIMEOUT=0.2), pytest.raises(LLMUnavailable) as caught:
+        await start()
+
+    assert caught.value.details == {"reason": "timeout"}
+    assert caught.value.message == "The language model service did not answer in time."
+    assert await openai_settings.wait_for_disconnect()
+
+
+# --- openai provider: closing ---------------------------------------------------
+
+
+async def test_aclose_mid_stream_closes_the_upstream_connection(openai_settings):
+    openai_settings.configure(chunks=[f"c{i} " for i in range(50)], chunk_delay=0.02)
+
+    stream = await start()
+    assert await anext(stream) == "c0 "
+    await stream.aclose()
+
+    assert await openai_settings.wait_for_disconnect()
+    request = openai_settings.last_request
+    assert not request.completed
+    assert request.chunks_sent < 50
+    assert await collect(stream) == []
+    await stream.aclose()  # idempotent
+
+
+async def test_cancelled_reader_then_aclose_closes_the_upstream_connection(openai_settings):
+    """What the streaming view does when the client goes away: cancel, then aclose."""
+    openai_settings.configure(chunks=["first", " second"], first_chunk_delay=0, chunk_delay=10)
+    stream = await start()
+    first = asyncio.Event()
+
+    async def read() -> None:
+        async for _ in stream:
+            first.set()
+
+    reader = asyncio.create_task(read())
+    await asyncio.wait_for(first.wait(), 2)
+    reader.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await reader
+    await asyncio.shield(stream.aclose())
+
+    assert await openai_settings.wait_for_disconnect()
+    assert openai_settings.last_request.chunks_sent == 1
+
+
+async def test_aclose_before_iterating_closes_the_upstream_connection(openai_settings):
+    openai_settings.configure(first_chunk_delay=10)
+
+    stream = await start()
+    await stream.aclose()
+
+    assert await openai_settings.wait_for_disconnect()
+    assert openai_settings.last_request.chunks_sent == 0
+
+
+# --- the client cache -------------------------------------------------------------
+
+
+async def test_client_is_cached_per_loop_and_settings(openai_settings):
+    client = get_client()
+
+    assert get_client() is client
+    with override_settings(LLM_TIMEOUT=3.5):
+        other = get_client()
+        assert other is not client
+        assert other.timeout == 3.5
+    assert get_client() is client
+    assert client.base_url == openai_settings.base_url + "/"
+    assert client.max_retries == 0
+    assert client.api_key == "test"
+
+
+async def test_each_event_loop_gets_its_own_client_closed_when_the_loop_ends(openai_settings):
+    here = get_client()
+    there = []
+
+    async def use_a_client_on_another_loop() -> None:
+        client = get_client()
+        there.append(client)
+        stream = await OpenAIProvider().stream(messages=PROMPT, model="m", max_tokens=5)
+        await collect(stream)  # leaves a pooled keep-alive connection behind
+
+    thread = threading.Thread(target=asyncio.run, args=(use_a_client_on_another_loop(),))
+    thread.start()
+    thread.join()
+
+    assert there[0] is not here
+    assert there[0].is_closed()  # asyncio.run() shut its loop down, and the loop closed the client
+    assert get_client() is here
+    assert all(not loop.is_closed() for loop in openai_provider._clients)
+
+
+def test_clients_of_a_loop_closed_without_shutdown_are_swept_away(openai_settings):
+    abandoned = asyncio.new_event_loop()
+    client = abandoned.run_until_complete(_get_client())
+    abandoned.close()  # no shutdown_asyncgens(): nobody closed the client
+    assert abandoned in openai_provider._clients
+
+    fresh = asyncio.new_event_loop()
+    try:
+        assert fresh.run_until_complete(_get_client()) is not client
+        assert abandoned not in openai_provider._clients
+    finally:
+        fresh.run_until_complete(fresh.shutdown_asyncgens())
+        fresh.close()
+    assert fresh not in openai_provider._clients
+
+
+async def _get_client() -> openai.AsyncOpenAI:
+    return get_client()
+
+
+async def test_missing_api_key_is_sent_as_a_placeholder(openai_settings):
+    with override_settings(OPENAI_API_KEY=""):
+        await collect(await start())
+
+    assert openai_settings.last_request.headers["authorization"] == "Bearer not-needed"
+
+
+async def test_aclose_clients_closes_and_forgets_this_loops_clients(openai_settings):
+    await collect(await start())
+    client = get_client()
+
+    await aclose_clients()
+
+    assert client.is_closed()
+    assert get_client() is not client
+    await aclose_clients()
+
+
+# --- echo provider --------------------------------------------------------------------
+
+
+async def test_echo_replies_with_the_last_user_message_in_word_chunks():
+    messages = [*PROMPT, ChatMessage("assistant", "Hello!"), ChatMessage("user", "How  are you?")]
+
+    stream = await EchoProvider().stream(messages=messages, model="any", max_tokens=100)
+    deltas = await collect(stream)
+
+    assert deltas == ["Echo:", " How", "  are", " you?"]
+    assert stream.usage == Usage(
+        prompt_tokens=estimate_prompt_tokens(messages),
+        completion_tokens=estimate_tokens("Echo: How  are you?"),
+        estimated=False,
+    )
+    assert stream.finish_reason == "stop"
+
+
+async def test_echo_is_deterministic():
+    async def once() -> tuple[list[str], Usage | None]:
+        stream = await EchoProvider().stream(messages=PROMPT, model="m", max_tokens=100)
+        return await collect(stream), stream.usage
+
+    assert await once() == await once()
+
+
+async def test_echo_caps_the_reply_at_max_tokens():
+    messages = [ChatMessage("user", "word " * 100)]
+
+    stream = await EchoProvider().stream(messages=messages, model="m", max_tokens=5)
+    reply = "".join(await collect(stream))
+
+    assert reply == ("Echo: " + "word " * 100)[:20]
+    assert stream.usage.completion_tokens == 5
+    assert stream.finish_reason == "length"
+
+
+async def test_echo_with_no_user_message_and_a_delay():
+    stream = await EchoProvider(delay=0.001).stream(
+        messages=[ChatMessage("system", "x")], model="m", max_tokens=10
+    )
+
+    assert await collect(stream) == ["Echo."]
+
+
+async def test_echo_aclose_ends_the_stream_without_usage():
+    stream = await EchoProvider().stream(messages=PROMPT, model="m", max_tokens=10)
+    assert await anext(stream) == "Echo:"
+
+    await stream.aclose()
+
+    assert await collect(stream) == []
+    assert stream.usage is None
+
+
+# --- factory ------------------------------------------------------------------------------
+
+
+def test_factory_defaults_to_echo():
+    assert isinstance(get_provider(), EchoProvider)
+
+
+def test_factory_follows_the_setting_on_every_call():
+    with override_settings(LLM_PROVIDER="openai", OPENAI_API_KEY="k"):
+        assert isinstance(get_provider(), OpenAIProvider)
+    assert isinstance(get_provider(), EchoProvider)
+
+
+def test_factory_rejects_an_unknown_provider():
+    with override_settings(LLM_PROVIDER="skynet"), pytest.raises(ImproperlyConfigured, match="skynet"):
+        get_provider()
+
+
+async def test_factory_openai_provider_streams_from_the_fake(openai_settings):
+    openai_settings.configure(reply="via factory")
+
+    stream = await get_provider().stream(messages=PROMPT, model="m", max_tokens=5)
+
+    assert "".join(await collect(stream)) == "via factory"
+
+
+# --- the token estimate -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "tokens"),
+    [("", 0), ("a", 1), ("abcd", 1), ("abcde", 2), ("é", 1), ("日本語", 3), ("x" * 4000, 1000)],
+)
+def test_estimate_tokens_is_utf8_bytes_over_four_rounded_up(text, tokens):
+    assert estimate_tokens(text) == tokens
+
+
+def test_estimate_prompt_tokens_adds_per_message_overhead_and_reply_priming():
+    assert estimate_prompt_tokens([]) == 3
+    assert estimate_prompt_tokens(PROMPT) == 3 + (4 + 3) + (4 + 3)
+
+
+def test_llm_unavailable_is_a_502_domain_error_by_default():
+    error = LLMUnavailable()
+
+    assert (error.code, error.status_code, error.details) == ("llm_unavailable", 502, {})
+    assert error.message
+
+
+# --- the fake itself --------------------------------------------------------------------
+
+
+async def test_fake_answers_non_streaming_requests_with_a_completion(fake_openai):
+    fake_openai.configure(reply="whole reply", prompt_tokens=7, completion_tokens=2)
+    client = openai.AsyncOpenAI(base_url=fake_openai.base_url, api_key="k", max_retries=0)
+    try:
+        completion = await client.chat.completions.create(
+            model="m", messages=[{"role": "user", "content": "hi"}], max_tokens=5
+        )
+        models = await client.models.list()
+        with pytest.raises(openai.NotFoundError):
+            await client.embeddings.create(model="m", input="x")
+    finally:
+        await client.close()
+
+    assert completion.choices[0].message.content == "whole reply"
+    assert (completion.usage.prompt_tokens, completion.usage.completion_tokens) == (7, 2)
+    assert [model.id for model in models.data] == ["fake-model"]
+
+
+def test_fake_starts_and_stops_on_its_own_port():
+    with FakeOpenAI() as fake:
+        assert fake.base_url.startswith("http://127.0.0.1:")
+        assert fake.base_url.endswith("/v1")
+        with socket.create_connection(("127.0.0.1", fake.port)) as conn:
+            conn.sendall(b"POST /v1/chat/completions HTTP/1.1\r\ncontent-length: 2\r\n\r\n{}")
+            assert conn.recv(100).startswith(b"HTTP/1.1 400")
+        assert fake.wait_until_sync(lambda: len(fake.requests) == 1)
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", fake.port), timeout=1).close()
