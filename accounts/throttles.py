@@ -5,6 +5,8 @@ password; the login id alone lets one client sweep many accounts. The rate
 is read from settings on every request so tests and operators can change it.
 """
 
+import hashlib
+
 from django.conf import settings
 from rest_framework.throttling import SimpleRateThrottle
 
@@ -29,4 +31,6 @@ class AuthLoginIdThrottle(SimpleRateThrottle):
         login_id = request.data.get("login_id") if isinstance(request.data, dict) else None
         if not isinstance(login_id, str) or not login_id:
             return None
-        return self.cache_format % {"scope": self.scope, "ident": login_id.strip().lower()}
+        # Hashed: the body is not validated yet, so the id may be long or hold any character.
+        ident = hashlib.sha256(login_id.strip().lower().encode()).hexdigest()
+        return self.cache_format % {"scope": self.scope, "ident": ident}

@@ -114,7 +114,11 @@ else:
 AUTH_USER_MODEL = "accounts.User"
 AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend"]
 AUTH_PASSWORD_VALIDATORS = [
-    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {
+        "NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator",
+        # The default attributes name `username`, which this user model does not have.
+        "OPTIONS": {"user_attributes": ("login_id", "display_name", "email")},
+    },
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
@@ -148,17 +152,30 @@ ACCOUNT_USER_MODEL_USERNAME_FIELD = "login_id"
 ACCOUNT_LOGIN_METHODS = {"username"}
 ACCOUNT_SIGNUP_FIELDS = ["username*", "password1*"]
 
-AUTH_THROTTLE_RATE = setting("AUTH_THROTTLE_RATE", env.str, default="10/min")
+def _throttle_rate(name: str, default: str) -> str:
+    """A DRF rate such as ``10/min``, checked now rather than on the first request."""
+    rate = env.str(name, default=default).strip()
+    count, _, period = rate.partition("/")
+    if not count.isdigit() or period[:1] not in {"s", "m", "h", "d"}:
+        raise ValueError("use a number per s, min, hour or day, such as 10/min")
+    return rate
+
+
+AUTH_THROTTLE_RATE = setting("AUTH_THROTTLE_RATE", _throttle_rate, default="10/min")
+# How many proxies (load balancers) append to X-Forwarded-For in front of the app. With 0 the
+# header is ignored, so a client cannot pick its own address to dodge the per-IP rate limits.
+NUM_PROXIES = setting("NUM_PROXIES", env.int, default=0, minimum=0)
 
 # --- REST framework --------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["rest_framework_simplejwt.authentication.JWTAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["core.parsers.JSONParser"],
     "DEFAULT_PAGINATION_CLASS": "core.pagination.CursorPagination",
     "PAGE_SIZE": 20,
     "DEFAULT_THROTTLE_RATES": {"auth_ip": AUTH_THROTTLE_RATE, "auth_login_id": AUTH_THROTTLE_RATE},
+    "NUM_PROXIES": NUM_PROXIES,
     "EXCEPTION_HANDLER": "core.exceptions.exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,

@@ -49,3 +49,9 @@ class TokenNotValid(DomainError):
     code = "token_not_valid"
     status_code = 401
     default_message = "The token is invalid or expired."
+
+
+class PayloadTooLarge(DomainError):
+    code = "payload_too_large"
+    status_code = 413
+    default_message = "The request body is too large."

@@ -4,8 +4,10 @@
 """
 
 import logging
+import math
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -15,14 +17,16 @@ from rest_framework.response import Response
 from rest_framework.views import set_rollback
 from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
 
-from core.errors import DomainError
+from core.errors import DomainError, PayloadTooLarge
 
 logger = logging.getLogger(__name__)
 
 _CODES_BY_DRF_CLASS: list[tuple[type[drf.APIException], str]] = [
     (InvalidToken, "token_not_valid"),
     (drf.NotAuthenticated, "not_authenticated"),
-    (drf.AuthenticationFailed, "not_authenticated"),
+    # Credentials were sent but refused: with JWT the only credential is a token (its
+    # user deleted or deactivated, its signature or type wrong), so say which is wrong.
+    (drf.AuthenticationFailed, "token_not_valid"),
     (drf.PermissionDenied, "permission_denied"),
     (drf.NotFound, "not_found"),
     (drf.Throttled, "throttled"),
@@ -69,16 +73,10 @@ def _translate(exc: Exception) -> Exception:
         detail = exc.message_dict if hasattr(exc, "error_dict") else exc.messages
         return drf.ValidationError(detail)
     if isinstance(exc, RequestDataTooBig):
-        return PayloadTooLarge()
+        return PayloadTooLarge(details={"max_bytes": settings.DATA_UPLOAD_MAX_MEMORY_SIZE})
     if isinstance(exc, TokenError):
         return InvalidToken(str(exc))
     return exc
-
-
-class PayloadTooLarge(DomainError):
-    code = "payload_too_large"
-    status_code = 413
-    default_message = "The request body is too large."
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
@@ -101,8 +99,9 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
         elif isinstance(exc, drf.Throttled):
             message = "Too many requests; try again later."
             if exc.wait is not None:
-                details = {"retry_after": int(exc.wait)}
-                headers["Retry-After"] = str(int(exc.wait))
+                retry_after = max(1, math.ceil(exc.wait))
+                details = {"retry_after": retry_after}
+                headers["Retry-After"] = str(retry_after)
         elif isinstance(exc.detail, dict):
             message = str(exc.detail.get("detail", exc.default_detail))
         else:

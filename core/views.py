@@ -1,5 +1,7 @@
 """Probes for the load balancer, and JSON error pages for the API's URLs."""
 
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
 from django.views import defaults
@@ -38,6 +40,12 @@ def server_error(request: HttpRequest):
 
 
 def bad_request(request: HttpRequest, exception: Exception):
+    """Django's answer to a ``SuspiciousOperation`` outside DRF (e.g. a plain streaming view)."""
     if request.path.startswith(API_PREFIXES):
+        if isinstance(exception, RequestDataTooBig):
+            max_bytes = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+            return error_response(
+                "payload_too_large", "The request body is too large.", 413, {"max_bytes": max_bytes}
+            )
         return error_response("bad_request", "The request could not be understood.", 400)
     return defaults.bad_request(request, exception)

@@ -10,6 +10,7 @@ from accounts.google import _login_id_candidates
 from accounts.models import User
 from accounts.tests.google_idp import ANDROID_CLIENT_ID, WEB_CLIENT_ID, GoogleIdentityPlatform, SigningKey
 from conftest import PASSWORD
+from core.tests.asserts import assert_error
 
 pytestmark = pytest.mark.django_db
 
@@ -46,15 +47,6 @@ def google_settings(settings, idp):
 
 def sign_in(client, token):
     return client.post(URL, {"id_token": token}, format="json")
-
-
-def assert_error(response, status, code):
-    assert response.status_code == status, response.content
-    body = response.json()
-    assert set(body) == {"error"}
-    assert body["error"]["code"] == code
-    assert body["error"]["message"]
-    return body["error"]
 
 
 def test_first_sign_in_creates_user_and_links_google_account(api_client, idp):

@@ -1,0 +1,178 @@
+"""Every error of every endpoint has the spec's shape; none is a 500 the client caused."""
+
+import json
+
+import pytest
+from rest_framework.test import APIClient
+
+from core.tests.asserts import assert_error
+
+pytestmark = pytest.mark.django_db
+
+LEAK = "secret internals"
+
+
+def raw_post(client, url, body: bytes | str, content_type="application/json", **extra):
+    return client.generic("POST", url, body, content_type=content_type, **extra)
+
+
+# --- Bodies the client got wrong ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "body",
+    ['{"login_id": "alice",', "{'login_id': 'alice'}", "not json", '{"a": NaN}', b"\xff\xfe{}"],
+    ids=["truncated", "single-quotes", "bare-words", "nan", "not-utf8"],
+)
+def test_malformed_json_is_a_validation_error(api_client, body):
+    error = assert_error(raw_post(api_client, "/auth/login", body), 400, "validation_error")
+
+    assert "JSON" in error["message"] or "json" in error["message"].lower()
+
+
+def test_deeply_nested_json_is_a_validation_error_not_a_crash(api_client):
+    body = "[" * 100_000 + "]" * 100_000
+
+    assert_error(raw_post(api_client, "/auth/login", body), 400, "validation_error")
+
+
+@pytest.mark.parametrize("body", [[], ["alice"], "alice", 42, None])
+def test_json_that_is_not_an_object_is_a_validation_error(api_client, body):
+    error = assert_error(raw_post(api_client, "/auth/login", json.dumps(body)), 400, "validation_error")
+
+    assert error["details"]
+
+
+def test_empty_body_names_the_missing_fields(api_client):
+    error = assert_error(raw_post(api_client, "/auth/login", b""), 400, "validation_error")
+
+    assert set(error["details"]) == {"login_id", "password"}
+    assert error["details"]["login_id"] == ["This field is required."]
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type"),
+    [("login_id=alice&password=x", "application/x-www-form-urlencoded"), ("alice", "text/plain")],
+)
+def test_bodies_that_are_not_json_are_unsupported(api_client, body, content_type):
+    assert_error(raw_post(api_client, "/auth/login", body, content_type), 415, "unsupported_media_type")
+
+
+def test_oversize_body_is_413(api_client, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1024
+    body = json.dumps({"login_id": "alice", "password": "x" * 2000})
+
+    error = assert_error(raw_post(api_client, "/auth/login", body), 413, "payload_too_large")
+
+    assert error["details"] == {"max_bytes": 1024}
+
+
+def test_oversize_body_on_authenticated_endpoint_is_413(auth_client, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1024
+    body = json.dumps({"display_name": "x" * 2000})
+
+    assert_error(
+        auth_client.generic("PATCH", "/auth/me", body, content_type="application/json"),
+        413,
+        "payload_too_large",
+    )
+
+
+def test_body_just_under_the_limit_is_read(api_client, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1024
+    body = json.dumps({"login_id": "nobody", "password": "x" * 100, "ignored": "x" * 850})
+
+    assert_error(raw_post(api_client, "/auth/login", body), 401, "invalid_credentials")
+
+
+def test_html_only_client_still_gets_json_errors(api_client):
+    response = api_client.get("/auth/me", HTTP_ACCEPT="text/html")
+
+    assert response.status_code in (401, 406)
+    assert response.json()["error"]["code"] in {"not_authenticated", "not_acceptable"}
+
+
+# --- Unknown URLs and methods ------------------------------------------------
+
+
+@pytest.mark.parametrize("url", ["/api/xyz", "/api/xyz/", "/auth/xyz", "/auth/login/extra", "/api/"])
+@pytest.mark.parametrize("method", ["GET", "POST", "DELETE"])
+def test_unknown_api_urls_are_json_404(api_client, url, method):
+    response = api_client.generic(method, url)
+
+    assert_error(response, 404, "not_found")
+
+
+def test_unknown_url_elsewhere_keeps_django_page(client):
+    response = client.get("/no-such-page")
+
+    assert response.status_code == 404
+    assert not response["Content-Type"].startswith("application/json")
+
+
+@pytest.mark.parametrize(("method", "url"), [("GET", "/auth/login"), ("DELETE", "/auth/register")])
+def test_wrong_method_is_405_in_the_error_shape(api_client, method, url):
+    response = api_client.generic(method, url)
+
+    error = assert_error(response, 405, "method_not_allowed")
+    assert method in error["message"]
+    assert "POST" in response["Allow"]
+
+
+# --- Failures of the server itself -------------------------------------------
+
+
+@pytest.fixture
+def crashing_client():
+    """A client that returns the 500 response instead of re-raising the view's exception."""
+    return APIClient(raise_request_exception=False)
+
+
+@pytest.mark.urls("core.tests.urls")
+@pytest.mark.parametrize("url", ["/api/test-raise/boom", "/api/test-boom/plain", "/auth/test-boom/plain"])
+def test_unexpected_exception_is_json_500_without_internals(crashing_client, url, caplog):
+    response = crashing_client.get(url)
+
+    error = assert_error(response, 500, "server_error")
+    assert LEAK not in response.content.decode()
+    assert "Traceback" not in response.content.decode()
+    assert error["details"] == {}
+    assert any(LEAK in str(record.exc_info) for record in caplog.records if record.exc_info)
+
+
+@pytest.mark.urls("core.tests.urls")
+def test_unexpected_exception_elsewhere_keeps_django_page(crashing_client):
+    response = crashing_client.get("/elsewhere/test-boom")
+
+    assert response.status_code == 500
+    assert LEAK not in response.content.decode()
+
+
+@pytest.mark.urls("core.tests.urls")
+@pytest.mark.parametrize(
+    ("kind", "status", "code", "details"),
+    [
+        ("django-validation", 400, "validation_error", {"title": ["Too long."]}),
+        ("django-validation-plain", 400, "validation_error", {"non_field_errors": ["Nope."]}),
+        ("django-permission", 403, "permission_denied", {}),
+        ("http404", 404, "not_found", {}),
+        ("domain", 409, "conflict", {"id": 7}),
+    ],
+)
+def test_django_and_domain_exceptions_in_api_views_get_the_shape(api_client, kind, status, code, details):
+    response = api_client.get(f"/api/test-raise/{kind}")
+
+    error = assert_error(response, status, code)
+    assert error["details"] == details
+    assert LEAK not in response.content.decode()
+
+
+@pytest.mark.urls("core.tests.urls")
+def test_oversize_body_in_a_plain_api_view_is_413(api_client, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1024
+
+    response = raw_post(api_client, "/api/test-body", "x" * 2000)
+
+    error = assert_error(response, 413, "payload_too_large")
+    assert error["details"] == {"max_bytes": 1024}
+    assert raw_post(api_client, "/api/test-body", "x" * 1000).json() == {"bytes": 1000}
