@@ -1,0 +1,164 @@
+"""Support staff see wallets and move credits only through the services.
+
+Nothing here can edit a balance: the wallet page is read-only, ledger
+entries and holds have no add, change or delete, and the "top up / adjust"
+page calls ``wallet_top_up``/``wallet_refund``/``wallet_adjust`` with the
+staff member as ``actor``.
+"""
+
+from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils.html import format_html
+
+from core.errors import DomainError
+from wallets import services
+from wallets.forms import WalletAdjustForm
+from wallets.models import Hold, LedgerEntry, Wallet
+
+INLINE_LEDGER_ROWS = 50
+ADJUST_PERMISSION = "wallets.adjust_wallet"
+
+
+class ReadOnlyMixin:
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+class LedgerEntryInline(ReadOnlyMixin, admin.TabularInline):
+    model = LedgerEntry
+    fields = ["created_at", "kind", "amount", "balance_after", "description", "actor"]
+    readonly_fields = fields
+    ordering = ["-created_at", "-pk"]
+    verbose_name_plural = f"ledger (latest {INLINE_LEDGER_ROWS} entries)"
+    show_change_link = False
+
+    def get_queryset(self, request):
+        queryset = super().get_queryset(request).select_related("actor")
+        object_id = request.resolver_match.kwargs.get("object_id") if request.resolver_match else None
+        if object_id is None:
+            return queryset
+        latest = LedgerEntry.objects.filter(wallet_id=unquote(object_id)).order_by("-created_at", "-pk")
+        return queryset.filter(pk__in=latest.values("pk")[:INLINE_LEDGER_ROWS])
+
+
+class OpenHoldInline(ReadOnlyMixin, admin.TabularInline):
+    model = Hold
+    fields = ["id", "amount", "description", "created_at"]
+    readonly_fields = fields
+    verbose_name_plural = "open holds (reserved for replies in progress)"
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).filter(status=Hold.Status.OPEN)
+
+
+@admin.register(Wallet)
+class WalletAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    list_display = ["user", "user_email", "balance", "held", "available", "updated_at"]
+    list_select_related = ["user"]
+    search_fields = ["user__login_id", "user__email"]
+    fields = ["user", "balance", "held", "available", "created_at", "updated_at", "ledger_actions"]
+    readonly_fields = fields
+    inlines = [OpenHoldInline, LedgerEntryInline]
+    ordering = ["-updated_at"]
+
+    @admin.display(description="e-mail", ordering="user__email")
+    def user_email(self, wallet: Wallet) -> str:
+        return wallet.user.email
+
+    @admin.display(description="available")
+    def available(self, wallet: Wallet) -> int:
+        return wallet.available
+
+    @admin.display(description="ledger")
+    def ledger_actions(self, wallet: Wallet) -> str:
+        ledger = reverse("admin:wallets_ledgerentry_changelist") + f"?wallet__id__exact={wallet.pk}"
+        adjust = reverse("admin:wallets_wallet_adjust", args=[wallet.pk])
+        return format_html('<a href="{}">Top up / adjust</a> · <a href="{}">Full ledger</a>', adjust, ledger)
+
+    def get_urls(self):
+        adjust = path(
+            "<path:object_id>/adjust/",
+            self.admin_site.admin_view(self.adjust_view),
+            name="wallets_wallet_adjust",
+        )
+        return [adjust, *super().get_urls()]
+
+    def adjust_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        if not request.user.has_perm(ADJUST_PERMISSION):
+            raise PermissionDenied
+        wallet = self.get_object(request, unquote(object_id))
+        if wallet is None:
+            raise Http404("No such wallet.")
+        form = WalletAdjustForm(request.POST or None)
+        if request.method == "POST" and form.is_valid():
+            try:
+                entry = self._apply(request, wallet, form.cleaned_data)
+            except DomainError as exc:
+                self._show_error(form, exc)
+            else:
+                self.message_user(
+                    request,
+                    f"{entry.get_kind_display()} of {entry.amount:+d} credits recorded; "
+                    f"the balance is now {entry.balance_after}.",
+                    messages.SUCCESS,
+                )
+                return HttpResponseRedirect(reverse("admin:wallets_wallet_change", args=[wallet.pk]))
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Top up / adjust: {wallet.user}",
+            "opts": self.opts,
+            "original": wallet,
+            "form": form,
+        }
+        return TemplateResponse(request, "admin/wallets/wallet/adjust.html", context)
+
+    @staticmethod
+    def _show_error(form: WalletAdjustForm, exc: DomainError) -> None:
+        field_errors = {f: e for f, e in exc.details.items() if f in form.fields and isinstance(e, list)}
+        for field, errors in field_errors.items():
+            for error in errors:
+                form.add_error(field, error)
+        if not field_errors:
+            form.add_error(None, exc.message)
+
+    def _apply(self, request: HttpRequest, wallet: Wallet, data: dict) -> LedgerEntry:
+        common = {
+            "user": wallet.user,
+            "amount": data["amount"],
+            "reason": data["reason"],
+            "idempotency_key": data["idempotency_key"],
+            "actor": request.user,
+        }
+        if data["kind"] == LedgerEntry.Kind.ADJUSTMENT:
+            return services.wallet_adjust(**common)
+        if data["kind"] == LedgerEntry.Kind.REFUND:
+            return services.wallet_refund(**common)
+        return services.wallet_top_up(**common)
+
+
+@admin.register(LedgerEntry)
+class LedgerEntryAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    list_display = ["created_at", "wallet", "kind", "amount", "balance_after", "description", "actor"]
+    list_filter = ["kind"]
+    list_select_related = ["wallet__user", "actor"]
+    search_fields = ["wallet__user__login_id", "wallet__user__email", "idempotency_key", "description"]
+    ordering = ["-created_at", "-pk"]
+
+
+@admin.register(Hold)
+class HoldAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    list_display = ["created_at", "wallet", "amount", "status", "charged", "closed_at"]
+    list_filter = ["status"]
+    list_select_related = ["wallet__user"]
+    search_fields = ["wallet__user__login_id", "=id"]
+    ordering = ["-created_at"]

@@ -1,0 +1,22 @@
+"""The wallet's domain errors; :mod:`core.exceptions` renders them."""
+
+from core.errors import Conflict, DomainError, NotFound
+
+
+class InsufficientFunds(DomainError):
+    """``details``: ``{"available": int, "required": int}``."""
+
+    code = "insufficient_funds"
+    status_code = 402
+    default_message = "The wallet does not hold enough credits."
+
+    def __init__(self, *, available: int, required: int, message: str | None = None) -> None:
+        super().__init__(message, details={"available": available, "required": required})
+
+
+class HoldNotFound(NotFound):
+    default_message = "No such reservation."
+
+
+class IdempotencyKeyReused(Conflict):
+    default_message = "That idempotency key was already used for a different operation."

@@ -1,0 +1,40 @@
+from datetime import timedelta
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+from wallets.selectors import holds_stale, wallets_audit
+from wallets.services import holds_release_stale
+
+
+class Command(BaseCommand):
+    help = (
+        "Check every wallet against its rows: balance = sum of its ledger = the last entry's balance_after, "
+        "available (balance - held) not negative, held = sum of its open holds. Lists each mismatch and "
+        "exits non-zero if there is any. Also lists holds open longer than STALE_HOLD_MINUTES "
+        "(--release-stale releases them first)."
+    )
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "--release-stale",
+            action="store_true",
+            help="Release holds left open longer than STALE_HOLD_MINUTES before checking.",
+        )
+
+    def handle(self, *args, release_stale: bool, **options):
+        older_than = timedelta(minutes=settings.STALE_HOLD_MINUTES)
+        if release_stale:
+            released = holds_release_stale(older_than=older_than)
+            self.stdout.write(f"Released {len(released)} stale hold(s).")
+        problems = [str(mismatch) for mismatch in wallets_audit()]
+        problems += [
+            f"wallet {hold.wallet_id} ({hold.wallet.user.login_id}): hold {hold.pk} of {hold.amount} "
+            f"open since {hold.created_at:%Y-%m-%d %H:%M:%S} (run release_stale_holds)"
+            for hold in holds_stale(older_than=older_than)
+        ]
+        for problem in problems:
+            self.stderr.write(problem)
+        if problems:
+            raise CommandError(f"{len(problems)} problem(s) found.")
+        self.stdout.write(self.style.SUCCESS("Every wallet matches its ledger and holds."))

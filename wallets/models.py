@@ -1,0 +1,158 @@
+"""The wallet is a ledger.
+
+* ``Wallet.balance`` is a cache of the sum of the wallet's ``LedgerEntry``
+  amounts; every change of it writes one entry in the same transaction.
+* Reservations are ``Hold`` rows **and** a running ``Wallet.held`` total.
+  The rows give each reservation an identity (so settling or releasing it
+  twice does nothing the second time, and a crashed process's hold can be
+  found by age); the column lets one conditional ``UPDATE`` on the wallet row
+  decide "is there enough available credit?" without summing rows under a
+  lock. The database keeps ``0 <= held <= balance``; the audit checks
+  ``held`` against the sum of open holds.
+
+Money is whole credits in ``BigIntegerField``s. Nothing here updates or
+deletes a ledger entry: :class:`LedgerEntryQuerySet` and
+:meth:`LedgerEntry.save` refuse it.
+"""
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import F, Q
+
+
+class Wallet(models.Model):
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="wallet")
+    balance = models.BigIntegerField(default=0, help_text="Credits; always the sum of the ledger.")
+    held = models.BigIntegerField(default=0, help_text="Credits reserved by open holds.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(balance__gte=0), name="wallets_wallet_balance_gte_0"),
+            models.CheckConstraint(condition=Q(held__gte=0), name="wallets_wallet_held_gte_0"),
+            models.CheckConstraint(
+                condition=Q(balance__gte=F("held")), name="wallets_wallet_available_gte_0"
+            ),
+        ]
+        permissions = [("adjust_wallet", "Can top up, refund or adjust a wallet through the ledger")]
+
+    def __str__(self) -> str:
+        return f"Wallet of {self.user}"
+
+    @property
+    def available(self) -> int:
+        return self.balance - self.held
+
+
+class LedgerEntryQuerySet(models.QuerySet):
+    def update(self, **kwargs):
+        raise TypeError("Ledger entries are immutable: append a new entry instead.")
+
+    def delete(self):
+        raise TypeError("Ledger entries are immutable: append a new entry instead.")
+
+
+class LedgerEntry(models.Model):
+    class Kind(models.TextChoices):
+        BONUS = "bonus", "Sign-up bonus"
+        TOPUP = "topup", "Top-up"
+        CHARGE = "charge", "Charge"
+        REFUND = "refund", "Refund"
+        ADJUSTMENT = "adjustment", "Adjustment"
+
+    wallet = models.ForeignKey(Wallet, on_delete=models.CASCADE, related_name="entries")
+    kind = models.CharField(max_length=16, choices=Kind.choices)
+    amount = models.BigIntegerField(help_text="Signed: credits in are positive, charges negative.")
+    balance_after = models.BigIntegerField()
+    description = models.CharField(max_length=255, blank=True)
+    idempotency_key = models.CharField(max_length=200, null=True, blank=True, unique=True)
+    hold = models.OneToOneField(
+        "Hold",
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="charge",
+        help_text="The reservation this charge settled; one charge per hold at most.",
+    )
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="The staff member who made this entry, if one did.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = LedgerEntryQuerySet.as_manager()
+
+    class Meta:
+        verbose_name_plural = "ledger entries"
+        constraints = [
+            models.CheckConstraint(condition=~Q(amount=0), name="wallets_ledgerentry_amount_not_0"),
+            models.CheckConstraint(condition=Q(balance_after__gte=0), name="wallets_ledgerentry_after_gte_0"),
+            models.CheckConstraint(
+                condition=Q(kind__in=["bonus", "topup", "refund"], amount__gt=0)
+                | Q(kind="charge", amount__lt=0)
+                | Q(kind="adjustment"),
+                name="wallets_ledgerentry_sign_matches_kind",
+            ),
+        ]
+        indexes = [models.Index(fields=["wallet", "-created_at"], name="wallets_ledger_wallet_recent")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.amount:+d} → {self.balance_after}"
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise TypeError("Ledger entries are immutable: append a new entry instead.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise TypeError("Ledger entries are immutable: append a new entry instead.")
+
+
+class Hold(models.Model):
+    """Credits reserved for a reply before the provider is called."""
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        SETTLED = "settled", "Settled"
+        RELEASED = "released", "Released"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    wallet = models.ForeignKey(Wallet, on_delete=models.CASCADE, related_name="holds")
+    amount = models.BigIntegerField(help_text="Credits reserved.")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.OPEN)
+    charged = models.BigIntegerField(default=0, help_text="Credits charged when it was settled.")
+    description = models.CharField(max_length=255, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0), name="wallets_hold_amount_gt_0"),
+            models.CheckConstraint(
+                condition=Q(charged__gte=0, charged__lte=F("amount")),
+                name="wallets_hold_charged_within_amount",
+            ),
+            models.CheckConstraint(
+                condition=Q(status="open", closed_at__isnull=True, charged=0)
+                | Q(status="settled", closed_at__isnull=False)
+                | Q(status="released", closed_at__isnull=False, charged=0),
+                name="wallets_hold_status_consistent",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["created_at"], condition=Q(status="open"), name="wallets_hold_open_by_age"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Hold {self.amount} ({self.status})"
+
+    @property
+    def is_open(self) -> bool:
+        return self.status == self.Status.OPEN

@@ -1,0 +1,73 @@
+"""Reads of wallets: the ledger a user sees, and the audit operators run."""
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.db.models import F, OuterRef, Q, QuerySet, Subquery, Sum, Value
+from django.db.models.functions import Coalesce
+from django.utils import timezone
+
+from wallets.models import Hold, LedgerEntry, Wallet
+
+
+def ledger_entries_for(*, user) -> QuerySet[LedgerEntry]:
+    """The user's ledger; the paginator orders it newest first."""
+    return LedgerEntry.objects.filter(wallet__user=user)
+
+
+def holds_stale(*, older_than: timedelta) -> QuerySet[Hold]:
+    cutoff = timezone.now() - older_than
+    return Hold.objects.filter(status=Hold.Status.OPEN, created_at__lt=cutoff).select_related("wallet__user")
+
+
+@dataclass(frozen=True)
+class WalletMismatch:
+    wallet_id: int
+    login_id: str
+    problems: list[str]
+
+    def __str__(self) -> str:
+        return f"wallet {self.wallet_id} ({self.login_id}): " + "; ".join(self.problems)
+
+
+def _total(queryset: QuerySet, field: str) -> Coalesce:
+    summed = queryset.order_by().values("wallet").annotate(total=Sum(field)).values("total")
+    return Coalesce(Subquery(summed), Value(0))
+
+
+def wallets_audit() -> Iterator[WalletMismatch]:
+    """Every wallet whose cached numbers disagree with its rows, one query in all.
+
+    Checked: balance = sum of ledger amounts; balance = the last entry's
+    ``balance_after``; available (balance - held) not negative; held = sum of
+    open holds. The database constraints make the last two unreachable, so
+    seeing them means the constraints were dropped or bypassed.
+    """
+    last_entry = LedgerEntry.objects.filter(wallet=OuterRef("pk")).order_by("-pk")
+    wallets = (
+        Wallet.objects.annotate(
+            ledger_total=_total(LedgerEntry.objects.filter(wallet=OuterRef("pk")), "amount"),
+            open_holds=_total(Hold.objects.filter(wallet=OuterRef("pk"), status=Hold.Status.OPEN), "amount"),
+            last_balance=Coalesce(Subquery(last_entry.values("balance_after")[:1]), Value(0)),
+        )
+        .filter(
+            ~Q(balance=F("ledger_total"))
+            | ~Q(balance=F("last_balance"))
+            | ~Q(held=F("open_holds"))
+            | Q(balance__lt=F("held"))
+        )
+        .select_related("user")
+        .order_by("pk")
+    )
+    for wallet in wallets.iterator():
+        problems = []
+        if wallet.balance != wallet.ledger_total:
+            problems.append(f"balance {wallet.balance} != ledger sum {wallet.ledger_total}")
+        if wallet.balance != wallet.last_balance:
+            problems.append(f"balance {wallet.balance} != last entry's balance_after {wallet.last_balance}")
+        if wallet.balance < wallet.held:
+            problems.append(f"available {wallet.balance - wallet.held} is negative")
+        if wallet.held != wallet.open_holds:
+            problems.append(f"held {wallet.held} != open holds {wallet.open_holds}")
+        yield WalletMismatch(wallet.pk, wallet.user.login_id, problems)
