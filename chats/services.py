@@ -180,7 +180,9 @@ def reply_finish(*, plan: ReplyPlan, content: str, usage: Usage | None, status: 
 
     ``failed`` charges nothing; otherwise the reported usage (or, when the
     stream was cut before the provider said, an estimate) is charged, never
-    more than was held.
+    more than was held. The message row is locked first, so a reply closed
+    meanwhile (by ``release_stale_holds``, or a second call) is left as it is
+    and nothing is charged twice.
     """
     if status == Message.Status.FAILED:
         usage = Usage(prompt_tokens=0, completion_tokens=0)
@@ -195,43 +197,60 @@ def reply_finish(*, plan: ReplyPlan, content: str, usage: Usage | None, status: 
         plan.held,
     )
     with transaction.atomic():
-        if plan.hold_id is not None:
-            wallet = wallet_services.wallet_settle(
-                hold_id=plan.hold_id, cost=cost, description=f"Reply {plan.assistant_message_id}"
-            )
-        else:
+        message = Message.objects.select_for_update().filter(pk=plan.assistant_message_id).first()
+        if message is not None and message.status != Message.Status.PENDING:
             wallet, _ = wallet_services.wallet_get_or_create(user=plan.user_message.session.user)
-        # Only a pending reply is settled: one closed by ``release_stale_holds``
-        # stays closed (its hold is gone, so the settle above charged nothing).
-        Message.objects.filter(pk=plan.assistant_message_id, status=Message.Status.PENDING).update(
-            content=content,
-            status=status,
-            prompt_tokens=usage.prompt_tokens,
-            completion_tokens=usage.completion_tokens,
-            cost=cost,
-        )
-        ChatSession.objects.filter(pk=plan.session_id).update(
-            last_message_at=timezone.now(), updated_at=timezone.now()
-        )
-    message = Message.objects.filter(pk=plan.assistant_message_id).first() or Message(
-        id=plan.assistant_message_id,
-        role=Message.Role.ASSISTANT,
-        content=content,
-        status=status,
-        prompt_tokens=usage.prompt_tokens,
-        completion_tokens=usage.completion_tokens,
-        cost=cost,
-    )
+            return ReplyResult(message=message, usage=usage, cost=message.cost, balance=wallet.balance)
+        # Pending, or gone with its deleted session: the hold is settled either way.
+        wallet = _settle_hold(plan, status=status, cost=cost)
+        if message is None:
+            message = Message(id=plan.assistant_message_id, role=Message.Role.ASSISTANT)
+        else:
+            ChatSession.objects.filter(pk=plan.session_id).update(
+                last_message_at=timezone.now(), updated_at=timezone.now()
+            )
+        message.content = content
+        message.status = status
+        message.prompt_tokens = usage.prompt_tokens
+        message.completion_tokens = usage.completion_tokens
+        message.cost = cost
+        if message.session_id is not None:
+            message.save(update_fields=["content", "status", "prompt_tokens", "completion_tokens", "cost"])
     return ReplyResult(message=message, usage=usage, cost=cost, balance=wallet.balance)
 
 
-def messages_close_stale(*, older_than: timedelta) -> int:
-    """Close replies left ``pending`` by a process that died mid-stream.
+def _settle_hold(plan: ReplyPlan, *, status: str, cost: int):
+    if plan.hold_id is None:
+        wallet, _ = wallet_services.wallet_get_or_create(user=plan.user_message.session.user)
+        return wallet
+    if status == Message.Status.FAILED:
+        return wallet_services.wallet_release(hold_id=plan.hold_id)
+    return wallet_services.wallet_settle(
+        hold_id=plan.hold_id, cost=cost, description=f"Reply {plan.assistant_message_id}"
+    )
 
-    Their holds are released by ``wallets.services.holds_release_stale`` with
-    the same age, so they are ``failed`` and cost nothing.
+
+def replies_close_stale(*, older_than: timedelta) -> int:
+    """Close replies left ``pending`` by a process that died mid-stream: ``failed``, hold released.
+
+    Each in its own transaction, the message locked first as in
+    ``reply_finish``, so a late finish and this job never both settle one hold.
     """
     cutoff = timezone.now() - older_than
-    return Message.objects.filter(status=Message.Status.PENDING, created_at__lt=cutoff).update(
-        status=Message.Status.FAILED
-    )
+    stale = Message.objects.filter(status=Message.Status.PENDING, created_at__lt=cutoff)
+    closed = 0
+    for message_id in stale.values_list("pk", flat=True):
+        with transaction.atomic():
+            message = (
+                Message.objects.select_for_update(skip_locked=True)
+                .filter(pk=message_id, status=Message.Status.PENDING)
+                .first()
+            )
+            if message is None:
+                continue
+            if message.hold_id is not None:
+                wallet_services.wallet_release(hold_id=message.hold_id)
+            message.status = Message.Status.FAILED
+            message.save(update_fields=["status"])
+            closed += 1
+    return closed

@@ -1,0 +1,70 @@
+import pytest
+from model_bakery import baker
+
+from chats.models import Category, ChatSession, Message
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def admin_client(client, staff_user):
+    client.force_login(staff_user)
+    return client
+
+
+def test_staff_edit_a_category(admin_client):
+    general = Category.objects.get(slug="general")
+    response = admin_client.post(
+        f"/admin/chats/category/{general.pk}/change/",
+        {
+            "slug": "general",
+            "name": "General",
+            "description": "",
+            "system_prompt": "Answer in French.",
+            "model": "llama3",
+            "prompt_price": "0.25",
+            "completion_price": "0.75",
+            "is_active": "on",
+            "order": "0",
+        },
+    )
+    assert response.status_code == 302, response.content
+    general.refresh_from_db()
+    assert (general.system_prompt, general.model, str(general.prompt_price)) == (
+        "Answer in French.",
+        "llama3",
+        "0.2500",
+    )
+
+
+def test_negative_price_is_refused(admin_client):
+    response = admin_client.post(
+        "/admin/chats/category/add/",
+        {"slug": "bad", "name": "Bad", "prompt_price": "-1", "completion_price": "1", "order": "0"},
+    )
+    assert response.status_code == 200
+    assert not Category.objects.filter(slug="bad").exists()
+
+
+def test_sessions_searchable_by_login_id_with_messages_inline(admin_client, user, other_user):
+    general = Category.objects.get(slug="general")
+    mine = baker.make(ChatSession, user=user, category=general, title="alice's chat")
+    baker.make(ChatSession, user=other_user, category=general, title="bob's chat")
+    baker.make(Message, session=mine, role="user", content="What is the capital of Peru?")
+
+    listing = admin_client.get("/admin/chats/chatsession/", {"q": "alice"})
+    assert listing.status_code == 200
+    assert b"alice&#x27;s chat" in listing.content
+    assert b"bob&#x27;s chat" not in listing.content
+
+    detail = admin_client.get(f"/admin/chats/chatsession/{mine.pk}/change/")
+    assert detail.status_code == 200
+    assert b"What is the capital of Peru?" in detail.content
+    # Read-only inline: no form inputs for message content.
+    assert b'name="messages-0-content"' not in detail.content
+
+
+def test_anonymous_cannot_reach_the_admin(client):
+    response = client.get("/admin/chats/chatsession/")
+    assert response.status_code == 302
+    assert "/admin/login/" in response["Location"]

@@ -1,0 +1,193 @@
+import threading
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.db import connection
+from django.test import override_settings
+from django.utils import timezone
+from model_bakery import baker
+
+from chats import services
+from chats.llm import ChatMessage, Usage
+from chats.models import Category, ChatSession, Message
+from chats.pricing import reply_cost
+from conftest import requires_postgres
+from core.errors import NotFound, ValidationFailed
+from wallets.errors import InsufficientFunds
+from wallets.models import Hold, Wallet
+from wallets.services import wallet_adjust
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def category():
+    return baker.make(
+        Category,
+        slug="cheap",
+        system_prompt="Be terse.",
+        prompt_price=Decimal("0.5"),
+        completion_price=Decimal("1.5"),
+    )
+
+
+@pytest.fixture
+def session(user, category):
+    return baker.make(ChatSession, user=user, category=category)
+
+
+@pytest.mark.parametrize(
+    ("prompt_tokens", "completion_tokens", "expected"),
+    [(0, 0, 0), (1, 0, 1), (2000, 0, 1), (2001, 0, 2), (0, 2000, 3), (1000, 1000, 2), (1001, 1000, 3)],
+)
+def test_reply_cost_rounds_up_to_whole_credits(category, prompt_tokens, completion_tokens, expected):
+    # 0.5 and 1.5 credits per 1,000 tokens: exact decimals, rounded up once at the end.
+    assert (
+        reply_cost(category=category, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens)
+        == expected
+    )
+
+
+def test_reply_cost_of_general_matches_the_spec_formula():
+    general = Category.objects.get(slug="general")
+    # ceil((12 * 1 + 30 * 2) / 1000) = 1
+    assert reply_cost(category=general, prompt_tokens=12, completion_tokens=30) == 1
+
+
+def test_prompt_is_system_then_recent_history_that_fits_then_the_question(session):
+    for i in range(30):
+        baker.make(Message, session=session, role="user", content=f"old message {i:02d} " + "x" * 400)
+    baker.make(Message, session=session, role="assistant", content="failed", status=Message.Status.FAILED)
+    baker.make(Message, session=session, role="assistant", content="", status=Message.Status.PENDING)
+    with override_settings(LLM_CONTEXT_TOKENS=600):
+        plan = services.reply_begin(user=session.user, session_id=session.id, content="now")
+    prompt = plan.prompt
+    assert prompt[0] == ChatMessage("system", "Be terse.")
+    assert prompt[-1] == ChatMessage("user", "now")
+    history = [m.content[:14] for m in prompt[1:-1]]
+    # About 105 estimated tokens each: five of the newest fit in 600, oldest first.
+    assert history == [f"old message {i:02d}" for i in range(25, 30)]
+    assert all("failed" not in m.content for m in prompt)
+
+
+@pytest.mark.parametrize("content", ["", "   ", "\n\t"])
+def test_empty_message_is_rejected_before_anything_is_stored(session, content):
+    with pytest.raises(ValidationFailed) as raised:
+        services.reply_begin(user=session.user, session_id=session.id, content=content)
+    assert "content" in raised.value.details
+    assert not Message.objects.exists()
+    assert not Hold.objects.exists()
+
+
+@override_settings(MESSAGE_MAX_CHARS=10)
+def test_oversize_message_is_rejected_before_anything_is_stored(session):
+    with pytest.raises(ValidationFailed):
+        services.reply_begin(user=session.user, session_id=session.id, content="x" * 11)
+    assert not Message.objects.exists()
+    assert not Hold.objects.exists()
+
+
+def test_another_users_session_is_not_found(session, other_user):
+    with pytest.raises(NotFound):
+        services.reply_begin(user=other_user, session_id=session.id, content="hi")
+    assert not Message.objects.exists()
+
+
+def test_reserve_covers_the_most_the_reply_can_cost(session):
+    plan = services.reply_begin(user=session.user, session_id=session.id, content="hello " * 100)
+    hold = Hold.objects.get(pk=plan.hold_id)
+    assert hold.amount == plan.held
+    prompt_bytes = sum(len(m.content.encode()) for m in plan.prompt)
+    worst = reply_cost(
+        category=session.category, prompt_tokens=prompt_bytes, completion_tokens=plan.max_tokens
+    )
+    assert plan.held >= worst
+    assert Wallet.objects.get(user=session.user).held == plan.held
+
+
+def test_insufficient_funds_stores_nothing(session):
+    wallet_adjust(user=session.user, amount=-100, reason="drain", actor=None)
+    with pytest.raises(InsufficientFunds):
+        services.reply_begin(user=session.user, session_id=session.id, content="hi")
+    assert not Message.objects.exists()
+    assert not Hold.objects.exists()
+
+
+def test_finish_failed_charges_nothing_and_releases(session):
+    plan = services.reply_begin(user=session.user, session_id=session.id, content="hi")
+    result = services.reply_finish(plan=plan, content="", usage=None, status=Message.Status.FAILED)
+    assert result.cost == 0
+    assert result.balance == 100
+    assert Hold.objects.get(pk=plan.hold_id).status == Hold.Status.RELEASED
+    assert Message.objects.get(pk=plan.assistant_message_id).status == "failed"
+
+
+def test_finish_never_charges_more_than_was_held(session):
+    plan = services.reply_begin(user=session.user, session_id=session.id, content="hi")
+    huge = Usage(prompt_tokens=10**7, completion_tokens=10**7)
+    result = services.reply_finish(plan=plan, content="big", usage=huge, status=Message.Status.COMPLETE)
+    assert result.cost == plan.held
+    assert Wallet.objects.get(user=session.user).balance == 100 - plan.held
+
+
+def test_finish_is_charged_once_even_if_called_twice(session):
+    plan = services.reply_begin(user=session.user, session_id=session.id, content="hi")
+    usage = Usage(prompt_tokens=900, completion_tokens=900)
+    services.reply_finish(plan=plan, content="ok", usage=usage, status=Message.Status.COMPLETE)
+    services.reply_finish(plan=plan, content="ok", usage=usage, status=Message.Status.COMPLETE)
+    assert Wallet.objects.get(user=session.user).balance == 100 - 2
+    assert session.user.wallet.entries.filter(kind="charge").count() == 1
+
+
+def test_stale_pending_reply_is_closed_and_its_late_finish_charges_nothing(session):
+    plan = services.reply_begin(user=session.user, session_id=session.id, content="hi")
+    Message.objects.filter(pk=plan.assistant_message_id).update(
+        created_at=timezone.now() - timedelta(hours=1)
+    )
+    Hold.objects.filter(pk=plan.hold_id).update(created_at=timezone.now() - timedelta(hours=1))
+    from django.core.management import call_command
+
+    call_command("release_stale_holds", "--minutes", "15")
+    assert Message.objects.get(pk=plan.assistant_message_id).status == "failed"
+    result = services.reply_finish(
+        plan=plan, content="late", usage=Usage(prompt_tokens=500, completion_tokens=500), status="complete"
+    )
+    assert result.cost == 0
+    assert Message.objects.get(pk=plan.assistant_message_id).status == "failed"
+    assert Wallet.objects.get(user=session.user).balance == 100
+    call_command("audit_wallets")
+
+
+@requires_postgres
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_replies_never_reserve_more_than_the_wallet_holds(make_user):
+    user = make_user("racer")
+    category = baker.make(Category, slug="pricey", prompt_price=0, completion_price=Decimal("40"))
+    session = baker.make(ChatSession, user=user, category=category)
+    # Each reply may cost ceil(256 * 40 / 1000) = 11 credits: 100 credits cover 9 of them.
+    barrier = threading.Barrier(16)
+    outcomes: list[str] = []
+
+    def attempt():
+        try:
+            barrier.wait()
+            with override_settings(LLM_MAX_TOKENS=256):
+                services.reply_begin(user=user, session_id=session.id, content="go")
+            outcomes.append("reserved")
+        except InsufficientFunds:
+            outcomes.append("refused")
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=attempt) for _ in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert outcomes.count("reserved") == 9
+    assert outcomes.count("refused") == 7
+    wallet = Wallet.objects.get(user=user)
+    assert wallet.held == 99
+    assert wallet.balance - wallet.held == 1
+    assert Message.objects.filter(session=session, role="assistant", status="pending").count() == 9
