@@ -5,7 +5,8 @@ from asgiref.sync import sync_to_async
 from django.core.serializers.json import DjangoJSONEncoder
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.views.decorators.csrf import csrf_exempt
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import exceptions as drf_exceptions
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
@@ -21,6 +22,7 @@ from chats.serializers import (
     CategorySerializer,
     MessageInputSerializer,
     MessageSerializer,
+    ReplySerializer,
     SessionCreateInputSerializer,
     SessionNotesInputSerializer,
     SessionRenameInputSerializer,
@@ -89,8 +91,14 @@ class SessionViewSet(
         return Response(SessionSerializer(session).data)
 
 
-class MessageHistoryView(ListAPIView):
-    """``GET /api/sessions/{id}/messages/``: the history, oldest first."""
+@extend_schema_view(get=extend_schema(description="The session's messages, oldest first."))
+class SessionMessagesView(ListAPIView):
+    """``GET /api/sessions/{id}/messages/``: the history, oldest first.
+
+    ``POST`` on the same URL is served by the async view below (DRF views are
+    sync, and a streamed reply must not hold a thread); it is declared here
+    only so that the OpenAPI schema describes it.
+    """
 
     serializer_class = MessageSerializer
     pagination_class = MessagePagination
@@ -99,8 +107,31 @@ class MessageHistoryView(ListAPIView):
         session = selectors.session_get(user=self.request.user, session_id=self.kwargs["pk"])
         return selectors.session_messages(session=session)
 
+    @extend_schema(
+        description=(
+            "Send a message and receive the reply, streamed as Server-Sent Events, or as one JSON body "
+            "with `Accept: application/json`. The most the reply can cost is reserved first "
+            "(402 `insufficient_funds` otherwise); the real cost is charged when it ends."
+        ),
+        request=MessageInputSerializer,
+        responses={
+            (200, "text/event-stream"): OpenApiResponse(
+                response=OpenApiTypes.STR,
+                description=(
+                    "Server-Sent Events: `start` {user_message, assistant_message_id}, `delta` {content} "
+                    "repeated, then `done` {message, usage, cost, balance} or `error` {error}."
+                ),
+            ),
+            (201, "application/json"): OpenApiResponse(
+                response=ReplySerializer, description="With `Accept: application/json`: the whole reply."
+            ),
+        },
+    )
+    def post(self, request: Request, pk=None) -> Response:  # pragma: no cover - routed to session_messages
+        raise drf_exceptions.MethodNotAllowed("POST")
 
-_history = MessageHistoryView.as_view()
+
+_history = SessionMessagesView.as_view()
 
 
 @csrf_exempt
@@ -112,6 +143,11 @@ async def session_messages(request: HttpRequest, pk) -> HttpResponse:
         return await _post_message(request, pk)
     except Exception as exc:
         return _error_response(exc)
+
+
+# Let the schema generator see the DRF class that documents this URL.
+session_messages.cls = SessionMessagesView
+session_messages.initkwargs = {}
 
 
 def _error_response(exc: Exception) -> JsonResponse:
