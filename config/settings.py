@@ -85,9 +85,21 @@ TEMPLATES = [
     },
 ]
 
+
 # --- Database --------------------------------------------------------------
+def _database_url(name: str, default: str) -> dict:
+    """``env.db_url``, limited to the engines Parley runs on (and tests against)."""
+    try:
+        config = env.db_url(name, default=default)
+    except KeyError as exc:  # django-environ's answer to a URL without a scheme
+        raise ValueError(f"unknown scheme {exc}") from None
+    if config.get("ENGINE") not in {"django.db.backends.postgresql", "django.db.backends.sqlite3"}:
+        raise ValueError("use postgres://user:password@host:port/name or sqlite:///path")
+    return config
+
+
 DATABASES = {
-    "default": setting("DATABASE_URL", env.db_url, default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")
+    "default": setting("DATABASE_URL", _database_url, default=f"sqlite:///{BASE_DIR / 'db.sqlite3'}")
 }
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
@@ -103,8 +115,16 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault("timeout", 20)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+
 # --- Cache and throttles ---------------------------------------------------
-REDIS_URL = setting("REDIS_URL", env.str, default="")
+def _redis_url(name: str, default: str) -> str:
+    url = env.str(name, default=default).strip()
+    if url and not url.startswith(("redis://", "rediss://", "unix://")):
+        raise ValueError("use redis://host:port/db, rediss://... or unix://...")
+    return url
+
+
+REDIS_URL = setting("REDIS_URL", _redis_url, default="")
 if REDIS_URL:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
 else:
@@ -151,6 +171,7 @@ SOCIALACCOUNT_PROVIDERS = {
 ACCOUNT_USER_MODEL_USERNAME_FIELD = "login_id"
 ACCOUNT_LOGIN_METHODS = {"username"}
 ACCOUNT_SIGNUP_FIELDS = ["username*", "password1*"]
+
 
 def _throttle_rate(name: str, default: str) -> str:
     """A DRF rate such as ``10/min``, checked now rather than on the first request."""
@@ -218,12 +239,14 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 
 # --- Security (effective with DEBUG off) -----------------------------------
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
-SECURE_SSL_REDIRECT = setting("SECURE_SSL_REDIRECT", env.bool, default=False)
+SECURE_SSL_REDIRECT = setting("SECURE_SSL_REDIRECT", _strict_bool, default=False)
 SESSION_COOKIE_SECURE = not DEBUG
 CSRF_COOKIE_SECURE = not DEBUG
 SECURE_HSTS_SECONDS = setting("SECURE_HSTS_SECONDS", env.int, default=0, minimum=0)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HSTS_SECONDS > 0
-SECURE_HSTS_PRELOAD = False
+# With HSTS on, the header also says "preload" (check --deploy W021); set false before HSTS is
+# turned on if the domain must never be submitted to the browsers' preload list.
+SECURE_HSTS_PRELOAD = setting("SECURE_HSTS_PRELOAD", _strict_bool, default=SECURE_HSTS_SECONDS > 0)
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 

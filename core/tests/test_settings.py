@@ -1,0 +1,183 @@
+"""Settings come from the environment and a bad value stops the process, naming the variable.
+
+Each case starts a fresh Python process, because settings are read once, at import.
+"""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BASE_DIR = Path(__file__).resolve().parents[2]
+SECRET = "k3J9-x8Qv!2mZr7Lp0sWc4Yt6Nh1Bd5Fg8Uj3Ke7Ra9Ve2Xo4Ti6Mq1Sn5Pb0Lw"
+
+# Everything a developer's shell (or the pytest run) may have set, cleared for a known start.
+CONFIG_VARIABLES = [
+    "SECRET_KEY",
+    "DEBUG",
+    "ALLOWED_HOSTS",
+    "DATABASE_URL",
+    "REDIS_URL",
+    "INITIAL_WALLET_BALANCE",
+    "LLM_PROVIDER",
+    "OPENAI_API_KEY",
+    "OPENAI_BASE_URL",
+    "LLM_MODEL",
+    "LLM_TIMEOUT",
+    "LLM_MAX_TOKENS",
+    "JWT_ACCESS_MINUTES",
+    "JWT_REFRESH_DAYS",
+    "GOOGLE_CLIENT_ID",
+    "AUTH_THROTTLE_RATE",
+    "NUM_PROXIES",
+    "SECURE_SSL_REDIRECT",
+    "SECURE_HSTS_SECONDS",
+    "SECURE_HSTS_PRELOAD",
+    "MAX_REQUEST_BYTES",
+]
+
+# Reading a setting imports config.settings, which is where the validation runs.
+LOAD_SETTINGS = "from django.conf import settings; print(settings.{name})"
+
+
+def run(code_or_args: str | list[str], **env: str) -> subprocess.CompletedProcess:
+    environment = {k: v for k, v in os.environ.items() if k not in CONFIG_VARIABLES}
+    # Set explicitly, so that neither the caller's shell nor a developer's .env decides.
+    environment |= {
+        "DJANGO_SETTINGS_MODULE": "config.settings",
+        "SECRET_KEY": SECRET,
+        "DEBUG": "false",
+        "LLM_PROVIDER": "echo",
+        "REDIS_URL": "",
+        "DATABASE_URL": f"sqlite:///{BASE_DIR / 'db.sqlite3'}",
+    }
+    environment |= env
+    args = [sys.executable, "-c", code_or_args] if isinstance(code_or_args, str) else code_or_args
+    return subprocess.run(args, cwd=BASE_DIR, env=environment, capture_output=True, text=True, timeout=60)
+
+
+def load(name: str, **env: str) -> subprocess.CompletedProcess:
+    return run(LOAD_SETTINGS.format(name=name), **env)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("INITIAL_WALLET_BALANCE", "abc"),
+        ("INITIAL_WALLET_BALANCE", "-5"),
+        ("LLM_PROVIDER", "nope"),
+        ("DEBUG", "maybe"),
+        ("JWT_ACCESS_MINUTES", "0"),
+        ("JWT_REFRESH_DAYS", "soon"),
+        ("LLM_TIMEOUT", "abc"),
+        ("LLM_MAX_TOKENS", "1.5"),
+        ("DATABASE_URL", "nonsense://x"),
+        ("DATABASE_URL", "garbage"),
+        ("REDIS_URL", "localhost:6379"),
+        ("AUTH_THROTTLE_RATE", "often"),
+        ("SECURE_SSL_REDIRECT", "maybe"),
+        ("SECURE_HSTS_SECONDS", "a year"),
+        ("MAX_REQUEST_BYTES", "10"),
+    ],
+)
+def test_bad_value_stops_start_up_naming_the_variable(variable, value):
+    result = load("DEBUG", **{variable: value})
+
+    assert result.returncode != 0
+    last_line = result.stderr.strip().splitlines()[-1]
+    assert "ImproperlyConfigured" in last_line
+    assert variable in last_line
+
+
+def test_missing_secret_key_with_debug_off_stops_start_up():
+    result = load("DEBUG", SECRET_KEY="", DEBUG="false")
+
+    assert result.returncode != 0
+    assert "SECRET_KEY" in result.stderr.strip().splitlines()[-1]
+
+
+def test_missing_secret_key_with_debug_on_uses_a_development_key():
+    result = load("SECRET_KEY", SECRET_KEY="", DEBUG="true")
+
+    assert result.returncode == 0, result.stderr
+    assert "insecure" in result.stdout
+
+
+def test_openai_provider_needs_a_key_or_a_base_url():
+    result = load("LLM_PROVIDER", LLM_PROVIDER="openai")
+
+    assert result.returncode != 0
+    assert "OPENAI_API_KEY" in result.stderr.strip().splitlines()[-1]
+
+
+def test_openai_compatible_server_needs_no_key():
+    result = load("OPENAI_BASE_URL", LLM_PROVIDER="openai", OPENAI_BASE_URL="http://127.0.0.1:11434/v1")
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "http://127.0.0.1:11434/v1"
+
+
+def test_defaults_start_on_a_fresh_machine():
+    code = (
+        "import django; from django.conf import settings; django.setup();"
+        "print(settings.DEBUG, settings.INITIAL_WALLET_BALANCE, settings.LLM_PROVIDER,"
+        " settings.DATABASES['default']['ENGINE'], settings.CACHES['default']['BACKEND'],"
+        " settings.SIMPLE_JWT['ACCESS_TOKEN_LIFETIME'].total_seconds())"
+    )
+
+    result = run(code)
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == [
+        "False",
+        "100",
+        "echo",
+        "django.db.backends.sqlite3",
+        "django.core.cache.backends.locmem.LocMemCache",
+        "900.0",
+    ]
+
+
+def test_lists_and_numbers_are_read():
+    code = (
+        "import django; from django.conf import settings; django.setup();"
+        "print(settings.GOOGLE_CLIENT_ID, settings.ALLOWED_HOSTS, settings.INITIAL_WALLET_BALANCE,"
+        " settings.CACHES['default']['BACKEND'], settings.DATABASES['default']['ENGINE'])"
+    )
+
+    result = run(
+        code,
+        GOOGLE_CLIENT_ID="web.apps.googleusercontent.com,ios.apps.googleusercontent.com",
+        ALLOWED_HOSTS="api.example.com,.example.org",
+        INITIAL_WALLET_BALANCE="250",
+        REDIS_URL="redis://127.0.0.1:6379/0",
+        DATABASE_URL="postgres://postgres@127.0.0.1:5432/parley",
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == (
+        "['web.apps.googleusercontent.com', 'ios.apps.googleusercontent.com']"
+        " ['api.example.com', '.example.org'] 250"
+        " django.core.cache.backends.redis.RedisCache django.db.backends.postgresql"
+    )
+
+
+def test_manage_py_check_passes_with_a_good_environment():
+    result = run([sys.executable, "manage.py", "check"])
+
+    assert result.returncode == 0, result.stderr
+    assert "no issues" in result.stdout
+
+
+def test_check_deploy_is_clean_with_production_settings():
+    result = run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        ALLOWED_HOSTS="api.example.com",
+        SECURE_SSL_REDIRECT="true",
+        SECURE_HSTS_SECONDS="31536000",
+    )
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "no issues" in result.stdout
