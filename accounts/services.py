@@ -5,6 +5,8 @@ that ``wallets.signals`` creates on ``post_save`` commits with the user or not
 at all.
 """
 
+from collections.abc import Iterable
+
 from django.contrib.auth import authenticate, password_validation
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
@@ -120,8 +122,31 @@ def user_change_password(*, user: User, old_password: str, new_password: str) ->
 
 def tokens_revoke_all(*, user: User) -> int:
     """Blacklist every refresh token the user holds; returns how many were still live."""
-    live = OutstandingToken.objects.filter(user=user, blacklistedtoken__isnull=True)
+    return _blacklist_outstanding(OutstandingToken.objects.filter(user=user))
+
+
+def _blacklist_outstanding(tokens) -> int:
+    live = tokens.filter(blacklistedtoken__isnull=True)
     revoked = BlacklistedToken.objects.bulk_create(
         [BlacklistedToken(token=token) for token in live], ignore_conflicts=True
     )
     return len(revoked)
+
+
+@transaction.atomic
+def users_deactivate(*, users: Iterable[User]) -> int:
+    """Deactivate ``users`` and kill their refresh tokens; returns how many were active.
+
+    A deactivated user's tokens are refused anyway (login, refresh and access
+    all check ``is_active``); blacklisting the refresh tokens as well means a
+    later reactivation does not revive sessions an administrator ended.
+    """
+    ids = [user.pk for user in users]
+    changed = User.objects.filter(pk__in=ids, is_active=True).update(is_active=False)
+    _blacklist_outstanding(OutstandingToken.objects.filter(user_id__in=ids))
+    return changed
+
+
+def users_activate(*, users: Iterable[User]) -> int:
+    ids = [user.pk for user in users]
+    return User.objects.filter(pk__in=ids, is_active=False).update(is_active=True)

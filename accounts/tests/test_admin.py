@@ -1,0 +1,202 @@
+"""The user admin, driven through its URLs by a logged-in staff member."""
+
+import pytest
+from allauth.socialaccount.models import SocialAccount
+from rest_framework_simplejwt.token_blacklist.models import OutstandingToken
+from rest_framework_simplejwt.tokens import RefreshToken
+
+from accounts.models import User
+
+pytestmark = pytest.mark.django_db
+
+CHANGELIST = "/admin/accounts/user/"
+ADD = "/admin/accounts/user/add/"
+NEW_PASSWORD = "a-long-enough-pass-123"
+
+
+def change_url(user) -> str:
+    return f"/admin/accounts/user/{user.pk}/change/"
+
+
+@pytest.fixture
+def staff_client(client, staff_user):
+    client.force_login(staff_user)
+    return client
+
+
+def listed(response) -> set[str]:
+    return {user.login_id for user in response.context["cl"].result_list}
+
+
+def test_changelist_lists_users(staff_client, user, other_user):
+    response = staff_client.get(CHANGELIST)
+
+    assert response.status_code == 200
+    assert {"alice", "bob", "staff"} <= listed(response)
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"), [("ALI", {"alice"}), ("bob@example", {"bob"}), ("nobody", set())]
+)
+def test_changelist_searches_login_id_and_email(staff_client, user, other_user, query, expected):
+    assert listed(staff_client.get(CHANGELIST, {"q": query})) == expected
+
+
+def test_changelist_filters_active_and_staff(staff_client, user, make_user):
+    make_user("dora", is_active=False)
+
+    assert listed(staff_client.get(CHANGELIST, {"is_active__exact": "0"})) == {"dora"}
+    assert listed(staff_client.get(CHANGELIST, {"is_staff__exact": "1"})) == {"staff"}
+
+
+def test_add_form_asks_for_login_id_and_password_twice(staff_client):
+    response = staff_client.get(ADD)
+
+    assert response.status_code == 200
+    form = response.context["adminform"].form
+    assert {"login_id", "password1", "password2"} <= set(form.fields)
+
+
+def test_add_form_creates_a_user_who_can_log_in(staff_client, api_client):
+    response = staff_client.post(
+        ADD,
+        {
+            "login_id": "carol",
+            "email": "carol@example.com",
+            "display_name": "Carol",
+            "usable_password": "true",
+            "password1": NEW_PASSWORD,
+            "password2": NEW_PASSWORD,
+        },
+    )
+
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    carol = User.objects.get(login_id="carol")
+    assert (carol.email, carol.display_name, carol.is_active) == ("carol@example.com", "Carol", True)
+    login = api_client.post("/auth/login", {"login_id": "carol", "password": NEW_PASSWORD}, format="json")
+    assert login.status_code == 200
+
+
+def test_add_form_refuses_login_id_taken_in_other_case(staff_client, user):
+    passwords = {"usable_password": "true", "password1": NEW_PASSWORD, "password2": NEW_PASSWORD}
+
+    response = staff_client.post(ADD, {"login_id": "ALICE", **passwords})
+
+    assert response.status_code == 200
+    assert "login_id" in response.context["adminform"].form.errors
+    assert User.objects.filter(login_id__iexact="alice").count() == 1
+
+
+def test_add_form_refuses_mismatched_passwords(staff_client):
+    response = staff_client.post(
+        ADD, {"login_id": "carol", "usable_password": "true", "password1": NEW_PASSWORD, "password2": "other"}
+    )
+
+    assert response.status_code == 200
+    assert "password2" in response.context["adminform"].form.errors
+    assert not User.objects.filter(login_id="carol").exists()
+
+
+def test_change_form_edits_profile(staff_client, user):
+    assert staff_client.get(change_url(user)).status_code == 200
+
+    response = staff_client.post(
+        change_url(user),
+        {
+            "login_id": "alice",
+            "email": "alice@new.example",
+            "display_name": "Alice B.",
+            "is_active": "on",
+            "date_joined_0": "2026-01-01",
+            "date_joined_1": "00:00:00",
+            "socialaccount_set-TOTAL_FORMS": "0",
+            "socialaccount_set-INITIAL_FORMS": "0",
+        },
+    )
+
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    user.refresh_from_db()
+    assert (user.email, user.display_name) == ("alice@new.example", "Alice B.")
+
+
+def test_change_form_refuses_renaming_onto_another_login_id(staff_client, user, other_user):
+    response = staff_client.post(
+        change_url(user),
+        {
+            "login_id": "BOB",
+            "is_active": "on",
+            "date_joined_0": "2026-01-01",
+            "date_joined_1": "00:00:00",
+            "socialaccount_set-TOTAL_FORMS": "0",
+            "socialaccount_set-INITIAL_FORMS": "0",
+        },
+    )
+
+    assert response.status_code == 200
+    assert "login_id" in response.context["adminform"].form.errors
+
+
+def test_change_form_shows_linked_google_account(staff_client, user, settings):
+    settings.GOOGLE_CLIENT_ID = []  # the page must not depend on Google being configured
+    SocialAccount.objects.create(user=user, provider="google", uid="1234567890")
+
+    response = staff_client.get(change_url(user))
+
+    assert response.status_code == 200
+    assert b"1234567890" in response.content
+
+
+def test_admin_password_change_page(staff_client, user):
+    response = staff_client.post(
+        f"/admin/accounts/user/{user.pk}/password/",
+        {"usable_password": "true", "password1": NEW_PASSWORD, "password2": NEW_PASSWORD},
+    )
+
+    assert response.status_code == 302
+    user.refresh_from_db()
+    assert user.check_password(NEW_PASSWORD)
+
+
+def test_deactivate_action_deactivates_and_ends_sessions(staff_client, user, other_user, api_client):
+    refresh = str(RefreshToken.for_user(user))
+
+    response = staff_client.post(
+        CHANGELIST, {"action": "deactivate_users", "_selected_action": [user.pk, other_user.pk]}, follow=True
+    )
+
+    assert response.status_code == 200
+    assert "Deactivated 2 user(s)." in [str(m) for m in response.context["messages"]]
+    assert not User.objects.filter(pk__in=[user.pk, other_user.pk], is_active=True).exists()
+    assert OutstandingToken.objects.get(user=user).blacklistedtoken
+    reused = api_client.post("/auth/token/refresh", {"refresh": refresh}, format="json")
+    assert reused.status_code == 401
+
+
+def test_deactivate_action_spares_the_acting_staff_member(staff_client, staff_user, user):
+    response = staff_client.post(
+        CHANGELIST, {"action": "deactivate_users", "_selected_action": [staff_user.pk, user.pk]}, follow=True
+    )
+
+    staff_user.refresh_from_db()
+    user.refresh_from_db()
+    assert staff_user.is_active
+    assert not user.is_active
+    assert "You cannot deactivate your own account." in [str(m) for m in response.context["messages"]]
+
+
+def test_reactivate_action(staff_client, make_user):
+    dora = make_user("dora", is_active=False)
+
+    staff_client.post(CHANGELIST, {"action": "activate_users", "_selected_action": [dora.pk]})
+
+    dora.refresh_from_db()
+    assert dora.is_active
+
+
+def test_admin_is_closed_to_non_staff(client, user):
+    client.force_login(user)
+
+    response = client.get(CHANGELIST)
+
+    assert response.status_code == 302
+    assert "/admin/login/" in response["Location"]

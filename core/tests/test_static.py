@@ -1,0 +1,33 @@
+"""With DEBUG off, WhiteNoise serves the admin's static files from STATIC_ROOT."""
+
+import pytest
+from django.core.management import call_command
+from django.test import Client
+
+
+@pytest.fixture
+def collected(settings, tmp_path):
+    settings.STATIC_ROOT = tmp_path
+    call_command("collectstatic", interactive=False, verbosity=0)
+    return tmp_path
+
+
+def test_admin_assets_are_served_with_debug_off(collected, settings):
+    assert settings.DEBUG is False
+
+    response = Client().get("/static/admin/css/base.css")
+
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/css")
+    assert b"".join(response.streaming_content).strip()
+
+
+def test_assets_are_served_compressed(collected):
+    response = Client().get("/static/admin/css/base.css", HTTP_ACCEPT_ENCODING="gzip")
+
+    assert response.status_code == 200
+    assert response["Content-Encoding"] == "gzip"
+
+
+def test_missing_asset_is_404(collected):
+    assert Client().get("/static/admin/css/no-such-file.css").status_code == 404
