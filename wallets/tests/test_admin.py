@@ -1,0 +1,181 @@
+"""Support staff through the admin's own URLs, logged in with the Django test client."""
+
+import re
+
+import pytest
+from django.contrib import admin
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
+from django.test import Client
+
+from wallets import services
+from wallets.models import LedgerEntry, Wallet
+
+pytestmark = pytest.mark.django_db
+
+CHANGELIST = "/admin/wallets/wallet/"
+
+
+@pytest.fixture
+def staff_client(staff_user) -> Client:
+    client = Client()
+    client.force_login(staff_user)
+    return client
+
+
+def adjust_url(wallet: Wallet) -> str:
+    return f"/admin/wallets/wallet/{wallet.pk}/adjust/"
+
+
+def fresh_key(client: Client, wallet: Wallet) -> str:
+    """The hidden idempotency key of a freshly rendered form."""
+    page = client.get(adjust_url(wallet)).content.decode()
+    return re.search(r'name="idempotency_key" value="([^"]+)"', page).group(1)
+
+
+@pytest.mark.parametrize("query", ["alice", "ALICE", "alice@example.com"])
+def test_wallets_are_searchable_by_login_id_and_email(staff_client, wallet, other_user, query):
+    response = staff_client.get(CHANGELIST, {"q": query})
+    assert response.status_code == 200
+    assert list(response.context["cl"].result_list) == [wallet]
+
+
+def test_wallet_page_is_read_only_and_shows_the_ledger(staff_client, wallet, user):
+    services.wallet_top_up(user=user, amount=5, reason="goodwill gesture")
+    response = staff_client.get(f"/admin/wallets/wallet/{wallet.pk}/change/")
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert 'name="balance"' not in page
+    assert "goodwill gesture" in page
+    assert "Top up / adjust" in page
+    assert 'name="entries-0-amount"' not in page
+
+
+def test_admin_cannot_post_a_balance(staff_client, wallet):
+    response = staff_client.post(f"/admin/wallets/wallet/{wallet.pk}/change/", {"balance": 10**6, "held": 0})
+    assert response.status_code == 403
+    wallet.refresh_from_db()
+    assert wallet.balance == 100
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/admin/wallets/wallet/add/",
+        "/admin/wallets/wallet/{wallet}/delete/",
+        "/admin/wallets/ledgerentry/add/",
+        "/admin/wallets/ledgerentry/{entry}/delete/",
+        "/admin/wallets/hold/add/",
+    ],
+)
+def test_no_admin_path_adds_or_deletes_money_rows(staff_client, wallet, path):
+    url = path.format(wallet=wallet.pk, entry=wallet.entries.get().pk)
+    before = (Wallet.objects.count(), LedgerEntry.objects.count())
+    assert staff_client.post(url, {"post": "yes"}).status_code == 403
+    assert (Wallet.objects.count(), LedgerEntry.objects.count()) == before
+
+
+def test_ledger_entry_page_is_read_only(staff_client, wallet):
+    entry = wallet.entries.get()
+    url = f"/admin/wallets/ledgerentry/{entry.pk}/change/"
+    assert staff_client.get(url).status_code == 200
+    assert staff_client.post(url, {"amount": 10**6}).status_code == 403
+    assert staff_client.get("/admin/wallets/ledgerentry/", {"q": "alice"}).status_code == 200
+    assert staff_client.get("/admin/wallets/hold/").status_code == 200
+
+
+def test_staff_top_up_goes_through_the_service_with_the_actor(staff_client, staff_user, wallet):
+    response = staff_client.post(
+        adjust_url(wallet),
+        {
+            "kind": "topup",
+            "amount": 40,
+            "reason": "phone support #12",
+            "idempotency_key": fresh_key(staff_client, wallet),
+        },
+    )
+    assert response.status_code == 302
+    assert response["Location"] == f"/admin/wallets/wallet/{wallet.pk}/change/"
+    wallet.refresh_from_db()
+    assert wallet.balance == 140
+    entry = wallet.entries.get(kind="topup")
+    assert (entry.amount, entry.description, entry.actor) == (40, "phone support #12", staff_user)
+
+
+def test_submitting_the_same_form_twice_applies_once(staff_client, wallet):
+    data = {
+        "kind": "refund",
+        "amount": 5,
+        "reason": "bad reply",
+        "idempotency_key": fresh_key(staff_client, wallet),
+    }
+    assert staff_client.post(adjust_url(wallet), data).status_code == 302
+    assert staff_client.post(adjust_url(wallet), data).status_code == 302
+    wallet.refresh_from_db()
+    assert wallet.balance == 105
+    assert wallet.entries.filter(kind="refund").count() == 1
+
+
+def test_staff_adjustment_can_take_credits_away(staff_client, staff_user, wallet):
+    data = {"kind": "adjustment", "amount": -30, "reason": "double top-up", "idempotency_key": "admin:a1"}
+    assert staff_client.post(adjust_url(wallet), data).status_code == 302
+    wallet.refresh_from_db()
+    assert wallet.balance == 70
+    assert wallet.entries.get(kind="adjustment").actor == staff_user
+
+
+@pytest.mark.parametrize(
+    ("data", "error"),
+    [
+        ({"kind": "adjustment", "amount": -101, "reason": "x"}, "does not hold enough"),
+        ({"kind": "topup", "amount": -5, "reason": "x"}, "greater than zero"),
+        ({"kind": "topup", "amount": 0, "reason": "x"}, "greater than zero"),
+        ({"kind": "topup", "amount": 5, "reason": ""}, "required"),
+        ({"kind": "topup", "amount": "ten", "reason": "x"}, "whole number"),
+        ({"kind": "bonus", "amount": 5, "reason": "x"}, "valid choice"),
+    ],
+)
+def test_bad_adjustments_show_the_form_again_and_write_nothing(staff_client, wallet, data, error):
+    response = staff_client.post(adjust_url(wallet), {**data, "idempotency_key": "admin:k"})
+    assert response.status_code == 200
+    assert error in response.content.decode()
+    wallet.refresh_from_db()
+    assert wallet.balance == 100
+    assert wallet.entries.count() == 1
+
+
+def test_staff_without_the_adjust_permission_cannot_move_credits(make_user, wallet):
+    clerk = make_user("clerk", is_staff=True)
+    clerk.user_permissions.add(Permission.objects.get(codename="view_wallet"))
+    client = Client()
+    client.force_login(clerk)
+    assert client.get(f"/admin/wallets/wallet/{wallet.pk}/change/").status_code == 200
+    data = {"kind": "topup", "amount": 5, "reason": "x", "idempotency_key": "admin:k"}
+    assert client.post(adjust_url(wallet), data).status_code == 403
+    wallet.refresh_from_db()
+    assert wallet.balance == 100
+
+
+def test_adjust_page_for_an_unknown_wallet_is_404(staff_client):
+    assert staff_client.get("/admin/wallets/wallet/999999/adjust/").status_code == 404
+
+
+def test_adjust_page_needs_a_staff_login(client, wallet):
+    response = client.get(adjust_url(wallet))
+    assert response.status_code == 302
+    assert "/admin/login/" in response["Location"]
+
+
+def test_user_added_in_the_admin_gets_the_bonus_once(staff_client):
+    User = get_user_model()
+    if User not in admin.site._registry:
+        pytest.skip("the accounts app has not registered its user admin yet")
+    password = "a-long-enough-pass-123"
+    response = staff_client.post(
+        f"/admin/{User._meta.app_label}/{User._meta.model_name}/add/",
+        {"login_id": "erin", "usable_password": "true", "password1": password, "password2": password},
+    )
+    assert response.status_code == 302, response.context and response.context["adminform"].form.errors
+    erin = User.objects.get(login_id="erin")
+    assert Wallet.objects.get(user=erin).balance == 100
+    assert LedgerEntry.objects.filter(wallet__user=erin, kind="bonus").count() == 1

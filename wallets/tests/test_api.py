@@ -1,0 +1,96 @@
+import pytest
+
+from wallets import services
+from wallets.models import LedgerEntry, Wallet
+
+pytestmark = pytest.mark.django_db
+
+WALLET = "/api/wallet/"
+TRANSACTIONS = "/api/wallet/transactions/"
+
+
+def test_get_wallet_shows_balance_held_and_available(auth_client, user):
+    services.wallet_reserve(user=user, amount=30)
+    response = auth_client.get(WALLET)
+    assert response.status_code == 200
+    body = response.json()
+    assert set(body) == {"balance", "held", "available", "currency", "updated_at"}
+    assert (body["balance"], body["held"], body["available"], body["currency"]) == (100, 30, 70, "credits")
+
+
+def test_get_wallet_creates_a_missing_one_with_the_bonus(auth_client, user):
+    Wallet.objects.filter(user=user).delete()
+    response = auth_client.get(WALLET)
+    assert response.status_code == 200
+    assert response.json()["balance"] == 100
+    assert Wallet.objects.get(user=user).entries.count() == 1
+
+
+def test_post_wallet_is_201_when_created_now_then_200_without_a_second_bonus(auth_client, user):
+    Wallet.objects.filter(user=user).delete()
+    first = auth_client.post(WALLET)
+    again = auth_client.post(WALLET)
+    assert (first.status_code, again.status_code) == (201, 200)
+    assert first.json()["balance"] == again.json()["balance"] == 100
+    assert LedgerEntry.objects.filter(wallet__user=user, kind="bonus").count() == 1
+
+
+def test_post_wallet_that_exists_is_200(auth_client):
+    response = auth_client.post(WALLET)
+    assert response.status_code == 200
+    assert response.json()["balance"] == 100
+
+
+@pytest.mark.parametrize("path", [WALLET, TRANSACTIONS])
+def test_wallet_needs_authentication(api_client, path):
+    response = api_client.get(path)
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "not_authenticated"
+
+
+def test_wallet_cannot_be_deleted_or_edited_through_the_api(auth_client):
+    for method in (auth_client.delete, auth_client.put, auth_client.patch):
+        response = method(WALLET, {"balance": 10**6}, format="json")
+        assert response.status_code == 405
+        assert response.json()["error"]["code"] == "method_not_allowed"
+    assert auth_client.get(WALLET).json()["balance"] == 100
+
+
+def test_transactions_are_the_callers_own_newest_first(auth_client, user, other_user):
+    hold = services.wallet_reserve(user=user, amount=10)
+    services.wallet_settle(hold_id=hold.pk, cost=4, description="reply in general")
+    services.wallet_top_up(user=user, amount=20, reason="bought")
+    services.wallet_top_up(user=other_user, amount=999, reason="not alice's")
+
+    response = auth_client.get(TRANSACTIONS)
+
+    assert response.status_code == 200
+    body = response.json()
+    assert set(body) == {"results", "next", "previous"}
+    rows = body["results"]
+    assert [(r["kind"], r["amount"], r["balance_after"]) for r in rows] == [
+        ("topup", 20, 116),
+        ("charge", -4, 96),
+        ("bonus", 100, 100),
+    ]
+    assert set(rows[0]) == {"id", "kind", "amount", "balance_after", "description", "created_at"}
+    assert rows[1]["description"] == "reply in general"
+
+
+def test_transactions_paginate_in_constant_queries(auth_client, user, django_assert_max_num_queries):
+    for n in range(30):
+        services.wallet_top_up(user=user, amount=1, reason=f"top-up {n}")
+
+    with django_assert_max_num_queries(2):  # the token's user, one page of entries
+        first = auth_client.get(TRANSACTIONS, {"page_size": 25}).json()
+    assert len(first["results"]) == 25
+    assert first["results"][0]["balance_after"] == 130
+    with django_assert_max_num_queries(2):
+        second = auth_client.get(first["next"]).json()
+    assert [r["kind"] for r in second["results"]] == ["topup"] * 5 + ["bonus"]
+    assert second["next"] is None
+
+
+def test_get_wallet_reads_in_two_queries(auth_client, django_assert_max_num_queries):
+    with django_assert_max_num_queries(2):  # the token's user, the wallet
+        assert auth_client.get(WALLET).status_code == 200

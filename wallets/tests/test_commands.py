@@ -1,0 +1,173 @@
+from io import StringIO
+
+import pytest
+from django.core.management import call_command, load_command_class
+from django.core.management.base import CommandError
+
+from wallets import services
+from wallets.models import Hold, LedgerEntry, Wallet
+from wallets.tests.conftest import age_hold
+
+pytestmark = pytest.mark.django_db
+
+
+def run(name: str, *args: str) -> tuple[str, str]:
+    out, err = StringIO(), StringIO()
+    call_command(name, *args, stdout=out, stderr=err)
+    return out.getvalue(), err.getvalue()
+
+
+def balance_of(user) -> int:
+    return Wallet.objects.get(user=user).balance
+
+
+# --- topup_wallet ------------------------------------------------------------
+
+
+def test_topup_prints_the_new_balance(user):
+    out, _ = run("topup_wallet", "alice", "50", "--reason", "bank transfer 42")
+    assert out.strip() == "alice: balance 150 credits"
+    entry = LedgerEntry.objects.get(kind="topup")
+    assert (entry.amount, entry.description, entry.actor) == (50, "bank transfer 42", None)
+
+
+def test_topup_finds_the_login_id_in_any_case(user):
+    run("topup_wallet", "ALICE", "5", "--reason", "x")
+    assert balance_of(user) == 105
+
+
+def test_topup_with_a_key_applies_once(user):
+    run("topup_wallet", "alice", "50", "--reason", "order 1", "--key", "order-1")
+    out, _ = run("topup_wallet", "alice", "50", "--reason", "order 1", "--key", "order-1")
+    assert "already applied" in out
+    assert "balance 150" in out
+    assert balance_of(user) == 150
+
+
+def test_topup_key_reused_with_another_amount_fails(user):
+    run("topup_wallet", "alice", "50", "--reason", "order 1", "--key", "order-1")
+    with pytest.raises(CommandError, match="idempotency key"):
+        run("topup_wallet", "alice", "60", "--reason", "order 1", "--key", "order-1")
+    assert balance_of(user) == 150
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["nobody", "5", "--reason", "x"], "No user with login id 'nobody'"),
+        (["alice", "0", "--reason", "x"], "greater than zero"),
+        (["alice", "-5", "--reason", "x"], "greater than zero"),
+        (["alice", "1.5", "--reason", "x"], "not a whole number"),
+        (["alice", "ten", "--reason", "x"], "not a whole number"),
+        (["alice", "5"], "required: --reason"),
+        (["alice", "5", "--reason", "   "], "reason: A reason is required"),
+        (["alice", "5", "--reason", "x", "--key", ""], "idempotency_key"),
+    ],
+)
+def test_topup_bad_input_is_a_clear_error_and_writes_nothing(user, args, message):
+    with pytest.raises(CommandError, match=message):
+        run("topup_wallet", *args)
+    assert balance_of(user) == 100
+    assert LedgerEntry.objects.count() == 1
+
+
+def test_topup_failure_exits_non_zero_from_the_command_line(user, capsys):
+    command = load_command_class("wallets", "topup_wallet")
+    with pytest.raises(SystemExit) as exited:
+        command.run_from_argv(["manage.py", "topup_wallet", "nobody", "5", "--reason", "x"])
+    assert exited.value.code == 1
+    assert "No user with login id 'nobody'" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("command", "words"),
+    [
+        ("topup_wallet", ["LOGIN_ID", "AMOUNT", "--reason", "--key", "applies once"]),
+        ("audit_wallets", ["ledger", "held", "non-zero", "--release-stale"]),
+        ("release_stale_holds", ["--minutes", "STALE_HOLD_MINUTES"]),
+    ],
+)
+def test_help_explains_each_command(command, words):
+    text = " ".join(
+        load_command_class("wallets", command).create_parser("manage.py", command).format_help().split()
+    )
+    for word in words:
+        assert word in text
+
+
+# --- audit_wallets -----------------------------------------------------------
+
+
+def test_audit_passes_when_every_wallet_matches(user, other_user):
+    hold = services.wallet_reserve(user=user, amount=10)
+    services.wallet_settle(hold_id=hold.pk, cost=3, description="reply")
+    services.wallet_reserve(user=other_user, amount=10)
+    out, err = run("audit_wallets")
+    assert "Every wallet matches" in out
+    assert err == ""
+
+
+def test_audit_catches_a_tampered_balance(user, other_user):
+    Wallet.objects.filter(user=user).update(balance=500)
+    with pytest.raises(CommandError, match="1 problem"):
+        run("audit_wallets")
+
+
+def test_audit_lists_every_mismatch(user, other_user):
+    Wallet.objects.filter(user=user).update(balance=500)
+    Wallet.objects.filter(user=other_user).update(held=5)
+    err = StringIO()
+    with pytest.raises(CommandError, match="2 problem"):
+        call_command("audit_wallets", stdout=StringIO(), stderr=err)
+    lines = err.getvalue().splitlines()
+    assert len(lines) == 2
+    assert "(alice)" in lines[0]
+    assert "balance 500 != ledger sum 100" in lines[0]
+    assert "last entry's balance_after 100" in lines[0]
+    assert "(bob)" in lines[1]
+    assert "held 5 != open holds 0" in lines[1]
+
+
+def test_audit_reports_a_stale_hold_and_can_release_it(user):
+    hold = services.wallet_reserve(user=user, amount=10)
+    age_hold(hold, minutes=60)
+    err = StringIO()
+    with pytest.raises(CommandError, match="1 problem"):
+        call_command("audit_wallets", stdout=StringIO(), stderr=err)
+    assert f"hold {hold.pk} of 10" in err.getvalue()
+
+    out, _ = run("audit_wallets", "--release-stale")
+    assert "Released 1 stale hold" in out
+    hold.refresh_from_db()
+    assert hold.status == Hold.Status.RELEASED
+
+
+# --- release_stale_holds -----------------------------------------------------
+
+
+def test_release_stale_holds_uses_the_configured_age(user, settings):
+    settings.STALE_HOLD_MINUTES = 15
+    old = services.wallet_reserve(user=user, amount=10)
+    fresh = services.wallet_reserve(user=user, amount=20)
+    age_hold(old, minutes=16)
+    age_hold(fresh, minutes=14)
+
+    out, _ = run("release_stale_holds")
+
+    assert f"released hold {old.pk}: 10 credits" in out
+    assert "Released 1 stale hold(s)." in out
+    wallet = Wallet.objects.get(user=user)
+    assert (wallet.balance, wallet.held) == (100, 20)
+
+
+def test_release_stale_holds_takes_minutes(user):
+    hold = services.wallet_reserve(user=user, amount=10)
+    age_hold(hold, minutes=3)
+    out, _ = run("release_stale_holds", "--minutes", "2")
+    assert "Released 1 stale hold(s)." in out
+    assert Wallet.objects.get(user=user).held == 0
+
+
+def test_release_stale_holds_refuses_negative_minutes(user):
+    with pytest.raises(CommandError, match="zero or more"):
+        run("release_stale_holds", "--minutes", "-1")
