@@ -41,13 +41,14 @@ ALGORITHM = "RS256"
 
 _LOGIN_ID_MAX = User._meta.get_field("login_id").max_length
 _DISPLAY_NAME_MAX = User._meta.get_field("display_name").max_length
+_EMAIL_MAX = User._meta.get_field("email").max_length
 _NOT_LOGIN_ID_CHARS = re.compile(r"[^\w.@+-]")
 
 
 def google_sign_in(*, request: HttpRequest, id_token: str) -> tuple[User, bool]:
     """Verify ``id_token`` and return its user, and whether that user was created now."""
     claims = google_id_token_verify(id_token=id_token)
-    user, created = _user_for_claims(claims)
+    user, created = google_user_get_or_create(claims=claims)
     if not user.is_active:
         raise AccountInactive()
     return user, created
@@ -103,7 +104,8 @@ def _check_claims(claims: dict[str, Any]) -> None:
         raise TokenNotValid("The Google account's e-mail address is not verified.")
 
 
-def _user_for_claims(claims: dict[str, Any]) -> tuple[User, bool]:
+def google_user_get_or_create(*, claims: dict[str, Any]) -> tuple[User, bool]:
+    """The user linked to the verified ``claims``' ``sub``, creating both if this is the first time."""
     account = _linked_account(claims["sub"])
     if account is not None:
         SocialAccount.objects.filter(pk=account.pk).update(extra_data=claims, last_login=timezone.now())
@@ -134,7 +136,7 @@ def google_user_create(*, claims: dict[str, Any]) -> User:
     email = User.objects.normalize_email(claims["email"])
     user = User(
         display_name=str(claims.get("name") or "")[:_DISPLAY_NAME_MAX],
-        email=email,
+        email=email if len(email) <= _EMAIL_MAX else "",  # longer than RFC 5321 allows: keep none
     )
     user.set_unusable_password()
     _save_with_free_login_id(user, _login_id_candidates(email=email, sub=claims["sub"]))
