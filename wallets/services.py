@@ -1,13 +1,14 @@
 """Every write to a wallet.
 
-Locking style: one conditional ``UPDATE`` on the wallet row
-(``... SET held = held + x WHERE balance >= held + x``) and a check of the
-row count, rather than ``SELECT ... FOR UPDATE`` then ``UPDATE``. Both are
-correct; the conditional update holds the row lock for one round trip less
-and measured faster on one hot wallet (``bench/wallet_contention.py``,
-figures in ``docs/benchmarks.md``). Rows that are not the wallet (a new hold,
-a ledger entry) are written *before* the wallet row is touched where the
-order allows, so the hot row stays locked as briefly as possible.
+Locking style: one conditional ``UPDATE`` of the wallet row that returns the
+row it changed (``... SET held = held + x WHERE balance >= held + x
+RETURNING ...``), rather than ``SELECT ... FOR UPDATE`` then ``UPDATE``. Both
+are correct; the conditional update keeps the hot row locked for fewer round
+trips and measured faster on one hot wallet (``bench/wallet_contention.py``
+runs both). Rows that are not the wallet (a new hold, the claim of a hold)
+are written *before* the wallet row is touched, so the wallet stays locked
+only from its ``UPDATE`` to the commit: the ``UPDATE``, at most one ledger
+``INSERT``, and ``COMMIT``.
 
 Transactions: the outermost money operations (reserve, top-up, refund,
 adjust) are ``atomic(durable=True)`` so nobody nests them by accident.
@@ -25,8 +26,7 @@ from uuid import UUID
 
 from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from core.errors import ValidationFailed
@@ -125,12 +125,11 @@ def wallet_reserve(*, user, amount: int, description: str = "") -> Hold:
     with transaction.atomic(durable=True):
         wallet, _ = wallet_get_or_create(user=user)
         hold = Hold.objects.create(wallet=wallet, amount=amount, description=description[:DESCRIPTION_MAX])
-        reserved = Wallet.objects.filter(pk=wallet.pk, balance__gte=F("held") + amount).update(
-            held=F("held") + amount, updated_at=timezone.now()
-        )
-        if not reserved:
+        reserved = _wallet_move(wallet_id=wallet.pk, held=amount)
+        if reserved is None:
             wallet.refresh_from_db(fields=["balance", "held"])
             raise InsufficientFunds(available=wallet.available, required=amount)
+    hold.wallet = reserved
     return hold
 
 
@@ -180,28 +179,17 @@ def _hold_close(*, hold_id: UUID | str, cost: int | None, description: str) -> t
     """Settle (``cost`` an int) or release (``cost`` None) an open hold.
 
     Returns the wallet and whether this call closed the hold. The hold is
-    claimed with a conditional update on its status, so of two racing calls
-    exactly one charges.
+    claimed by a conditional update of its status, so of two racing calls
+    exactly one charges; the wallet row is locked only after that.
     """
-    try:
-        hold = Hold.objects.only("wallet_id", "amount", "status").get(pk=hold_id)
-    except (Hold.DoesNotExist, DjangoValidationError):  # the latter: not a UUID at all
-        raise HoldNotFound() from None
-    if hold.status != Hold.Status.OPEN:
-        return Wallet.objects.get(pk=hold.wallet_id), False
-
-    charge = 0 if cost is None else min(cost, hold.amount)
-    now = timezone.now()
-    claimed = Hold.objects.filter(pk=hold.pk, status=Hold.Status.OPEN).update(
-        status=Hold.Status.RELEASED if cost is None else Hold.Status.SETTLED, charged=charge, closed_at=now
-    )
-    if not claimed:  # another process closed it between our read and our update
-        return Wallet.objects.get(pk=hold.wallet_id), False
-
-    Wallet.objects.filter(pk=hold.wallet_id).update(
-        balance=F("balance") - charge, held=F("held") - hold.amount, updated_at=now
-    )
-    wallet = Wallet.objects.get(pk=hold.wallet_id)
+    claimed = _hold_claim(hold_id=hold_id, cost=cost)
+    if claimed is None:  # already settled or released (or never existed)
+        wallet_id = Hold.objects.filter(pk=hold_id).values_list("wallet_id", flat=True).first()
+        if wallet_id is None:
+            raise HoldNotFound()
+        return Wallet.objects.get(pk=wallet_id), False
+    wallet_id, amount, charge = claimed
+    wallet = _wallet_move(wallet_id=wallet_id, balance=-charge, held=-amount)
     if charge:
         LedgerEntry.objects.create(
             wallet=wallet,
@@ -209,9 +197,60 @@ def _hold_close(*, hold_id: UUID | str, cost: int | None, description: str) -> t
             amount=-charge,
             balance_after=wallet.balance,
             description=description[:DESCRIPTION_MAX],
-            hold_id=hold.pk,
+            hold_id=_uuid(hold_id),
         )
     return wallet, True
+
+
+# --- the two statements that move credits --------------------------------------
+#
+# Hand-written because they need ``UPDATE ... RETURNING`` (PostgreSQL, and
+# SQLite since 3.35), which the ORM's ``update()`` does not offer: the row
+# comes back from the statement that changed it, so the wallet row stays
+# locked for one round trip less than with an ``UPDATE`` then a ``SELECT``.
+
+
+def _uuid(hold_id: UUID | str) -> UUID:
+    try:
+        return Hold._meta.pk.to_python(hold_id)
+    except DjangoValidationError:  # not a UUID at all
+        raise HoldNotFound() from None
+
+
+def _hold_claim(*, hold_id: UUID | str, cost: int | None) -> tuple[int, int, int] | None:
+    """Close an open hold: ``(wallet_id, amount, charged)``, or None if it was not open."""
+    hold_table = connection.ops.quote_name(Hold._meta.db_table)
+    sql = (
+        f"UPDATE {hold_table} SET status = %s, closed_at = %s,"
+        " charged = CASE WHEN amount < %s THEN amount ELSE %s END"
+        " WHERE id = %s AND status = %s RETURNING wallet_id, amount, charged"
+    )
+    status = Hold.Status.RELEASED if cost is None else Hold.Status.SETTLED
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
+    hold_pk = Hold._meta.pk.get_db_prep_value(_uuid(hold_id), connection)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [status, now, cost or 0, cost or 0, hold_pk, Hold.Status.OPEN])
+        return cursor.fetchone()
+
+
+_WALLET_COLUMNS = ", ".join(field.column for field in Wallet._meta.concrete_fields)
+
+
+def _wallet_move(*, wallet_id: int, balance: int = 0, held: int = 0) -> Wallet | None:
+    """Add ``balance`` and ``held`` to the wallet unless available credit would go negative.
+
+    One conditional ``UPDATE`` (the wallet row is locked from here to the
+    commit); returns the updated wallet, or None when it would overdraw.
+    """
+    wallet_table = connection.ops.quote_name(Wallet._meta.db_table)
+    sql = (
+        f"UPDATE {wallet_table} SET balance = balance + %s, held = held + %s, updated_at = %s"
+        " WHERE id = %s AND balance + %s >= held + %s"
+        f" RETURNING {_WALLET_COLUMNS}"
+    )
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
+    # A RawQuerySet runs the statement once, on first iteration, and converts the row to a Wallet.
+    return next(iter(Wallet.objects.raw(sql, [balance, held, now, wallet_id, balance, held])), None)
 
 
 # --- credits in and staff corrections ----------------------------------------
@@ -271,18 +310,15 @@ def _ledger_append(*, user, entry: _Entry) -> LedgerEntry:
             if entry.idempotency_key and (original := _replay(user=user, entry=entry)):
                 return original
             wallet, _ = wallet_get_or_create(user=user)
-            changed = Wallet.objects.filter(pk=wallet.pk)
-            if entry.amount < 0:
-                changed = changed.filter(balance__gte=F("held") - entry.amount)
-            if not changed.update(balance=F("balance") + entry.amount, updated_at=timezone.now()):
+            moved = _wallet_move(wallet_id=wallet.pk, balance=entry.amount)
+            if moved is None:
                 wallet.refresh_from_db(fields=["balance", "held"])
                 raise InsufficientFunds(available=wallet.available, required=-entry.amount)
-            wallet.refresh_from_db(fields=["balance", "held", "updated_at"])
             return LedgerEntry.objects.create(
-                wallet=wallet,
+                wallet=moved,
                 kind=entry.kind,
                 amount=entry.amount,
-                balance_after=wallet.balance,
+                balance_after=moved.balance,
                 description=entry.description,
                 idempotency_key=entry.idempotency_key,
                 actor=entry.actor,
