@@ -5,26 +5,36 @@ the wire format, connection handling, timeouts and disconnects are the real
 ones; only the model is fake. It is plain asyncio (HTTP/1.1, keep-alive,
 chunked server-sent events) in a background thread with its own event loop,
 light enough for a thousand concurrent streams, and free of pytest so a
-benchmark script can use it too::
+benchmark can use it too, in-process::
 
     with FakeOpenAI() as fake:
         fake.configure(reply="Hello there", chunk_delay=0.01)
         client = openai.AsyncOpenAI(base_url=fake.base_url, api_key="test")
         ...
-        fake.requests[-1].body["max_tokens"]
+        fake.last_request.body["max_tokens"]
+
+or as its own process (so that it does not share a GIL with what is being
+measured), configured over HTTP::
+
+    python -m chats.tests.fake_openai --port 8100 --chunks 50 --chunk-delay 0.02
+    curl -X POST localhost:8100/fake/scenario -d '{"reply": "Hi", "first_chunk_delay": 0.1}'
+    curl localhost:8100/fake/stats
 
 ``POST /v1/chat/completions`` answers as :class:`Scenario` says: with
 ``"stream": true`` a ``text/event-stream`` of ``data: {chunk}`` events (a role
 chunk, one chunk per delta, a chunk with the finish reason, the usage chunk
 with ``"choices": []`` when the request asked for it with
 ``stream_options.include_usage``, then ``data: [DONE]``); without it one
-``chat.completion`` JSON body. ``GET /v1/models`` lists one model. Every
-request is recorded (:class:`RecordedRequest`), including whether the client
-hung up before its stream ended.
+``chat.completion`` JSON body. ``GET /v1/models`` lists one model. Chunks
+keep to a schedule (the first ``first_chunk_delay`` after the headers, then
+one every ``chunk_delay``), so a loaded server does not drift. Every request
+is recorded (:class:`RecordedRequest`), including whether the client hung
+up before its answer ended.
 """
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import dataclasses
@@ -41,6 +51,11 @@ __all__ = ["FakeOpenAI", "RecordedRequest", "Scenario"]
 
 _WORDISH = re.compile(r"\s*\S+|\s+")
 _REASONS = {200: "OK", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed"}
+_STREAM_HEADERS = {
+    "content-type": "text/event-stream; charset=utf-8",
+    "transfer-encoding": "chunked",
+    "cache-control": "no-cache",
+}
 
 
 @dataclass(frozen=True)
@@ -65,6 +80,10 @@ class Scenario:
     retry_after_ms: int | None = None
     #: Close the connection abruptly after this many content chunks (no terminator, no [DONE]).
     fail_after_chunks: int | None = None
+    #: Send an SSE error event (``data: {"error": ...}``) after this many content chunks, then end.
+    error_event_after_chunks: int | None = None
+    #: ``False``: end the body without ``data: [DONE]``.
+    send_done: bool = True
     #: ``False``: never send the usage chunk, even when the client asked for it.
     include_usage: bool = True
     #: Reported usage; by default ``len(request messages JSON) // 4`` and the number of chunks.
@@ -101,12 +120,24 @@ class _Disconnected(Exception):
 
 
 class FakeOpenAI:
-    """The fake server. ``start()``/``stop()`` or use it as a context manager."""
+    """The fake server. ``start()``/``stop()`` or use it as a context manager.
 
-    def __init__(self, *, host: str = "127.0.0.1", port: int = 0, scenario: Scenario | None = None) -> None:
+    ``loop_factory`` builds the server's event loop (``uvloop.new_event_loop``
+    for a benchmark; the default is the standard asyncio loop).
+    """
+
+    def __init__(
+        self,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        scenario: Scenario | None = None,
+        loop_factory: Callable[[], asyncio.AbstractEventLoop] = asyncio.new_event_loop,
+    ) -> None:
         self.host = host
         self.port = port
         self.scenario = scenario or Scenario()
+        self.loop_factory = loop_factory
         self._requests: list[RecordedRequest] = []
         self._failures_served = 0
         self._lock = threading.Lock()
@@ -115,7 +146,7 @@ class FakeOpenAI:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._server: asyncio.Server | None = None
-        self._handlers: set[asyncio.Task[None]] = set()
+        self._handlers: dict[asyncio.Task[None], asyncio.StreamWriter] = {}
         self.active_streams = 0
 
     # --- control (any thread) ---------------------------------------------
@@ -151,6 +182,16 @@ class FakeOpenAI:
         assert requests, "the fake OpenAI server received no request"
         return requests[-1]
 
+    def stats(self) -> dict[str, int]:
+        requests = self.requests
+        return {
+            "requests": len(requests),
+            "completed": sum(r.completed for r in requests),
+            "disconnected": sum(r.disconnected for r in requests),
+            "chunks_sent": sum(r.chunks_sent for r in requests),
+            "active_streams": self.active_streams,
+        }
+
     async def wait_until(self, predicate: Callable[[], bool], timeout: float = 2.0) -> bool:
         """Poll ``predicate`` without blocking the caller's event loop (its sockets must close)."""
         deadline = time.monotonic() + timeout
@@ -180,7 +221,7 @@ class FakeOpenAI:
         failure: list[BaseException] = []
 
         def run() -> None:
-            loop = asyncio.new_event_loop()
+            loop = self.loop_factory()
             asyncio.set_event_loop(loop)
             self._loop = loop
             try:
@@ -226,17 +267,21 @@ class FakeOpenAI:
     # --- the server (its own thread and loop) -----------------------------
 
     async def _shutdown(self) -> None:
+        """Stop listening and drop every connection; handlers see EOF and end normally."""
         assert self._server is not None
         self._server.close()
-        for task in list(self._handlers):
-            task.cancel()
-        await asyncio.gather(*self._handlers, return_exceptions=True)
+        for writer in list(self._handlers.values()):
+            writer.transport.abort()
+        if self._handlers:
+            _done, stragglers = await asyncio.wait(list(self._handlers), timeout=5)
+            for task in stragglers:
+                task.cancel()
         await self._server.wait_closed()
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
-        self._handlers.add(task)
+        self._handlers[task] = writer
         connection = next(self._connection_ids)
         try:
             keep_alive = True
@@ -257,7 +302,7 @@ class FakeOpenAI:
         except (asyncio.IncompleteReadError, asyncio.LimitOverrunError, ConnectionError, ValueError):
             pass
         finally:
-            self._handlers.discard(task)
+            self._handlers.pop(task, None)
             writer.close()
             with contextlib.suppress(Exception):
                 await writer.wait_closed()
@@ -275,6 +320,8 @@ class FakeOpenAI:
             body = record.body = json.loads(raw) if raw else None
         except ValueError:
             body = None
+        if path.startswith("/fake/"):
+            return await self._control(writer, record, body)
         with self._lock:
             self._requests.append(record)
             scenario = self.scenario
@@ -291,7 +338,7 @@ class FakeOpenAI:
 
         watcher = _HangupWatcher(reader)
         try:
-            await watcher.pause(scenario.headers_delay)
+            await watcher.pause_until(watcher.now() + scenario.headers_delay)
             if scenario.fail_status is not None and self._take_failure(scenario):
                 extra = {}
                 if scenario.retry_after_ms is not None:
@@ -305,7 +352,22 @@ class FakeOpenAI:
             record.disconnected = True
             return False
         finally:
-            watcher.stop()
+            await watcher.stop()
+
+    async def _control(self, writer: asyncio.StreamWriter, record: RecordedRequest, body: Any) -> bool:
+        """``POST /fake/scenario`` (:class:`Scenario` fields), ``POST /fake/reset``, ``GET /fake/stats``."""
+        try:
+            if record.path == "/fake/scenario" and record.method == "POST":
+                scenario = self.configure(**(body or {}))
+                return await self._send_json(writer, record, 200, dataclasses.asdict(scenario))
+        except TypeError as exc:
+            return await self._send_error(writer, record, 400, str(exc))
+        if record.path == "/fake/reset" and record.method == "POST":
+            self.reset()
+            return await self._send_json(writer, record, 200, self.stats())
+        if record.path == "/fake/stats":
+            return await self._send_json(writer, record, 200, self.stats())
+        return await self._send_error(writer, record, 404, f"No route for {record.path}.")
 
     def _take_failure(self, scenario: Scenario) -> bool:
         with self._lock:
@@ -324,36 +386,37 @@ class FakeOpenAI:
     ) -> bool:
         deltas = scenario.deltas()
         chunk = _ChunkFactory(f"chatcmpl-fake-{next(self._ids)}", str(body.get("model", "")))
-        head = _head(
-            200,
-            {
-                "content-type": "text/event-stream; charset=utf-8",
-                "transfer-encoding": "chunked",
-                "cache-control": "no-cache",
-            },
-        )
+        cut_after = scenario.fail_after_chunks
         self.active_streams += 1
         try:
-            writer.write(head + _event(chunk.delta({"role": "assistant", "content": ""})))
+            writer.write(_head(200, _STREAM_HEADERS) + chunk.role())
             await _drain(writer, watcher)
+            deadline = watcher.now() + scenario.first_chunk_delay
             for index, delta in enumerate(deltas):
-                await watcher.pause(scenario.first_chunk_delay if index == 0 else scenario.chunk_delay)
-                if scenario.fail_after_chunks is not None and index >= scenario.fail_after_chunks:
+                await watcher.pause_until(deadline)
+                deadline += scenario.chunk_delay
+                if cut_after is not None and index >= cut_after:
                     writer.transport.abort()  # mid-stream crash: no terminator, no [DONE]
                     return False
-                writer.write(_event(chunk.delta({"content": delta})))
+                if scenario.error_event_after_chunks == index:
+                    writer.write(_error_event(scenario.fail_message) + b"0\r\n\r\n")
+                    await _drain(writer, watcher)
+                    return True
+                writer.write(chunk.content(delta))
                 await _drain(writer, watcher)
                 record.chunks_sent += 1
-            if scenario.fail_after_chunks is not None:  # at or beyond the last chunk
+            if cut_after is not None:  # at or beyond the last chunk
                 writer.transport.abort()
                 return False
             tail = b""
             if scenario.finish_reason is not None:
-                tail += _event(chunk.delta({}, finish_reason=scenario.finish_reason))
+                tail += chunk.finish(scenario.finish_reason)
             wants_usage = bool((body.get("stream_options") or {}).get("include_usage"))
             if wants_usage and scenario.include_usage:
-                tail += _event(chunk.usage(_usage(scenario, body, len(deltas))))
-            writer.write(tail + _sse(b"[DONE]") + b"0\r\n\r\n")
+                tail += chunk.usage(_usage(scenario, body, len(deltas)))
+            if scenario.send_done:
+                tail += _sse(b"[DONE]")
+            writer.write(tail + b"0\r\n\r\n")
             await _drain(writer, watcher)
             record.completed = True
             return True
@@ -411,35 +474,46 @@ class _HangupWatcher:
     """Notices, while the fake waits or writes, that the client closed its connection.
 
     During an answer an HTTP/1.1 client sends nothing, so a finished read means
-    the peer hung up. The read is only started when there is something to wait
-    on, and cancelled (consuming nothing) when the answer is done.
+    the peer hung up: a pending read runs alongside the answer and wakes any
+    pause at once. It consumes nothing if cancelled, so the connection can
+    carry its next request afterwards.
     """
 
     def __init__(self, reader: asyncio.StreamReader) -> None:
-        self._reader = reader
-        self._read: asyncio.Task[bytes] | None = None
+        self._loop = asyncio.get_running_loop()
+        self._read = self._loop.create_task(reader.read(1))
+        self._read.add_done_callback(self._wake)
+        self._waiter: asyncio.Future[None] | None = None
+
+    def now(self) -> float:
+        return self._loop.time()
 
     def hung_up(self) -> bool:
-        if self._read is not None:
-            return self._read.done()
-        return self._reader.at_eof() or self._reader.exception() is not None
+        return self._read.done()
 
-    async def pause(self, seconds: float) -> None:
-        if seconds > 0:
-            if self._read is None:
-                self._read = asyncio.ensure_future(self._reader.read(1))
-            await asyncio.wait({self._read}, timeout=seconds)
+    def _wake(self, _read: object = None) -> None:
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    async def pause_until(self, deadline: float) -> None:
+        """Sleep until ``deadline`` (loop time), unless the client hangs up first."""
+        if deadline > self._loop.time() and not self.hung_up():
+            self._waiter = self._loop.create_future()
+            timer = self._loop.call_at(deadline, self._wake)
+            try:
+                await self._waiter
+            finally:
+                timer.cancel()
+                self._waiter = None
         if self.hung_up():
             raise _Disconnected
 
-    def stop(self) -> None:
-        if self._read is None:
-            return
-        if self._read.done():
-            with contextlib.suppress(BaseException):
-                self._read.result()  # retrieve a reset, so asyncio does not log it
-        else:
-            self._read.cancel()
+    async def stop(self) -> None:
+        """End the watch; wait for the cancelled read to land (one reader at a time)."""
+        self._read.cancel()
+        await asyncio.wait({self._read})
+        if not self._read.cancelled():
+            self._read.exception()  # retrieve a connection reset, so asyncio does not log it
 
 
 async def _drain(writer: asyncio.StreamWriter, watcher: _HangupWatcher) -> None:
@@ -449,21 +523,39 @@ async def _drain(writer: asyncio.StreamWriter, watcher: _HangupWatcher) -> None:
 
 
 class _ChunkFactory:
+    """Pre-rendered JSON around each delta: the fake spends its time on I/O, not on dumps()."""
+
     def __init__(self, completion_id: str, model: str) -> None:
-        self.base = {
-            "id": completion_id,
-            "object": "chat.completion.chunk",
-            "created": int(time.time()),
-            "model": model,
-            "system_fingerprint": None,
-        }
+        base = json.dumps(
+            {
+                "id": completion_id,
+                "object": "chat.completion.chunk",
+                "created": int(time.time()),
+                "model": model,
+            },
+            separators=(",", ":"),
+        )[:-1]
+        self._base = base + ',"system_fingerprint":null'
+        self._content_head = (self._base + ',"choices":[{"index":0,"delta":{"content":').encode()
+        self._content_tail = b'},"logprobs":null,"finish_reason":null}],"usage":null}'
 
-    def delta(self, delta: dict[str, Any], finish_reason: str | None = None) -> dict[str, Any]:
+    def content(self, delta: str) -> bytes:
+        return _sse(self._content_head + json.dumps(delta).encode() + self._content_tail)
+
+    def role(self) -> bytes:
+        return self._event({"role": "assistant", "content": ""}, None)
+
+    def finish(self, reason: str) -> bytes:
+        return self._event({}, reason)
+
+    def _event(self, delta: dict[str, Any], finish_reason: str | None) -> bytes:
         choice = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
-        return {**self.base, "choices": [choice], "usage": None}
+        tail = json.dumps({"choices": [choice], "usage": None}, separators=(",", ":"))[1:]
+        return _sse((self._base + "," + tail).encode())
 
-    def usage(self, usage: dict[str, int]) -> dict[str, Any]:
-        return {**self.base, "choices": [], "usage": usage}
+    def usage(self, usage: dict[str, int]) -> bytes:
+        tail = json.dumps({"choices": [], "usage": usage}, separators=(",", ":"))[1:]
+        return _sse((self._base + "," + tail).encode())
 
 
 def _usage(scenario: Scenario, body: dict[str, Any], chunk_count: int) -> dict[str, int]:
@@ -472,6 +564,11 @@ def _usage(scenario: Scenario, body: dict[str, Any], chunk_count: int) -> dict[s
         prompt = max(1, len(json.dumps(body.get("messages", []))) // 4)
     completion = scenario.completion_tokens if scenario.completion_tokens is not None else chunk_count
     return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
+
+
+def _error_event(message: str) -> bytes:
+    error = {"error": {"message": message, "type": "server_error", "param": None, "code": None}}
+    return _sse(json.dumps(error).encode())
 
 
 def _model(name: str) -> dict[str, Any]:
@@ -486,9 +583,38 @@ def _head(status: int, headers: dict[str, str]) -> bytes:
 
 def _sse(data: bytes) -> bytes:
     """One server-sent event as one HTTP chunk."""
-    event = b"data: " + data + b"\n\n"
-    return f"{len(event):x}\r\n".encode() + event + b"\r\n"
+    size = len(data) + 8  # b"data: " and b"\n\n"
+    return b"%x\r\ndata: %b\n\n\r\n" % (size, data)
 
 
-def _event(payload: dict[str, Any]) -> bytes:
-    return _sse(json.dumps(payload, separators=(",", ":")).encode())
+def main(argv: list[str] | None = None) -> None:
+    """Serve the fake in the foreground until interrupted (for benchmarks)."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8100)
+    parser.add_argument("--reply", default=Scenario.reply)
+    parser.add_argument("--chunks", type=int, help="reply with this many chunks (' t0', ' t1', ...)")
+    parser.add_argument("--first-chunk-delay", type=float, default=0.0)
+    parser.add_argument("--chunk-delay", type=float, default=0.0)
+    parser.add_argument("--uvloop", action="store_true", help="serve on uvloop")
+    args = parser.parse_args(argv)
+    loop_factory = asyncio.new_event_loop
+    if args.uvloop:
+        import uvloop
+
+        loop_factory = uvloop.new_event_loop
+    fake = FakeOpenAI(host=args.host, port=args.port, loop_factory=loop_factory)
+    with fake:
+        fake.configure(
+            reply=args.reply,
+            chunks=[f" t{i}" for i in range(args.chunks)] if args.chunks else None,
+            first_chunk_delay=args.first_chunk_delay,
+            chunk_delay=args.chunk_delay,
+        )
+        print(f"fake OpenAI API at {fake.base_url}", flush=True)
+        with contextlib.suppress(KeyboardInterrupt):
+            threading.Event().wait()
+
+
+if __name__ == "__main__":
+    main()

@@ -2,8 +2,11 @@
 
 import asyncio
 import socket
+import subprocess
+import sys
 import threading
 
+import httpx
 import openai
 import pytest
 from django.core.exceptions import ImproperlyConfigured
@@ -177,14 +180,46 @@ async def test_cut_after_the_last_chunk_without_finish_is_a_failure(openai_setti
         await collect(stream)
 
 
-async def test_stream_ending_without_finish_reason_or_usage_counts_as_truncated(openai_settings):
-    openai_settings.configure(reply="cut short", finish_reason=None, include_usage=False)
+async def test_body_ending_without_done_finish_reason_or_usage_counts_as_truncated(openai_settings):
+    openai_settings.configure(reply="cut short", finish_reason=None, include_usage=False, send_done=False)
 
     stream = await start()
     with pytest.raises(LLMUnavailable) as caught:
         await collect(stream)
 
     assert caught.value.details == {"reason": "truncated"}
+
+
+async def test_done_marker_alone_ends_a_reply_properly(openai_settings):
+    openai_settings.configure(reply="bare", finish_reason=None, include_usage=False)
+
+    stream = await start()
+
+    assert await collect(stream) == ["bare"]
+    assert (stream.usage, stream.finish_reason) == (None, None)
+
+
+async def test_body_ending_after_finish_reason_without_done_is_complete(openai_settings):
+    openai_settings.configure(reply="no done", include_usage=False, send_done=False)
+
+    stream = await start()
+
+    assert await collect(stream) == ["no", " done"]
+    assert stream.finish_reason == "stop"
+
+
+async def test_error_event_mid_stream_raises_unavailable_after_the_deltas(openai_settings):
+    openai_settings.configure(chunks=["a", "b", "c"], error_event_after_chunks=2, fail_message="secret")
+    received = []
+
+    stream = await start()
+    with pytest.raises(LLMUnavailable) as caught:
+        async for delta in stream:
+            received.append(delta)
+
+    assert received == ["a", "b"]
+    assert caught.value.details == {"reason": "upstream_error"}
+    assert "secret" not in caught.value.message
 
 
 async def test_stream_without_finish_reason_but_with_usage_is_complete(openai_settings):
@@ -479,3 +514,30 @@ def test_fake_starts_and_stops_on_its_own_port():
         assert fake.wait_until_sync(lambda: len(fake.requests) == 1)
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", fake.port), timeout=1).close()
+
+
+def test_fake_is_configurable_over_http_from_its_own_process():
+    """How a benchmark runs it: a separate process, scenario set through /fake/ endpoints."""
+    command = [sys.executable, "-m", "chats.tests.fake_openai", "--port", "0", "--chunks", "3"]
+    with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as process:
+        try:
+            base_url = process.stdout.readline().split()[-1]
+            root = base_url.removesuffix("/v1")
+            with httpx.Client(base_url=root, timeout=5) as http:
+                assert http.get("/fake/stats").json()["requests"] == 0
+                body = {"model": "m", "messages": [], "stream": True}
+                streamed = http.post("/v1/chat/completions", json=body).text
+                assert streamed.count('"content":" t') == 3
+                assert streamed.endswith("data: [DONE]\n\n")
+
+                scenario = http.post("/fake/scenario", json={"reply": "changed", "chunk_delay": 0.001})
+                assert scenario.json()["reply"] == "changed"
+                assert http.post("/fake/scenario", json={"nonsense": 1}).status_code == 400
+                completion = http.post("/v1/chat/completions", json={**body, "stream": False}).json()
+                assert completion["choices"][0]["message"]["content"] == "changed"
+                assert http.get("/fake/stats").json()["completed"] == 2
+                assert http.post("/fake/reset").json()["requests"] == 0
+                assert http.get("/fake/nothing").status_code == 404
+        finally:
+            process.terminate()
+            process.wait(timeout=10)
