@@ -18,6 +18,7 @@ from accounts.serializers import (
     UserSerializer,
 )
 from accounts.throttles import AuthIPThrottle, AuthLoginIdThrottle
+from core.openapi import error_responses
 
 
 def _auth_result(user) -> dict:
@@ -32,7 +33,10 @@ class PublicAPIView(APIView):
 class RegisterView(PublicAPIView):
     throttle_classes = [AuthIPThrottle, AuthLoginIdThrottle]
 
-    @extend_schema(request=RegisterInputSerializer, responses={201: AuthResultSerializer})
+    @extend_schema(
+        request=RegisterInputSerializer,
+        responses={201: AuthResultSerializer, **error_responses(400, 409, 413, 429)},
+    )
     def post(self, request: Request) -> Response:
         data = RegisterInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -43,7 +47,10 @@ class RegisterView(PublicAPIView):
 class LoginView(PublicAPIView):
     throttle_classes = [AuthIPThrottle, AuthLoginIdThrottle]
 
-    @extend_schema(request=LoginInputSerializer, responses={200: AuthResultSerializer})
+    @extend_schema(
+        request=LoginInputSerializer,
+        responses={200: AuthResultSerializer, **error_responses(400, 401, 413, 429)},
+    )
     def post(self, request: Request) -> Response:
         data = LoginInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -52,7 +59,9 @@ class LoginView(PublicAPIView):
 
 
 class TokenRefreshView(PublicAPIView):
-    @extend_schema(request=RefreshInputSerializer, responses={200: TokenPairSerializer})
+    @extend_schema(
+        request=RefreshInputSerializer, responses={200: TokenPairSerializer, **error_responses(400, 401)}
+    )
     def post(self, request: Request) -> Response:
         data = RefreshInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -60,7 +69,7 @@ class TokenRefreshView(PublicAPIView):
 
 
 class LogoutView(PublicAPIView):
-    @extend_schema(request=RefreshInputSerializer, responses={204: None})
+    @extend_schema(request=RefreshInputSerializer, responses={204: None, **error_responses(400, 401)})
     def post(self, request: Request) -> Response:
         data = RefreshInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -69,11 +78,13 @@ class LogoutView(PublicAPIView):
 
 
 class MeView(APIView):
-    @extend_schema(responses={200: UserSerializer})
+    @extend_schema(responses={200: UserSerializer, **error_responses(401)})
     def get(self, request: Request) -> Response:
         return Response(UserSerializer(request.user).data)
 
-    @extend_schema(request=ProfileInputSerializer, responses={200: UserSerializer})
+    @extend_schema(
+        request=ProfileInputSerializer, responses={200: UserSerializer, **error_responses(400, 401)}
+    )
     def patch(self, request: Request) -> Response:
         data = ProfileInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -82,7 +93,7 @@ class MeView(APIView):
 
 
 class PasswordView(APIView):
-    @extend_schema(request=PasswordInputSerializer, responses={204: None})
+    @extend_schema(request=PasswordInputSerializer, responses={204: None, **error_responses(400, 401)})
     def post(self, request: Request) -> Response:
         data = PasswordInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -94,7 +105,12 @@ class GoogleSignInView(PublicAPIView):
     throttle_classes = [AuthIPThrottle]
 
     @extend_schema(
-        request=GoogleInputSerializer, responses={200: AuthResultSerializer, 201: AuthResultSerializer}
+        request=GoogleInputSerializer,
+        responses={
+            200: AuthResultSerializer,
+            201: AuthResultSerializer,
+            **error_responses(400, 401, 429, 502, 503),
+        },
     )
     def post(self, request: Request) -> Response:
         data = GoogleInputSerializer(data=request.data)

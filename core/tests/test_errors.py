@@ -157,6 +157,8 @@ def test_unexpected_exception_elsewhere_keeps_django_page(crashing_client):
         ("django-permission", 403, "permission_denied", {}),
         ("http404", 404, "not_found", {}),
         ("domain", 409, "conflict", {"id": 7}),
+        ("token-error", 401, "token_not_valid", {}),
+        ("nested", 400, "validation_error", {"items": [{"name": ["Bad."]}, {}], "n": ["Wrong."]}),
     ],
 )
 def test_django_and_domain_exceptions_in_api_views_get_the_shape(api_client, kind, status, code, details):
@@ -176,3 +178,8 @@ def test_oversize_body_in_a_plain_api_view_is_413(api_client, settings):
     error = assert_error(response, 413, "payload_too_large")
     assert error["details"] == {"max_bytes": 1024}
     assert raw_post(api_client, "/api/test-body", "x" * 1000).json() == {"bytes": 1000}
+
+
+@pytest.mark.parametrize("url", ["/api/xyz", "/auth/login"])
+def test_disallowed_host_is_a_json_400_under_the_api(client, url):
+    assert_error(client.get(url, HTTP_HOST="evil.example.com"), 400, "bad_request")

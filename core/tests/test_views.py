@@ -56,6 +56,9 @@ def test_openapi_schema_describes_the_accounts_api(client):
     login = schema["paths"]["/auth/login"]["post"]
     assert "200" in login["responses"]
     assert "requestBody" in login
+    error_ref = login["responses"]["401"]["content"]["application/json"]["schema"]["$ref"]
+    assert error_ref == "#/components/schemas/Error"
+    assert set(schema["components"]["schemas"]["ErrorDetail"]["properties"]) == {"code", "message", "details"}
 
 
 @pytest.mark.django_db

@@ -4,8 +4,10 @@ from django.core.exceptions import PermissionDenied, ValidationError
 from django.http import Http404, HttpRequest, JsonResponse
 from django.urls import path
 from django.views.decorators.csrf import csrf_exempt
+from rest_framework import serializers
 from rest_framework.decorators import api_view, authentication_classes, permission_classes
 from rest_framework.request import Request
+from rest_framework_simplejwt.exceptions import TokenError
 
 from config.urls import handler400, handler404, handler500
 from config.urls import urlpatterns as project_urlpatterns
@@ -27,6 +29,8 @@ RAISES = {
     "django-permission": lambda: PermissionDenied(LEAK),
     "http404": lambda: Http404(LEAK),
     "domain": lambda: Conflict("Already there.", details={"id": 7}),
+    "token-error": lambda: TokenError("Token is invalid or expired"),
+    "nested": lambda: serializers.ValidationError({"items": [{"name": ["Bad."]}, {}], "n": "Wrong."}),
 }
 
 
