@@ -85,11 +85,14 @@ def test_body_just_under_the_limit_is_read(api_client, settings):
     assert_error(raw_post(api_client, "/auth/login", body), 401, "invalid_credentials")
 
 
-def test_html_only_client_still_gets_json_errors(api_client):
-    response = api_client.get("/auth/me", HTTP_ACCEPT="text/html")
+def test_client_accepting_only_html_gets_a_json_406(api_client):
+    assert_error(api_client.get("/auth/me", HTTP_ACCEPT="text/html"), 406, "not_acceptable")
 
-    assert response.status_code in (401, 406)
-    assert response.json()["error"]["code"] in {"not_authenticated", "not_acceptable"}
+
+def test_browser_accept_header_gets_json(api_client):
+    response = api_client.get("/auth/me", HTTP_ACCEPT="text/html,application/xhtml+xml,*/*;q=0.8")
+
+    assert_error(response, 401, "not_authenticated")
 
 
 # --- Unknown URLs and methods ------------------------------------------------
