@@ -2,8 +2,10 @@
 
 OpenAI itself, vLLM, Ollama, llama.cpp or a gateway, chosen by
 ``OPENAI_BASE_URL``, driven by the official ``openai`` package's
-``AsyncOpenAI`` with ``stream=True`` and ``stream_options={"include_usage":
-True}``, so the last chunk carries the real token counts.
+``AsyncOpenAI``: ``chat.completions`` with ``stream=True`` and
+``stream_options={"include_usage": True}``, so the last chunk carries the
+real token counts. The SDK sends the request (auth, retries, timeouts, error
+statuses); :class:`OpenAIStream` reads the event stream (why: see there).
 
 One client per event loop and configuration. Building an ``AsyncOpenAI``
 costs about 17 ms of blocking CPU (its TLS context), far too much per reply,
@@ -43,7 +45,9 @@ logger = logging.getLogger(__name__)
 
 # One uvicorn worker is meant to carry 1,000 concurrent streams; the openai
 # default pool (1,000 connections) would make the last ones queue for a slot.
-POOL_LIMITS = httpx2.Limits(max_connections=2048, max_keepalive_connections=256)
+# Idle connections kept: the SDK's default. More is not free: the pool probes
+# every idle connection each time a request starts or ends.
+POOL_LIMITS = httpx2.Limits(max_connections=2048, max_keepalive_connections=100)
 
 # After [DONE], how long to wait for the end of the body before giving up the connection.
 _DRAIN_SECONDS = 0.1
@@ -136,7 +140,7 @@ _clients_lock = threading.Lock()
 
 
 def get_client() -> openai.AsyncOpenAI:
-    """The ``AsyncOpenAI`` client for the running loop and the current settings."""
+    """The ``AsyncOpenAI`` client for the running loop and the current settings (call it in a coroutine)."""
     loop = asyncio.get_running_loop()
     config = ClientConfig.from_settings()
     entry = _clients.get(loop)

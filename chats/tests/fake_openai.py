@@ -82,6 +82,8 @@ class Scenario:
     fail_after_chunks: int | None = None
     #: Send an SSE error event (``data: {"error": ...}``) after this many content chunks, then end.
     error_event_after_chunks: int | None = None
+    #: Precede every content chunk with an SSE comment (``: keep-alive``), as some gateways do.
+    keepalive_comments: bool = False
     #: ``False``: end the body without ``data: [DONE]``.
     send_done: bool = True
     #: ``False``: never send the usage chunk, even when the client asked for it.
@@ -402,6 +404,8 @@ class FakeOpenAI:
                     writer.write(_error_event(scenario.fail_message) + b"0\r\n\r\n")
                     await _drain(writer, watcher)
                     return True
+                if scenario.keepalive_comments:
+                    writer.write(_chunked(b": keep-alive\n\nevent: message\n"))
                 writer.write(chunk.content(delta))
                 await _drain(writer, watcher)
                 record.chunks_sent += 1
@@ -579,6 +583,10 @@ def _head(status: int, headers: dict[str, str]) -> bytes:
     lines = [f"HTTP/1.1 {status} {_REASONS.get(status, 'Error')}"]
     lines += [f"{name}: {value}" for name, value in headers.items()]
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+
+def _chunked(data: bytes) -> bytes:
+    return b"%x\r\n%b\r\n" % (len(data), data)
 
 
 def _sse(data: bytes) -> bytes:

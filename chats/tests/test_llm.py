@@ -112,6 +112,17 @@ async def test_no_usage_reported_leaves_usage_none_for_the_caller_to_estimate(op
     )
 
 
+async def test_sse_comments_and_other_fields_are_ignored(openai_settings):
+    openai_settings.configure(
+        chunks=["x", "y"], keepalive_comments=True, prompt_tokens=1, completion_tokens=9
+    )
+
+    stream = await start()
+
+    assert await collect(stream) == ["x", "y"]
+    assert stream.usage == Usage(1, 9)
+
+
 async def test_retries_a_5xx_before_the_stream_when_retries_are_allowed(openai_settings):
     openai_settings.configure(reply="ok", fail_status=503, fail_times=1, retry_after_ms=1)
 
