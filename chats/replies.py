@@ -29,6 +29,7 @@ logger = logging.getLogger(__name__)
 class ReplyEvent:
     name: str  # "delta" | "done" | "error"
     data: dict[str, Any] = field(default_factory=dict)
+    status: int = 200  # the HTTP status this outcome has in JSON mode
 
 
 def release_connection() -> None:
@@ -117,7 +118,6 @@ async def reply_events(plan: services.ReplyPlan) -> AsyncIterator[ReplyEvent]:
         return
     status = Message.Status.INCOMPLETE if content else Message.Status.FAILED
     result = await _finish(plan, content, None, status)
-    details = _done_data(result)
-    yield ReplyEvent(
-        "error", {"error": {"code": failure.code, "message": failure.message, "details": details}}
-    )
+    details = {**failure.details, **_done_data(result)}
+    error = {"code": failure.code, "message": failure.message, "details": details}
+    yield ReplyEvent("error", {"error": error}, status=failure.status_code)

@@ -211,11 +211,8 @@ async def _reply_as_json(plan: services.ReplyPlan) -> JsonResponse:
     last: ReplyEvent | None = None
     async for event in reply_events(plan):
         last = event
-    if last is None or last.name == "error":
-        error = (
-            last.data["error"] if last else {"code": "llm_unavailable", "message": "No reply.", "details": {}}
-        )
-        return JsonResponse({"error": error}, status=status.HTTP_502_BAD_GATEWAY)
+    if last.name == "error":
+        return JsonResponse(last.data, status=last.status)
     body = {
         "user_message": MessageSerializer(plan.user_message).data,
         "assistant_message": last.data["message"],

@@ -50,9 +50,12 @@ def sse_events(response: httpx.Response, stop_after_deltas: int | None = None) -
 
 
 def post_stream(url, session, headers, content="Hello there", stop_after_deltas=None):
-    with httpx.Client(timeout=10) as client, client.stream(
-        "POST", f"{url}/api/sessions/{session.id}/messages/", json={"content": content}, headers=headers
-    ) as response:
+    with (
+        httpx.Client(timeout=10) as client,
+        client.stream(
+            "POST", f"{url}/api/sessions/{session.id}/messages/", json={"content": content}, headers=headers
+        ) as response,
+    ):
         assert response.status_code == 200, response.read()
         assert response.headers["content-type"].startswith("text/event-stream")
         assert response.headers["cache-control"] == "no-cache"
@@ -215,15 +218,18 @@ def test_json_mode_returns_one_body(live_asgi_url, openai_settings, session, hea
     assert_books_balance(user)
 
 
-def test_json_mode_provider_failure_is_502(live_asgi_url, openai_settings, session, headers, user):
-    openai_settings.configure(fail_status=500)
+@pytest.mark.parametrize(("upstream", "expected"), [(500, 502), (503, 503)])
+def test_json_mode_provider_failure_is_502_or_503(
+    live_asgi_url, openai_settings, session, headers, user, upstream, expected
+):
+    openai_settings.configure(fail_status=upstream)
     with httpx.Client(timeout=10) as client:
         response = client.post(
             f"{live_asgi_url}/api/sessions/{session.id}/messages/",
             json={"content": "Question?"},
             headers={**headers, "Accept": "application/json"},
         )
-    assert response.status_code == 502
+    assert response.status_code == expected
     assert response.json()["error"]["code"] == "llm_unavailable"
     assert settled_reply(session).status == "failed"
     assert Wallet.objects.get(user=user).balance == 100
