@@ -10,8 +10,17 @@ class InsufficientFunds(DomainError):
     status_code = 402
     default_message = "The wallet does not hold enough credits."
 
-    def __init__(self, *, available: int, required: int, message: str | None = None) -> None:
-        super().__init__(message, details={"available": available, "required": required})
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        available: int | None = None,
+        required: int | None = None,
+        details: dict | None = None,
+    ) -> None:
+        if details is None and available is not None:
+            details = {"available": available, "required": required}
+        super().__init__(message, details=details)
 
 
 class HoldNotFound(NotFound):

@@ -71,7 +71,7 @@ class LedgerEntry(models.Model):
     idempotency_key = models.CharField(max_length=200, null=True, blank=True, unique=True)
     hold = models.OneToOneField(
         "Hold",
-        on_delete=models.PROTECT,
+        on_delete=models.RESTRICT,
         null=True,
         blank=True,
         related_name="charge",

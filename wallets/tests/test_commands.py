@@ -154,6 +154,7 @@ def test_release_stale_holds_uses_the_configured_age(user, settings):
 
     out, _ = run("release_stale_holds")
 
+    assert "Closed 0 stale replies as failed." in out
     assert f"released hold {old.pk}: 10 credits" in out
     assert "Released 1 stale hold(s)." in out
     wallet = Wallet.objects.get(user=user)

@@ -96,3 +96,13 @@ def test_available_is_balance_less_held(wallet):
     wallet.held = 30
     assert wallet.available == 70
     assert str(wallet) == "Wallet of alice"
+
+
+def test_deleting_a_user_takes_its_wallet_ledger_and_holds(user):
+    hold = wallet_reserve(user=user, amount=10)
+    wallet_settle(hold_id=hold.pk, cost=4, description="reply")
+    wallet_reserve(user=user, amount=10)
+    user.delete()
+    assert not Wallet.objects.exists()
+    assert not LedgerEntry.objects.exists()
+    assert not Hold.objects.exists()

@@ -1,10 +1,10 @@
 from datetime import timedelta
 
 from django.conf import settings
+from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
 from wallets.selectors import holds_stale, wallets_audit
-from wallets.services import holds_release_stale
 
 
 class Command(BaseCommand):
@@ -25,8 +25,7 @@ class Command(BaseCommand):
     def handle(self, *args, release_stale: bool, **options):
         older_than = timedelta(minutes=settings.STALE_HOLD_MINUTES)
         if release_stale:
-            released = holds_release_stale(older_than=older_than)
-            self.stdout.write(f"Released {len(released)} stale hold(s).")
+            call_command("release_stale_holds", stdout=self.stdout, stderr=self.stderr)
         problems = [str(mismatch) for mismatch in wallets_audit()]
         problems += [
             f"wallet {hold.wallet_id} ({hold.wallet.user.login_id}): hold {hold.pk} of {hold.amount} "
