@@ -44,7 +44,11 @@ def _parse() -> argparse.Namespace:
     )
     parser.add_argument("--callers", type=int, default=32, help="concurrent callers in all (default 32)")
     parser.add_argument(
-        "--processes", type=int, default=4, help="processes the callers are spread over (default 4)"
+        "--processes",
+        type=int,
+        default=16,
+        help="processes the callers are spread over, so that one interpreter's GIL is not what is "
+        "measured (default 16)",
     )
     parser.add_argument("--seconds", type=float, default=10.0, help="duration of each run (default 10)")
     parser.add_argument("--rounds", type=int, default=2, help="runs of each style, interleaved (default 2)")
@@ -52,8 +56,11 @@ def _parse() -> argparse.Namespace:
 
 
 ARGS = _parse()
-# A pooled connection per caller, so the pool is not what they queue on.
-os.environ.setdefault("DATABASE_POOL_MAX", str(ARGS.callers + 4))
+# A pooled connection per caller of a process, so the pool is not what they queue on,
+# and no more than that, so the processes together stay far below max_connections.
+_PER_PROCESS = -(-ARGS.callers // ARGS.processes)
+os.environ.setdefault("DATABASE_POOL_MIN", "1")
+os.environ.setdefault("DATABASE_POOL_MAX", str(_PER_PROCESS))
 os.environ.setdefault("DATABASE_POOL_TIMEOUT", "60")
 
 import django  # noqa: E402
