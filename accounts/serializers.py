@@ -5,6 +5,9 @@ from accounts.models import User
 
 
 class UserSerializer(serializers.ModelSerializer):
+    # Declared so that the schema says what is true: the e-mail address may be empty.
+    email = serializers.EmailField(read_only=True, allow_blank=True)
+
     class Meta:
         model = User
         fields = ["id", "login_id", "email", "display_name", "date_joined"]

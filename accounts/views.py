@@ -60,7 +60,7 @@ class LoginView(PublicAPIView):
 
 class TokenRefreshView(PublicAPIView):
     @extend_schema(
-        request=RefreshInputSerializer, responses={200: TokenPairSerializer, **error_responses(400, 401)}
+        request=RefreshInputSerializer, responses={200: TokenPairSerializer, **error_responses(400, 401, 413)}
     )
     def post(self, request: Request) -> Response:
         data = RefreshInputSerializer(data=request.data)
@@ -69,7 +69,7 @@ class TokenRefreshView(PublicAPIView):
 
 
 class LogoutView(PublicAPIView):
-    @extend_schema(request=RefreshInputSerializer, responses={204: None, **error_responses(400, 401)})
+    @extend_schema(request=RefreshInputSerializer, responses={204: None, **error_responses(400, 401, 413)})
     def post(self, request: Request) -> Response:
         data = RefreshInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -83,7 +83,7 @@ class MeView(APIView):
         return Response(UserSerializer(request.user).data)
 
     @extend_schema(
-        request=ProfileInputSerializer, responses={200: UserSerializer, **error_responses(400, 401)}
+        request=ProfileInputSerializer, responses={200: UserSerializer, **error_responses(400, 401, 413)}
     )
     def patch(self, request: Request) -> Response:
         data = ProfileInputSerializer(data=request.data)
@@ -93,7 +93,7 @@ class MeView(APIView):
 
 
 class PasswordView(APIView):
-    @extend_schema(request=PasswordInputSerializer, responses={204: None, **error_responses(400, 401)})
+    @extend_schema(request=PasswordInputSerializer, responses={204: None, **error_responses(400, 401, 413)})
     def post(self, request: Request) -> Response:
         data = PasswordInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -109,7 +109,7 @@ class GoogleSignInView(PublicAPIView):
         responses={
             200: AuthResultSerializer,
             201: AuthResultSerializer,
-            **error_responses(400, 401, 429, 502, 503),
+            **error_responses(400, 401, 413, 429, 502, 503),
         },
     )
     def post(self, request: Request) -> Response:

@@ -1,5 +1,6 @@
 """Reads for chats, with the annotations that keep query counts flat."""
 
+from django.core.exceptions import ValidationError
 from django.db.models import Count, QuerySet
 
 from chats.models import Category, ChatSession, Message
@@ -20,7 +21,10 @@ def sessions_for_user(*, user) -> QuerySet[ChatSession]:
 
 def session_get(*, user, session_id) -> ChatSession:
     """The caller's session; another user's is "not found", never "forbidden"."""
-    session = sessions_for_user(user=user).filter(pk=session_id).first()
+    try:
+        session = sessions_for_user(user=user).filter(pk=session_id).first()
+    except ValidationError:  # not a UUID (the router's lookup takes any segment): no such session
+        session = None
     if session is None:
         raise NotFound("Session not found.")
     return session

@@ -5,7 +5,6 @@ from asgiref.sync import sync_to_async
 from django.core.serializers.json import DjangoJSONEncoder
 from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
 from django.views.decorators.csrf import csrf_exempt
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import exceptions as drf_exceptions
 from rest_framework import mixins, status, viewsets
@@ -29,6 +28,7 @@ from chats.serializers import (
     SessionSerializer,
 )
 from core.exceptions import exception_handler
+from core.openapi import error_responses
 from core.pagination import CursorPagination
 
 
@@ -44,6 +44,11 @@ class MessagePagination(CursorPagination):
     ordering = "created_at"
 
 
+# 400: a bad page_size; 401: a bearer token was sent and is not valid (the list itself is public);
+# 404: a cursor that is not one of ours.
+@extend_schema_view(
+    list=extend_schema(responses={200: CategorySerializer(many=True), **error_responses(400, 401, 404)})
+)
 class CategoryViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     serializer_class = CategorySerializer
     pagination_class = CategoryPagination
@@ -53,6 +58,11 @@ class CategoryViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
         return selectors.categories_active()
 
 
+@extend_schema_view(
+    list=extend_schema(responses={200: SessionSerializer(many=True), **error_responses(400, 401, 404)}),
+    retrieve=extend_schema(responses={200: SessionSerializer, **error_responses(401, 404)}),
+    destroy=extend_schema(responses={204: None, **error_responses(401, 404)}),
+)
 class SessionViewSet(
     mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin, viewsets.GenericViewSet
 ):
@@ -65,14 +75,20 @@ class SessionViewSet(
     def get_object(self):
         return selectors.session_get(user=self.request.user, session_id=self.kwargs["pk"])
 
-    @extend_schema(request=SessionCreateInputSerializer, responses={201: SessionSerializer})
+    @extend_schema(
+        request=SessionCreateInputSerializer,
+        responses={201: SessionSerializer, **error_responses(400, 401, 413)},
+    )
     def create(self, request: Request) -> Response:
         data = SessionCreateInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         session = services.session_create(user=request.user, **data.validated_data)
         return Response(SessionSerializer(session).data, status=status.HTTP_201_CREATED)
 
-    @extend_schema(request=SessionRenameInputSerializer, responses={200: SessionSerializer})
+    @extend_schema(
+        request=SessionRenameInputSerializer,
+        responses={200: SessionSerializer, **error_responses(400, 401, 404, 413)},
+    )
     def partial_update(self, request: Request, pk=None) -> Response:
         data = SessionRenameInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
@@ -82,7 +98,10 @@ class SessionViewSet(
     def perform_destroy(self, instance) -> None:
         services.session_delete(session=instance)
 
-    @extend_schema(request=SessionNotesInputSerializer, responses={200: SessionSerializer})
+    @extend_schema(
+        request=SessionNotesInputSerializer,
+        responses={200: SessionSerializer, **error_responses(400, 401, 404, 413)},
+    )
     @action(detail=True, methods=["put"])
     def notes(self, request: Request, pk=None) -> Response:
         data = SessionNotesInputSerializer(data=request.data)
@@ -91,7 +110,38 @@ class SessionViewSet(
         return Response(SessionSerializer(session).data)
 
 
-@extend_schema_view(get=extend_schema(description="The session's messages, oldest first."))
+def _sse_event_schema(name: str, data: str) -> dict:
+    """One Server-Sent Event: its name, and its ``data`` line, a JSON document described in words.
+
+    OpenAPI 3.0 can say neither that ``data`` holds JSON (``contentSchema`` is 3.1) nor what a
+    stream's items are (``itemSchema`` is 3.2), so ``schema`` describes one event, as tools read it.
+    """
+    return {
+        "type": "object",
+        "required": ["event", "data"],
+        "properties": {
+            "event": {"type": "string", "enum": [name]},
+            "data": {"type": "string", "description": f"JSON: {data}"},
+        },
+    }
+
+
+SSE_EVENT_SCHEMA = {
+    "oneOf": [
+        _sse_event_schema("start", "`{user_message: Message, assistant_message_id: uuid}`, first."),
+        _sse_event_schema("delta", "`{content: string}`, a piece of the reply, repeated."),
+        _sse_event_schema("done", "`{message: Message, usage: Usage, cost: int, balance: int}`, last."),
+        _sse_event_schema("error", "`Error` (`{error: {code, message, details}}`), last, instead of done."),
+    ]
+}
+
+
+@extend_schema_view(
+    get=extend_schema(
+        description="The session's messages, oldest first.",
+        responses={200: MessageSerializer(many=True), **error_responses(400, 401, 404)},
+    )
+)
 class SessionMessagesView(ListAPIView):
     """``GET /api/sessions/{id}/messages/``: the history, oldest first.
 
@@ -116,7 +166,7 @@ class SessionMessagesView(ListAPIView):
         request=MessageInputSerializer,
         responses={
             (200, "text/event-stream"): OpenApiResponse(
-                response=OpenApiTypes.STR,
+                response=SSE_EVENT_SCHEMA,
                 description=(
                     "Server-Sent Events: `start` {user_message, assistant_message_id}, `delta` {content} "
                     "repeated, then `done` {message, usage, cost, balance} or `error` {error}."
@@ -125,6 +175,9 @@ class SessionMessagesView(ListAPIView):
             (201, "application/json"): OpenApiResponse(
                 response=ReplySerializer, description="With `Accept: application/json`: the whole reply."
             ),
+            # Refusals come before the stream starts, as JSON; 502/503 only in JSON mode (a stream
+            # that fails sends an `error` event instead).
+            **error_responses(400, 401, 402, 404, 413, 502, 503),
         },
     )
     def post(self, request: Request, pk=None) -> Response:  # pragma: no cover - routed to session_messages
@@ -158,9 +211,15 @@ def _error_response(exc: Exception) -> JsonResponse:
 
 
 def _authenticate(request: HttpRequest):
-    result = JWTAuthentication().authenticate(request)
-    if result is None:
-        raise drf_exceptions.NotAuthenticated()
+    authenticator = JWTAuthentication()
+    try:
+        result = authenticator.authenticate(request)
+        if result is None:
+            raise drf_exceptions.NotAuthenticated()
+    except (drf_exceptions.NotAuthenticated, drf_exceptions.AuthenticationFailed) as exc:
+        # A 401 names the scheme to use (WWW-Authenticate: Bearer), as DRF's own views do.
+        exc.auth_header = authenticator.authenticate_header(request)
+        raise
     return result[0]
 
 
