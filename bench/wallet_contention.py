@@ -233,6 +233,7 @@ def main() -> None:
     old_name = connection.settings_dict["NAME"]
     connection.creation.create_test_db(verbosity=0, autoclobber=True, serialize=False)
     try:
+        print(f"load average at the start: {os.getloadavg()[0]:.2f} (other work skews the figures)")
         results: dict[str, list[Result]] = {style: [] for style in STYLES}
         for round_no in range(ARGS.rounds):
             for style in STYLES:
@@ -252,6 +253,7 @@ def main() -> None:
             each = ", ".join(f"{r.per_second:.0f}" for r in runs)
             print(f"{style:<20} {each:<28} {max(r.per_second for r in runs):>8.0f}")
         print("audit after every run: clean")
+        print(f"load average at the end (this machine has {os.cpu_count()} CPUs): {os.getloadavg()[0]:.2f}")
     finally:
         connection.creation.destroy_test_db(old_name, verbosity=0)
 
