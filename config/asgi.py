@@ -6,4 +6,8 @@ from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
-application = get_asgi_application()
+django_application = get_asgi_application()
+
+from core.asgi import RequestBodyLimit  # noqa: E402  (needs settings, configured above)
+
+application = RequestBodyLimit(django_application)

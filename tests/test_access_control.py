@@ -536,12 +536,6 @@ def test_chunked_body_over_the_limit_is_413_on_the_streaming_post(live_asgi_url,
 
 
 @pytest.mark.django_db(transaction=True)
-@pytest.mark.xfail(
-    strict=True,
-    reason="known gap: DRF reads a request body that has no Content-Length (Transfer-Encoding: "
-    "chunked) as empty, so a chunked JSON body of any size is answered 400 'field required'. "
-    "Django's own request.body (the streaming POST) measures such bodies and is fine.",
-)
 def test_chunked_body_over_the_limit_is_413_on_a_json_endpoint(live_asgi_url, world, settings):
     body = oversize_json(settings, login_id="alice", password=PASSWORD)
 
