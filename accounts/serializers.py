@@ -2,6 +2,7 @@ from django.contrib.auth.validators import UnicodeUsernameValidator
 from rest_framework import serializers
 
 from accounts.models import User
+from core.fields import StrictCharField, StrictEmailField
 
 
 class UserSerializer(serializers.ModelSerializer):
@@ -15,33 +16,33 @@ class UserSerializer(serializers.ModelSerializer):
 
 
 class RegisterInputSerializer(serializers.Serializer):
-    login_id = serializers.CharField(max_length=150, validators=[UnicodeUsernameValidator()])
-    password = serializers.CharField(max_length=128, trim_whitespace=False, write_only=True)
-    display_name = serializers.CharField(max_length=150, required=False, allow_blank=True, default="")
-    email = serializers.EmailField(required=False, allow_blank=True, default="")
+    login_id = StrictCharField(max_length=150, validators=[UnicodeUsernameValidator()])
+    password = StrictCharField(max_length=128, trim_whitespace=False, write_only=True)
+    display_name = StrictCharField(max_length=150, required=False, allow_blank=True, default="")
+    email = StrictEmailField(required=False, allow_blank=True, default="")
 
 
 class LoginInputSerializer(serializers.Serializer):
-    login_id = serializers.CharField(max_length=150)
-    password = serializers.CharField(max_length=128, trim_whitespace=False, write_only=True)
+    login_id = StrictCharField(max_length=150)
+    password = StrictCharField(max_length=128, trim_whitespace=False, write_only=True)
 
 
 class RefreshInputSerializer(serializers.Serializer):
-    refresh = serializers.CharField(max_length=4096)
+    refresh = StrictCharField(max_length=4096)
 
 
 class ProfileInputSerializer(serializers.Serializer):
-    display_name = serializers.CharField(max_length=150, required=False, allow_blank=True)
-    email = serializers.EmailField(required=False, allow_blank=True)
+    display_name = StrictCharField(max_length=150, required=False, allow_blank=True)
+    email = StrictEmailField(required=False, allow_blank=True)
 
 
 class PasswordInputSerializer(serializers.Serializer):
-    old_password = serializers.CharField(max_length=128, trim_whitespace=False, write_only=True)
-    new_password = serializers.CharField(max_length=128, trim_whitespace=False, write_only=True)
+    old_password = StrictCharField(max_length=128, trim_whitespace=False, write_only=True)
+    new_password = StrictCharField(max_length=128, trim_whitespace=False, write_only=True)
 
 
 class GoogleInputSerializer(serializers.Serializer):
-    id_token = serializers.CharField(max_length=8192)
+    id_token = StrictCharField(max_length=8192)
 
 
 class TokenPairSerializer(serializers.Serializer):

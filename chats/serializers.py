@@ -1,6 +1,7 @@
 from rest_framework import serializers
 
 from chats.models import Category, ChatSession, Message
+from core.fields import StrictCharField, StrictSlugField
 
 
 class CategorySerializer(serializers.ModelSerializer):
@@ -30,16 +31,16 @@ class SessionSerializer(serializers.ModelSerializer):
 
 
 class SessionCreateInputSerializer(serializers.Serializer):
-    category = serializers.SlugField(max_length=50)
-    title = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+    category = StrictSlugField(max_length=50)
+    title = StrictCharField(max_length=200, required=False, allow_blank=True, default="")
 
 
 class SessionRenameInputSerializer(serializers.Serializer):
-    title = serializers.CharField(max_length=200, allow_blank=True)
+    title = StrictCharField(max_length=200, allow_blank=True)
 
 
 class SessionNotesInputSerializer(serializers.Serializer):
-    notes = serializers.CharField(max_length=20000, allow_blank=True, trim_whitespace=False)
+    notes = StrictCharField(max_length=20000, allow_blank=True, trim_whitespace=False)
 
 
 class MessageSerializer(serializers.ModelSerializer):
@@ -59,7 +60,7 @@ class MessageSerializer(serializers.ModelSerializer):
 
 
 class MessageInputSerializer(serializers.Serializer):
-    content = serializers.CharField(trim_whitespace=False, allow_blank=True)
+    content = StrictCharField(trim_whitespace=False, allow_blank=True)
 
 
 class UsageSerializer(serializers.Serializer):

@@ -156,10 +156,12 @@ def test_login_refuses_deactivated_user(api_client, make_user):
     assert_error(login(api_client, login_id="dora"), 401, "invalid_credentials")
 
 
-def test_login_with_integer_login_id_is_just_a_wrong_login(api_client, make_user):
+def test_login_with_integer_login_id_is_a_wrong_type(api_client, make_user):
     make_user("123")
 
-    assert login(api_client, login_id=123).status_code == 200
+    error = assert_error(login(api_client, login_id=123), 400, "validation_error")
+
+    assert error["details"]["login_id"] == ["Not a valid string."]
 
 
 @pytest.mark.parametrize("login_id", [[], {}, ["alice"], {"login_id": "alice"}, False, None])
