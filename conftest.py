@@ -58,6 +58,18 @@ def staff_user(make_user):
 
 
 @pytest.fixture
+def general_category(db):
+    """The ``general`` category the data migration creates; transactional tests flush it, so restore it."""
+    from chats.models import Category
+
+    category, _ = Category.objects.get_or_create(
+        slug="general",
+        defaults={"name": "General", "system_prompt": "Be brief.", "prompt_price": 1, "completion_price": 2},
+    )
+    return category
+
+
+@pytest.fixture
 def api_client():
     return APIClient()
 

@@ -30,7 +30,7 @@ from rest_framework_simplejwt.tokens import RefreshToken
 from accounts.models import User
 from accounts.services import users_deactivate
 from accounts.tests.google_idp import WEB_CLIENT_ID, GoogleIdentityPlatform
-from chats.models import Category, ChatSession, Message
+from chats.models import ChatSession, Message
 from conftest import PASSWORD, bearer_client
 from core.tests.asserts import assert_error
 from wallets.models import Hold, LedgerEntry, Wallet
@@ -151,7 +151,7 @@ def google():
 
 
 @pytest.fixture
-def world(user, other_user, google, settings) -> World:
+def world(user, other_user, google, settings, general_category) -> World:
     """Alice with a session that holds a conversation, notes and a topped-up wallet; Bob with his own."""
     settings.GOOGLE_CLIENT_ID = [WEB_CLIENT_ID]
     settings.SOCIALACCOUNT_PROVIDERS = {
@@ -160,16 +160,13 @@ def world(user, other_user, google, settings) -> World:
             "CERTS_URL": google.certs_url,
         }
     }
-    # Transactional tests flush the tables, the migrated ``general`` category included.
-    general, _ = Category.objects.get_or_create(
-        slug="general",
-        defaults={"name": "General", "system_prompt": "Be brief.", "prompt_price": 1, "completion_price": 2},
+    session = baker.make(
+        ChatSession, user=user, category=general_category, title=ALICE_TITLE, notes=ALICE_NOTES
     )
-    session = baker.make(ChatSession, user=user, category=general, title=ALICE_TITLE, notes=ALICE_NOTES)
     baker.make(Message, session=session, role="user", content=ALICE_MESSAGE, status="complete")
     baker.make(Message, session=session, role="assistant", content=ALICE_REPLY, status="complete")
     wallet_top_up(user=user, amount=ALICE_BALANCE - 100, reason="alice's top-up")
-    baker.make(ChatSession, user=other_user, category=general, title="bob's own chat")
+    baker.make(ChatSession, user=other_user, category=general_category, title="bob's own chat")
     return World(alice=user, bob=other_user, session=session, google=google)
 
 

@@ -95,7 +95,7 @@ def google():
 
 
 @pytest.fixture
-def world(user, google, settings):
+def world(user, google, settings, general_category):
     """Alice, her wallet and one chat session; her bearer token is what `BearerToken` sends."""
     settings.GOOGLE_CLIENT_ID = [WEB_CLIENT_ID]
     settings.SOCIALACCOUNT_PROVIDERS = {
@@ -104,13 +104,8 @@ def world(user, google, settings):
             "CERTS_URL": google.certs_url,
         }
     }
-    # Transactional tests flush the tables, the migrated ``general`` category included.
-    general, _ = Category.objects.get_or_create(
-        slug="general",
-        defaults={"name": "General", "system_prompt": "Be brief.", "prompt_price": 1, "completion_price": 2},
-    )
     wallet_get_or_create(user=user)
-    session = baker.make(ChatSession, user=user, category=general, title="Alice's chat")
+    session = baker.make(ChatSession, user=user, category=general_category, title="Alice's chat")
     _current_token.append(str(RefreshToken.for_user(user).access_token))
     yield {"user": user, "session": session, "google": google}
     _current_token.pop()

@@ -13,7 +13,7 @@ from django.core.management import call_command
 from model_bakery import baker
 from rest_framework_simplejwt.tokens import RefreshToken
 
-from chats.models import Category, ChatSession, Message
+from chats.models import ChatSession, Message
 from wallets.models import Hold, LedgerEntry, Wallet
 from wallets.services import wallet_adjust
 
@@ -21,13 +21,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
-def session(user):
-    # Transactional tests flush the tables, the migrated ``general`` row included.
-    general, _ = Category.objects.get_or_create(
-        slug="general",
-        defaults={"name": "General", "system_prompt": "Be brief.", "prompt_price": 1, "completion_price": 2},
-    )
-    return baker.make(ChatSession, user=user, category=general)
+def session(user, general_category):
+    return baker.make(ChatSession, user=user, category=general_category)
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from model_bakery import baker
 
-from chats.models import Category, ChatSession, Message
+from chats.models import ChatSession, Message
 from conftest import PASSWORD
 from wallets.models import LedgerEntry, Wallet
 
@@ -62,11 +62,8 @@ def namesake(make_user):
 
 
 @pytest.fixture
-def chat_session(customer, namesake):
-    # A transactional test flushes the rows of the data migration: the category may be gone.
-    general, _ = Category.objects.get_or_create(
-        slug="general", defaults={"name": "General", "prompt_price": 1, "completion_price": 2}
-    )
+def chat_session(customer, namesake, general_category):
+    general = general_category
     baker.make(ChatSession, user=namesake, category=general, title="Someone else's question")
     session = baker.make(ChatSession, user=customer, category=general, title="Billing question")
     baker.make(Message, session=session, role=Message.Role.USER, content=QUESTION)
