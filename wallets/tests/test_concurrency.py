@@ -4,6 +4,7 @@
 real; SQLite serialises writers, so these only run on PostgreSQL.
 """
 
+import contextlib
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -119,7 +120,9 @@ def test_mixed_traffic_keeps_every_wallet_in_step(user, staff_user):
             else:
                 services.wallet_release(hold_id=hold.pk)
         services.wallet_top_up(user=user, amount=3, reason="promo", idempotency_key=f"promo-{i % 4}")
-        services.wallet_adjust(user=user, amount=-1, reason="fee", actor=staff_user)
+        # Refused while the other callers hold every available credit: also correct.
+        with contextlib.suppress(InsufficientFunds):
+            services.wallet_adjust(user=user, amount=-1, reason="fee", actor=staff_user)
 
     outcomes = in_parallel(traffic)
     assert outcomes == [None] * CALLERS
