@@ -92,6 +92,7 @@ async def reply_events(plan: services.ReplyPlan) -> AsyncIterator[ReplyEvent]:
     parts: list[str] = []
     stream: LLMStream | None = None
     failure: LLMUnavailable | None = None
+    interrupted = False
     try:
         try:
             stream = await get_provider().stream(
@@ -106,18 +107,27 @@ async def reply_events(plan: services.ReplyPlan) -> AsyncIterator[ReplyEvent]:
     except BaseException:
         # The client went away (CancelledError, or GeneratorExit when the
         # server drops the generator): keep and charge what was produced.
-        await _close_quietly(stream)
-        await _finish(plan, "".join(parts), None, Message.Status.INCOMPLETE)
+        interrupted = True
         raise
-    await _close_quietly(stream)
+    finally:
+        # Settle on every path. The client may also leave during the await
+        # that closes the upstream: the reply is stored and its hold settled
+        # all the same, as it ended.
+        content = "".join(parts)
+        if interrupted or (failure is not None and content):
+            status, usage = Message.Status.INCOMPLETE, None
+        elif failure is not None:
+            status, usage = Message.Status.FAILED, None
+        else:
+            status, usage = Message.Status.COMPLETE, stream.usage
+        try:
+            await _close_quietly(stream)
+        finally:
+            result = await _finish(plan, content, usage, status)
 
-    content = "".join(parts)
     if failure is None:
-        result = await _finish(plan, content, stream.usage, Message.Status.COMPLETE)
         yield ReplyEvent("done", _done_data(result))
         return
-    status = Message.Status.INCOMPLETE if content else Message.Status.FAILED
-    result = await _finish(plan, content, None, status)
     details = {**failure.details, **_done_data(result)}
     error = {"code": failure.code, "message": failure.message, "details": details}
     yield ReplyEvent("error", {"error": error}, status=failure.status_code)
