@@ -58,7 +58,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",  # /static/ (the admin's assets) with DEBUG off
+    "core.middleware.AsyncWhiteNoiseMiddleware",  # /static/ (the admin's assets) with DEBUG off
     "corsheaders.middleware.CorsMiddleware",  # before CommonMiddleware, as django-cors-headers asks
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -120,8 +120,11 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
         "timeout": setting("DATABASE_POOL_TIMEOUT", env.float, default=10.0, minimum=0.1),
     }
 elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
-    # Waiting for the write lock beats failing with "database is locked".
+    # Waiting for the write lock beats failing with "database is locked"; IMMEDIATE takes the
+    # write lock when a transaction starts, since SQLite refuses at once (without waiting) to
+    # upgrade a read lock while another connection writes.
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault("timeout", 20)
+    DATABASES["default"]["OPTIONS"].setdefault("transaction_mode", "IMMEDIATE")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 

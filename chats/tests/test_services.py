@@ -172,8 +172,7 @@ def test_concurrent_replies_never_reserve_more_than_the_wallet_holds(make_user):
     def attempt():
         try:
             barrier.wait()
-            with override_settings(LLM_MAX_TOKENS=256):
-                services.reply_begin(user=user, session_id=session.id, content="go")
+            services.reply_begin(user=user, session_id=session.id, content="go")
             outcomes.append("reserved")
         except InsufficientFunds:
             outcomes.append("refused")
@@ -181,10 +180,13 @@ def test_concurrent_replies_never_reserve_more_than_the_wallet_holds(make_user):
             connection.close()
 
     threads = [threading.Thread(target=attempt) for _ in range(16)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    # Once around all the threads: override_settings is process-wide, and a
+    # thread leaving it would restore the default for the others.
+    with override_settings(LLM_MAX_TOKENS=256):
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
     assert outcomes.count("reserved") == 9
     assert outcomes.count("refused") == 7
     wallet = Wallet.objects.get(user=user)

@@ -31,3 +31,29 @@ def test_assets_are_served_compressed(collected):
 
 def test_missing_asset_is_404(collected):
     assert Client().get("/static/admin/css/no-such-file.css").status_code == 404
+
+
+async def test_assets_are_served_in_an_async_middleware_chain(collected):
+    """Under ASGI the chain is async end to end: WhiteNoise adds no thread hop to API requests."""
+    from django.test import AsyncClient
+
+    client = AsyncClient()
+    asset = await client.get("/static/admin/css/base.css")
+    assert asset.status_code == 200
+    assert b"".join(asset.streaming_content).strip()
+    missing = await client.get("/static/admin/css/no-such-file.css")
+    assert missing.status_code == 404
+    assert (await client.get("/healthz")).json() == {"status": "ok"}
+
+
+def test_whitenoise_takes_the_mode_of_the_chain_it_wraps():
+    from asgiref.sync import iscoroutinefunction
+
+    from core.middleware import AsyncWhiteNoiseMiddleware
+
+    async def async_view(request): ...
+
+    def sync_view(request): ...
+
+    assert iscoroutinefunction(AsyncWhiteNoiseMiddleware(async_view))
+    assert not iscoroutinefunction(AsyncWhiteNoiseMiddleware(sync_view))
