@@ -2,14 +2,15 @@
 """Charges per second on one hot wallet, for both locking styles, side by side.
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/parley \\
-        .venv/bin/python bench/wallet_contention.py [--threads 32] [--seconds 10] [--rounds 2]
+        .venv/bin/python bench/wallet_contention.py [--callers 32] [--processes 4] [--seconds 10] [--rounds 2]
 
 Each caller loops over what a chat reply does to the wallet: reserve the most
 the reply may cost, then settle the real cost (one ``charge`` entry), every
 step in its own transaction, all callers on the same wallet. Two styles:
 
 * ``conditional-update``: the code in ``wallets.services`` (one
-  ``UPDATE ... WHERE balance >= held + x`` and a row-count check);
+  ``UPDATE ... WHERE balance >= held + x RETURNING ...``; no row back means
+  not enough credit);
 * ``select-for-update``: the same operations written the other way (lock the
   wallet row with ``SELECT ... FOR UPDATE``, check in Python, save), kept
   here so the comparison can be re-run.
@@ -18,6 +19,10 @@ It runs in a throwaway database (``<name>_bench``, created and dropped by
 Django's test-database machinery), never in the one ``DATABASE_URL`` names,
 and after each run it checks the invariants: the audit finds nothing, no hold
 is left open, and the credits charged equal what the balance lost.
+
+The callers are threads spread over a few processes (``--processes``), as
+they would be over an ASGI server's workers. The machine's load average is
+printed with the figures: anything else running on it lowers them.
 """
 
 import argparse
