@@ -1,10 +1,14 @@
 """Reads for chats, with the annotations that keep query counts flat."""
 
+import itertools
+
 from django.core.exceptions import ValidationError
 from django.db.models import Count, QuerySet
 
 from chats.models import Category, ChatSession, Message
 from core.errors import NotFound
+
+HISTORY_PAGE = 50
 
 
 def categories_active() -> QuerySet[Category]:
@@ -19,15 +23,24 @@ def sessions_for_user(*, user) -> QuerySet[ChatSession]:
     )
 
 
-def session_get(*, user, session_id) -> ChatSession:
-    """The caller's session; another user's is "not found", never "forbidden"."""
+def _owned(sessions: QuerySet[ChatSession], session_id) -> ChatSession:
     try:
-        session = sessions_for_user(user=user).filter(pk=session_id).first()
+        session = sessions.filter(pk=session_id).first()
     except ValidationError:  # not a UUID (the router's lookup takes any segment): no such session
         session = None
     if session is None:
         raise NotFound("Session not found.")
     return session
+
+
+def session_get(*, user, session_id) -> ChatSession:
+    """The caller's session; another user's is "not found", never "forbidden"."""
+    return _owned(sessions_for_user(user=user), session_id)
+
+
+def session_for_reply(*, user, session_id) -> ChatSession:
+    """``session_get`` without the message count, which a reply does not show and which grows."""
+    return _owned(ChatSession.objects.filter(user=user).select_related("category"), session_id)
 
 
 def session_messages(*, session: ChatSession) -> QuerySet[Message]:
@@ -46,12 +59,17 @@ def prompt_history(*, session: ChatSession, budget_tokens: int, estimate) -> lis
         .order_by("-created_at")
         .only("role", "content", "created_at")
     )
+    # Pages by slicing, not ``.iterator()``: outside a transaction on PostgreSQL
+    # that is a server-side cursor (declare, fetch, close) where the first
+    # page of one plain query nearly always suffices.
     chosen: list[Message] = []
     used = 0
-    for message in recent.iterator(chunk_size=100):
-        used += estimate(message.content)
-        if used > budget_tokens:
-            break
-        chosen.append(message)
-    chosen.reverse()
-    return chosen
+    for offset in itertools.count(0, HISTORY_PAGE):
+        page = list(recent[offset : offset + HISTORY_PAGE])
+        for message in page:
+            used += estimate(message.content)
+            if used > budget_tokens:
+                return chosen[::-1]
+            chosen.append(message)
+        if len(page) < HISTORY_PAGE:
+            return chosen[::-1]

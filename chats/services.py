@@ -19,7 +19,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from chats import selectors
-from chats.llm import ChatMessage, Usage, estimate_prompt_tokens, estimate_tokens
+from chats.llm import ChatMessage, Usage, estimate_message_tokens, estimate_prompt_tokens, estimate_tokens
 from chats.models import Category, ChatSession, Message
 from chats.pricing import prompt_tokens_upper_bound, reply_cost
 from core.errors import ValidationFailed
@@ -100,7 +100,9 @@ def _prompt(session: ChatSession, content: str) -> list[ChatMessage]:
     system = [ChatMessage(role="system", content=category.system_prompt)] if category.system_prompt else []
     budget = settings.LLM_CONTEXT_TOKENS - estimate_prompt_tokens([*system, ChatMessage("user", content)])
     history = selectors.prompt_history(
-        session=session, budget_tokens=max(budget, 0), estimate=estimate_tokens
+        session=session,
+        budget_tokens=max(budget, 0),
+        estimate=lambda text: estimate_message_tokens(ChatMessage("user", text)),
     )
     return [
         *system,
@@ -117,7 +119,7 @@ def reply_max_cost(*, category: Category, prompt: list[ChatMessage], max_tokens:
 
 def reply_begin(*, user, session_id, content: str) -> ReplyPlan:
     """Check, reserve, then store the question; raises before anything is stored."""
-    session = selectors.session_get(user=user, session_id=session_id)
+    session = selectors.session_for_reply(user=user, session_id=session_id)
     content = _validated_content(content)
     category = session.category
     prompt = _prompt(session, content)

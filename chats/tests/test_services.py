@@ -9,7 +9,7 @@ from django.utils import timezone
 from model_bakery import baker
 
 from chats import services
-from chats.llm import ChatMessage, Usage
+from chats.llm import ChatMessage, Usage, estimate_prompt_tokens
 from chats.models import Category, ChatSession, Message
 from chats.pricing import reply_cost
 from conftest import requires_postgres
@@ -69,6 +69,24 @@ def test_prompt_is_system_then_recent_history_that_fits_then_the_question(sessio
     # About 105 estimated tokens each: five of the newest fit in 600, oldest first.
     assert history == [f"old message {i:02d}" for i in range(25, 30)]
     assert all("failed" not in m.content for m in prompt)
+
+
+def test_prompt_keeps_a_long_history_that_fits_across_pages(session):
+    for i in range(120):
+        baker.make(Message, session=session, role="user" if i % 2 == 0 else "assistant", content=f"m{i}")
+    with override_settings(LLM_CONTEXT_TOKENS=4096):
+        plan = services.reply_begin(user=session.user, session_id=session.id, content="now")
+    assert [m.content for m in plan.prompt[1:-1]] == [f"m{i}" for i in range(120)]
+    assert estimate_prompt_tokens(plan.prompt) <= 4096
+
+
+def test_prompt_never_exceeds_the_token_budget(session):
+    for i in range(200):
+        baker.make(Message, session=session, role="user", content=f"message {i} " + "y" * (i * 7 % 300))
+    with override_settings(LLM_CONTEXT_TOKENS=1000):
+        plan = services.reply_begin(user=session.user, session_id=session.id, content="now")
+    assert estimate_prompt_tokens(plan.prompt) <= 1000
+    assert plan.prompt[-2].content.startswith("message 199 ")
 
 
 @pytest.mark.parametrize("content", ["", "   ", "\n\t"])
