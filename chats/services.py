@@ -3,9 +3,9 @@
 A reply is paid for in three steps, so that no transaction or row lock is
 ever held while the LLM talks:
 
-1. ``reply_begin``: reserve the most the reply can cost (its own durable
-   transaction in ``wallets``), then store the user's message and a
-   ``pending`` assistant message that remembers the hold.
+1. ``reply_begin``: store the user's message and a ``pending`` assistant
+   message, and reserve the most the reply can cost, in one transaction
+   (one commit) before the provider is called.
 2. The stream (``chats.replies``), with no database connection held.
 3. ``reply_finish``: store the assistant message and settle the hold to the
    real cost, in one transaction, on every path.
@@ -13,6 +13,7 @@ ever held while the LLM talks:
 
 from dataclasses import dataclass
 from datetime import timedelta
+from uuid import uuid4
 
 from django.conf import settings
 from django.db import transaction
@@ -125,38 +126,34 @@ def reply_begin(*, user, session_id, content: str) -> ReplyPlan:
     prompt = _prompt(session, content)
     max_tokens = settings.LLM_MAX_TOKENS
     held = reply_max_cost(category=category, prompt=prompt, max_tokens=max_tokens)
-    hold = (
-        wallet_services.wallet_reserve(user=user, amount=held, description=f"Reply in {session.id}")
-        if held > 0
-        else None
-    )
-    try:
-        with transaction.atomic():
-            now = timezone.now()
-            user_message = Message.objects.create(
-                session=session, role=Message.Role.USER, content=content, status=Message.Status.COMPLETE
+    hold_id = uuid4() if held > 0 else None
+    # One commit before the provider is called: the question, the pending
+    # reply and the hold together (a refusal rolls the messages back). The
+    # wallet row is locked late and before the session row, the order
+    # ``reply_finish`` takes them in, so two replies of one session cannot
+    # deadlock.
+    with transaction.atomic(durable=True):
+        user_message = Message.objects.create(
+            session=session, role=Message.Role.USER, content=content, status=Message.Status.COMPLETE
+        )
+        assistant = Message.objects.create(
+            session=session, role=Message.Role.ASSISTANT, status=Message.Status.PENDING, hold_id=hold_id
+        )
+        if hold_id is not None:
+            wallet_services.wallet_hold(
+                user=user, amount=held, description=f"Reply in {session.id}", hold_id=hold_id
             )
-            assistant = Message.objects.create(
-                session=session,
-                role=Message.Role.ASSISTANT,
-                status=Message.Status.PENDING,
-                hold_id=hold.id if hold else None,
-            )
-            session.last_message_at = now
-            fields = ["last_message_at", "updated_at"]
-            if not session.title:
-                session.title = content.strip()[:TITLE_FROM_MESSAGE_CHARS]
-                fields.append("title")
-            session.save(update_fields=fields)
-    except BaseException:
-        if hold is not None:
-            wallet_services.wallet_release(hold_id=hold.id)
-        raise
+        session.last_message_at = timezone.now()
+        fields = ["last_message_at", "updated_at"]
+        if not session.title:
+            session.title = content.strip()[:TITLE_FROM_MESSAGE_CHARS]
+            fields.append("title")
+        session.save(update_fields=fields)
     return ReplyPlan(
         session_id=session.id,
         user_message=user_message,
         assistant_message_id=assistant.id,
-        hold_id=hold.id if hold else None,
+        hold_id=hold_id,
         held=held,
         category=category,
         prompt=prompt,

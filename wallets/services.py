@@ -22,7 +22,7 @@ import logging
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
@@ -121,14 +121,30 @@ def wallet_reserve(*, user, amount: int, description: str = "") -> Hold:
     Commits before returning (durable): call the provider afterwards, then
     ``wallet_settle`` or ``wallet_release`` the hold.
     """
-    amount = _whole_credits(amount)
     with transaction.atomic(durable=True):
-        wallet, _ = wallet_get_or_create(user=user)
-        hold = Hold.objects.create(wallet=wallet, amount=amount, description=description[:DESCRIPTION_MAX])
-        reserved = _wallet_move(wallet_id=wallet.pk, held=amount)
-        if reserved is None:
-            wallet.refresh_from_db(fields=["balance", "held"])
-            raise InsufficientFunds(available=wallet.available, required=amount)
+        return wallet_hold(user=user, amount=amount, description=description)
+
+
+def wallet_hold(*, user, amount: int, description: str = "", hold_id: UUID | None = None) -> Hold:
+    """``wallet_reserve`` inside the caller's transaction, which must commit before the provider is called.
+
+    For a caller that stores other rows with the hold in one commit (the chats
+    app: the question, the pending reply). ``InsufficientFunds`` rolls the
+    caller's writes back with it. The wallet row stays locked from here to the
+    caller's commit, so call it late. ``hold_id`` lets the caller store the
+    hold's id before the hold exists.
+    """
+    if not transaction.get_connection().in_atomic_block:
+        raise RuntimeError("wallet_hold() needs an open transaction; use wallet_reserve() otherwise.")
+    amount = _whole_credits(amount)
+    wallet, _ = wallet_get_or_create(user=user)
+    hold = Hold.objects.create(
+        id=hold_id or uuid4(), wallet=wallet, amount=amount, description=description[:DESCRIPTION_MAX]
+    )
+    reserved = _wallet_move(wallet_id=wallet.pk, held=amount)
+    if reserved is None:
+        wallet.refresh_from_db(fields=["balance", "held"])
+        raise InsufficientFunds(available=wallet.available, required=amount)
     hold.wallet = reserved
     return hold
 

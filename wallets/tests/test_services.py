@@ -391,3 +391,19 @@ def test_every_service_keeps_the_ledger_and_the_balance_in_step(user, other_user
     assert list(wallets_audit()) == []
     wallet = Wallet.objects.get(user=user)
     assert wallet.balance == 100 - (3 + 15 + 28) + 12 - 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_hold_needs_the_callers_transaction(user):
+    with pytest.raises(RuntimeError):
+        services.wallet_hold(user=user, amount=5)
+    assert not Hold.objects.exists()
+
+
+def test_hold_refused_rolls_back_the_callers_writes(user):
+    with pytest.raises(InsufficientFunds), transaction.atomic():
+        User.objects.create_user("written-with-the-hold", "a-long-passphrase-1")
+        services.wallet_hold(user=user, amount=10_000)
+    assert not Hold.objects.exists()
+    assert not User.objects.filter(login_id="written-with-the-hold").exists()
+    assert Wallet.objects.get(user=user).held == 0
