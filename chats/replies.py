@@ -49,18 +49,6 @@ def _finish_and_release_connection(**kwargs) -> services.ReplyResult:
         release_connection()
 
 
-def begin_and_release_connection(**kwargs) -> services.ReplyPlan:
-    """``reply_begin``, then hand the connection back before the stream starts.
-
-    A stream can last a minute; holding a pooled connection that long would
-    let a few hundred readers starve every other request.
-    """
-    try:
-        return services.reply_begin(**kwargs)
-    finally:
-        release_connection()
-
-
 async def _finish(plan: services.ReplyPlan, content: str, usage, status: str) -> services.ReplyResult:
     work = sync_to_async(_finish_and_release_connection, thread_sensitive=True)
     return await asyncio.shield(work(plan=plan, content=content, usage=usage, status=status))
