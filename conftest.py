@@ -2,7 +2,7 @@
 
 import pytest
 from django.core.cache import cache
-from django.db import connection
+from django.db import connection, connections
 from model_bakery import baker
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import RefreshToken
@@ -14,6 +14,20 @@ def pytest_report_header(config):
     from django.conf import settings
 
     return f"database: {settings.DATABASES['default']['ENGINE']}"
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _close_connection_pools(django_db_setup, django_db_blocker):
+    """Close PostgreSQL's connection pool before the test database is dropped.
+
+    Threads (uvicorn's, the concurrency tests') hand their connections back to
+    the pool, which keeps them open: the drop would find the database in use.
+    """
+    yield
+    with django_db_blocker.unblock():
+        for wrapper in connections.all():
+            if getattr(wrapper, "pool", None) is not None:
+                wrapper.close_pool()
 
 
 @pytest.fixture(autouse=True)

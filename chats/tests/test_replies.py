@@ -40,26 +40,32 @@ def session(user, general_category):
 
 
 async def test_client_leaving_while_the_upstream_closes_still_settles_the_reply(session, monkeypatch):
-    provider = SlowClosingEcho()
-    monkeypatch.setattr(replies, "get_provider", lambda: provider)
-    plan = await sync_to_async(services.reply_begin)(user=session.user, session_id=session.id, content="hi")
-    deltas = []
+    try:
+        provider = SlowClosingEcho()
+        monkeypatch.setattr(replies, "get_provider", lambda: provider)
+        plan = await sync_to_async(services.reply_begin)(
+            user=session.user, session_id=session.id, content="hi"
+        )
+        deltas = []
 
-    async def client():
-        async for event in replies.reply_events(plan):
-            deltas.append(event)
+        async def client():
+            async for event in replies.reply_events(plan):
+                deltas.append(event)
 
-    task = asyncio.create_task(client())
-    await asyncio.wait_for(provider.closing.wait(), timeout=5)
-    task.cancel()  # what Django does when the client disconnects
-    with pytest.raises(asyncio.CancelledError):
-        await task
+        task = asyncio.create_task(client())
+        await asyncio.wait_for(provider.closing.wait(), timeout=5)
+        task.cancel()  # what Django does when the client disconnects
+        with pytest.raises(asyncio.CancelledError):
+            await task
 
-    reply = await Message.objects.aget(pk=plan.assistant_message_id)
-    assert reply.status == Message.Status.COMPLETE
-    assert reply.content == "".join(event.data["content"] for event in deltas)
-    assert reply.cost >= 1
-    hold = await Hold.objects.aget(pk=plan.hold_id)
-    assert hold.status == Hold.Status.SETTLED
-    wallet = await Wallet.objects.aget(user=session.user)
-    assert (wallet.balance, wallet.held) == (100 - reply.cost, 0)
+        reply = await Message.objects.aget(pk=plan.assistant_message_id)
+        assert reply.status == Message.Status.COMPLETE
+        assert reply.content == "".join(event.data["content"] for event in deltas)
+        assert reply.cost >= 1
+        hold = await Hold.objects.aget(pk=plan.hold_id)
+        assert hold.status == Hold.Status.SETTLED
+        wallet = await Wallet.objects.aget(user=session.user)
+        assert (wallet.balance, wallet.held) == (100 - reply.cost, 0)
+    finally:
+        # The ORM's async calls ran in asgiref's executor thread: close its connection.
+        await sync_to_async(replies.release_connection)()
