@@ -29,7 +29,7 @@ from rest_framework_simplejwt.tokens import RefreshToken
 
 from accounts.models import User
 from accounts.services import users_deactivate
-from accounts.tests.google_idp import WEB_CLIENT_ID, GoogleIdentityPlatform
+from accounts.tests.google_idp import GoogleIdentityPlatform
 from chats.models import ChatSession, Message
 from conftest import PASSWORD, bearer_client
 from core.tests.asserts import assert_error
@@ -141,25 +141,9 @@ def ids(endpoints: list[Endpoint]) -> list[str]:
     return [endpoint.id for endpoint in endpoints]
 
 
-@pytest.fixture(scope="module")
-def google():
-    """A loopback stand-in for Google's certificate endpoint."""
-    platform = GoogleIdentityPlatform()
-    platform.start()
-    yield platform
-    platform.stop()
-
-
 @pytest.fixture
-def world(user, other_user, google, settings, general_category) -> World:
+def world(user, other_user, google_configured, general_category) -> World:
     """Alice with a session that holds a conversation, notes and a topped-up wallet; Bob with his own."""
-    settings.GOOGLE_CLIENT_ID = [WEB_CLIENT_ID]
-    settings.SOCIALACCOUNT_PROVIDERS = {
-        "google": {
-            "APPS": [{"client_id": WEB_CLIENT_ID, "secret": "", "key": ""}],
-            "CERTS_URL": google.certs_url,
-        }
-    }
     session = baker.make(
         ChatSession, user=user, category=general_category, title=ALICE_TITLE, notes=ALICE_NOTES
     )
@@ -167,7 +151,7 @@ def world(user, other_user, google, settings, general_category) -> World:
     baker.make(Message, session=session, role="assistant", content=ALICE_REPLY, status="complete")
     wallet_top_up(user=user, amount=ALICE_BALANCE - 100, reason="alice's top-up")
     baker.make(ChatSession, user=other_user, category=general_category, title="bob's own chat")
-    return World(alice=user, bob=other_user, session=session, google=google)
+    return World(alice=user, bob=other_user, session=session, google=google_configured)
 
 
 def call(client: APIClient, endpoint: Endpoint, world: World, **extra):

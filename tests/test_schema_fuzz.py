@@ -32,7 +32,6 @@ from model_bakery import baker
 from rest_framework_simplejwt.tokens import RefreshToken
 from schemathesis import checks
 
-from accounts.tests.google_idp import WEB_CLIENT_ID, GoogleIdentityPlatform
 from chats.models import Category, ChatSession
 from chats.tests.fake_openai import FakeOpenAI
 from config.asgi import application
@@ -85,29 +84,13 @@ CHECKS = [
 # - max_response_time: timing is not a contract here (bench/ measures it).
 
 
-@pytest.fixture(scope="module")
-def google():
-    """A loopback stand-in for Google's certificate endpoint: the fuzzer never reaches googleapis.com."""
-    platform = GoogleIdentityPlatform()
-    platform.start()
-    yield platform
-    platform.stop()
-
-
 @pytest.fixture
-def world(user, google, settings, general_category):
+def world(user, google_configured, general_category):
     """Alice, her wallet and one chat session; her bearer token is what `BearerToken` sends."""
-    settings.GOOGLE_CLIENT_ID = [WEB_CLIENT_ID]
-    settings.SOCIALACCOUNT_PROVIDERS = {
-        "google": {
-            "APPS": [{"client_id": WEB_CLIENT_ID, "secret": "", "key": ""}],
-            "CERTS_URL": google.certs_url,
-        }
-    }
     wallet_get_or_create(user=user)
     session = baker.make(ChatSession, user=user, category=general_category, title="Alice's chat")
     _current_token.append(str(RefreshToken.for_user(user).access_token))
-    yield {"user": user, "session": session, "google": google}
+    yield {"user": user, "session": session, "google": google_configured}
     _current_token.pop()
 
 
