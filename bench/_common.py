@@ -203,6 +203,20 @@ def free_port() -> int:
 # --- the database -------------------------------------------------------------
 
 
+def reset_database(url: str) -> None:
+    """Drop (forcing out old sessions) and create the PostgreSQL database ``url`` names."""
+    import psycopg
+
+    parts = urlsplit(url)
+    name = parts.path.lstrip("/")
+    if not name.replace("_", "").isalnum():
+        raise SystemExit(f"refusing to drop database {name!r}")
+    admin = urlunsplit(parts._replace(scheme="postgresql", path="/postgres"))
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+
 def resolve_database_url(explicit: str | None) -> str:
     """``--database-url``, else ``DATABASE_URL``, else a throwaway SQLite file.
 

@@ -60,7 +60,6 @@ import re
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -71,6 +70,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
+
+from _common import free_port, reset_database, sse_events  # bench/ is on sys.path: these run as scripts
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -323,26 +324,6 @@ def run_verify(args: argparse.Namespace) -> None:
 # --- processes -----------------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def reset_database(url: str) -> None:
-    """Drop (forcing out old sessions) and create the database ``url`` names."""
-    import psycopg
-
-    parts = urlsplit(url)
-    name = parts.path.lstrip("/")
-    if not name.replace("_", "").isalnum():
-        raise SystemExit(f"refusing to drop database {name!r}")
-    admin = urlunsplit(parts._replace(scheme="postgresql", path="/postgres"))
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-
-
 def drop_database(url: str) -> None:
     import psycopg
 
@@ -449,22 +430,6 @@ class Tally:
             self.problems.append(text)
 
 
-async def sse_events(response):
-    """``(event, data)`` pairs of a server-sent-events response, as they arrive."""
-    buffer = b""
-    async for chunk in response.aiter_bytes():
-        buffer += chunk
-        while (end := buffer.find(b"\n\n")) >= 0:
-            block, buffer = buffer[:end], buffer[end + 2 :]
-            name, data = "message", []
-            for line in block.split(b"\n"):
-                if line.startswith(b"event:"):
-                    name = line[6:].strip().decode()
-                elif line.startswith(b"data:"):
-                    data.append(line[5:].removeprefix(b" "))
-            yield name, json.loads(b"\n".join(data))
-
-
 async def one_reply(client, base: str, session: str, headers: dict, mode: str, label: str) -> Outcome:
     """Post one message asking for ``mode``; read the reply as a client would; say what happened."""
     number = {"fail-before": random.choice([400, 500, 503]), "mid-abort": random.randint(1, 8)}.get(mode, 0)
@@ -487,7 +452,8 @@ async def one_reply(client, base: str, session: str, headers: dict, mode: str, l
             outcome.detail = f"HTTP {response.status_code}: {(await response.aread())[:300]!r}"
             return outcome
         names: list[str] = []
-        async for name, data in sse_events(response):
+        async for name, raw in sse_events(response):
+            data = json.loads(raw)
             names.append(name)
             if name == "start":
                 outcome.message_id = data["assistant_message_id"]
