@@ -5,7 +5,8 @@ OpenAI itself, vLLM, Ollama, llama.cpp or a gateway, chosen by
 ``AsyncOpenAI``: ``chat.completions`` with ``stream=True`` and
 ``stream_options={"include_usage": True}``, so the last chunk carries the
 real token counts. The SDK sends the request (auth, retries, timeouts, error
-statuses); :class:`OpenAIStream` reads the event stream (why: see there).
+statuses; through its generic ``post``, why: see :meth:`OpenAIProvider.stream`);
+:class:`OpenAIStream` reads the event stream (why: see there).
 
 One client per event loop and configuration. Building an ``AsyncOpenAI``
 costs about 17 ms of blocking CPU (its TLS context), far too much per reply,
@@ -299,18 +300,34 @@ class OpenAIProvider(LLMProvider):
     name = "openai"
 
     async def stream(self, *, messages: list[ChatMessage], model: str, max_tokens: int) -> LLMStream:
+        """Send the request through the SDK's generic ``post``, not ``chat.completions.create``.
+
+        ``create`` first walks the whole request through the SDK's TypedDict
+        transform, which introspects ``CompletionCreateParams`` on every call:
+        measured here, 1.9 ms of event-loop CPU for one message and 0.25 ms
+        more per message of history, before a byte is sent. Our body is plain
+        JSON (strings and integers, no aliases, dates or files), which that
+        transform leaves unchanged; ``post`` sends it as is, with the same
+        auth, retries, timeouts and status errors.
+        """
         client = get_client()
-        request = client.chat.completions.with_streaming_response.create(
-            model=model,
-            messages=[message.as_dict() for message in messages],  # type: ignore[misc]
-            max_tokens=max_tokens,
-            stream=True,
-            stream_options={"include_usage": True},
-        )
+        body = {
+            "model": model,
+            "messages": [message.as_dict() for message in messages],
+            "max_tokens": max_tokens,
+            "stream": True,
+            "stream_options": {"include_usage": True},
+        }
         try:
-            # Entering sends the request and returns once the headers are in;
-            # OpenAIStream.aclose() does what leaving the context would do.
-            response = await request.__aenter__()
+            # Returns once the headers are in. Only the SDK's stream wrapper is
+            # built (nothing read through it): OpenAIStream reads the response.
+            sdk_stream = await client.post(
+                "/chat/completions",
+                cast_to=object,
+                body=body,
+                stream=True,
+                stream_cls=openai.AsyncStream[object],
+            )
         except _FAILURES as exc:
             raise _unavailable(exc, midstream=False) from exc
-        return OpenAIStream(response.http_response)
+        return OpenAIStream(sdk_stream.response)
