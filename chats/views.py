@@ -25,6 +25,7 @@ from chats.serializers import (
     SessionCreateInputSerializer,
     SessionNotesInputSerializer,
     SessionRenameInputSerializer,
+    SessionRowSerializer,
     SessionSerializer,
 )
 from core.exceptions import exception_handler
@@ -70,7 +71,10 @@ class SessionViewSet(
     pagination_class = SessionPagination
 
     def get_queryset(self):
-        return selectors.sessions_for_user(user=self.request.user)
+        return selectors.session_rows_for_user(user=self.request.user)
+
+    def get_serializer_class(self):
+        return SessionRowSerializer if self.action == "list" else SessionSerializer
 
     def get_object(self):
         return selectors.session_get(user=self.request.user, session_id=self.kwargs["pk"])

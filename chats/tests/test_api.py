@@ -110,6 +110,24 @@ def test_list_sessions_query_count_is_flat(auth_client, user, general, django_as
     assert sorted(s["message_count"] for s in body["results"])[-1] == 3
 
 
+def test_list_items_are_what_the_session_serializer_shows(auth_client, user, general):
+    """The list is built from ``values()`` rows, the other endpoints from instances: same JSON."""
+    active = baker.make(ChatSession, user=user, category=general, title="Ünïcode", notes="n\n")
+    baker.make(Message, session=active, role="user", _quantity=2)
+    active.last_message_at = active.updated_at
+    active.save()
+    idle = baker.make(ChatSession, user=user, category=general)
+
+    listed = {item["id"]: item for item in auth_client.get("/api/sessions/").json()["results"]}
+
+    for session in (active, idle):
+        shown = auth_client.get(f"/api/sessions/{session.id}/").json()
+        assert listed[str(session.id)] == shown
+    assert listed[str(active.id)]["message_count"] == 2
+    assert listed[str(active.id)]["last_message_at"].endswith("Z")
+    assert listed[str(idle.id)]["last_message_at"] is None
+
+
 def test_pagination_walks_every_session_once(auth_client, user, general):
     made = {str(s.id) for s in baker.make(ChatSession, user=user, category=general, _quantity=45)}
     seen, url = [], "/api/sessions/"
