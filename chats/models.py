@@ -51,6 +51,10 @@ class ChatSession(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     last_message_at = models.DateTimeField(null=True, blank=True)
+    # Kept by ``services.reply_begin``, in the transaction that stores the
+    # messages (they are only ever deleted with their session): the list reads
+    # it instead of counting every message of the user's sessions on each page.
+    message_count = models.PositiveIntegerField(default=0, editable=False)
 
     class Meta:
         indexes = [models.Index(fields=["user", "-updated_at"], name="chats_session_user_activity")]

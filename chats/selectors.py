@@ -1,9 +1,9 @@
-"""Reads for chats, with the annotations that keep query counts flat."""
+"""Reads for chats, each a fixed number of queries however many rows there are."""
 
 import itertools
 
 from django.core.exceptions import ValidationError
-from django.db.models import Count, F, QuerySet
+from django.db.models import F, QuerySet
 
 from chats.models import Category, ChatSession, Message
 from core.errors import NotFound
@@ -16,11 +16,7 @@ def categories_active() -> QuerySet[Category]:
 
 
 def sessions_for_user(*, user) -> QuerySet[ChatSession]:
-    return (
-        ChatSession.objects.filter(user=user)
-        .select_related("category")
-        .annotate(message_count=Count("messages"))
-    )
+    return ChatSession.objects.filter(user=user).select_related("category")
 
 
 def session_rows_for_user(*, user) -> QuerySet[dict]:
@@ -31,29 +27,20 @@ def session_rows_for_user(*, user) -> QuerySet[dict]:
     """
     return (
         ChatSession.objects.filter(user=user)
-        .values("id", "title", "notes", "created_at", "updated_at", "last_message_at")
-        .annotate(category_slug=F("category__slug"), message_count=Count("messages"))
+        .values("id", "title", "notes", "message_count", "created_at", "updated_at", "last_message_at")
+        .annotate(category_slug=F("category__slug"))
     )
 
 
-def _owned(sessions: QuerySet[ChatSession], session_id) -> ChatSession:
+def session_get(*, user, session_id) -> ChatSession:
+    """The caller's session; another user's is "not found", never "forbidden"."""
     try:
-        session = sessions.filter(pk=session_id).first()
+        session = sessions_for_user(user=user).filter(pk=session_id).first()
     except ValidationError:  # not a UUID (the router's lookup takes any segment): no such session
         session = None
     if session is None:
         raise NotFound("Session not found.")
     return session
-
-
-def session_get(*, user, session_id) -> ChatSession:
-    """The caller's session; another user's is "not found", never "forbidden"."""
-    return _owned(sessions_for_user(user=user), session_id)
-
-
-def session_for_reply(*, user, session_id) -> ChatSession:
-    """``session_get`` without the message count, which a reply does not show and which grows."""
-    return _owned(ChatSession.objects.filter(user=user).select_related("category"), session_id)
 
 
 def session_messages(*, session: ChatSession) -> QuerySet[Message]:

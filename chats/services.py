@@ -17,6 +17,7 @@ from uuid import uuid4
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F
 from django.utils import timezone
 
 from chats import selectors
@@ -35,9 +36,7 @@ def session_create(*, user, category: str, title: str = "") -> ChatSession:
         raise ValidationFailed(
             "Unknown category.", details={"category": [f"No active category named {category!r}."]}
         )
-    session = ChatSession.objects.create(user=user, category=found, title=title)
-    session.message_count = 0
-    return session
+    return ChatSession.objects.create(user=user, category=found, title=title)
 
 
 def session_rename(*, session: ChatSession, title: str) -> ChatSession:
@@ -120,7 +119,7 @@ def reply_max_cost(*, category: Category, prompt: list[ChatMessage], max_tokens:
 
 def reply_begin(*, user, session_id, content: str) -> ReplyPlan:
     """Check, reserve, then store the question; raises before anything is stored."""
-    session = selectors.session_for_reply(user=user, session_id=session_id)
+    session = selectors.session_get(user=user, session_id=session_id)
     content = _validated_content(content)
     category = session.category
     prompt = _prompt(session, content)
@@ -133,18 +132,27 @@ def reply_begin(*, user, session_id, content: str) -> ReplyPlan:
     # ``reply_finish`` takes them in, so two replies of one session cannot
     # deadlock.
     with transaction.atomic(durable=True):
-        user_message = Message.objects.create(
-            session=session, role=Message.Role.USER, content=content, status=Message.Status.COMPLETE
-        )
-        assistant = Message.objects.create(
-            session=session, role=Message.Role.ASSISTANT, status=Message.Status.PENDING, hold_id=hold_id
+        # One INSERT for both rows; created_at is stamped in list order, the question first.
+        user_message, assistant = Message.objects.bulk_create(
+            [
+                Message(
+                    session=session, role=Message.Role.USER, content=content, status=Message.Status.COMPLETE
+                ),
+                Message(
+                    session=session,
+                    role=Message.Role.ASSISTANT,
+                    status=Message.Status.PENDING,
+                    hold_id=hold_id,
+                ),
+            ]
         )
         if hold_id is not None:
             wallet_services.wallet_hold(
                 user=user, amount=held, description=f"Reply in {session.id}", hold_id=hold_id
             )
         session.last_message_at = timezone.now()
-        fields = ["last_message_at", "updated_at"]
+        session.message_count = F("message_count") + 2
+        fields = ["last_message_at", "message_count", "updated_at"]
         if not session.title:
             session.title = content.strip()[:TITLE_FROM_MESSAGE_CHARS]
             fields.append("title")

@@ -269,11 +269,13 @@ async def _post_message(request: HttpRequest, pk) -> HttpResponse:
     return response
 
 
-def _sse_frame(name: str, data: dict) -> str:
-    return f"event: {name}\ndata: {json.dumps(data, cls=DjangoJSONEncoder)}\n\n"
+def _sse_frame(name: str, data: dict) -> bytes:
+    # Bytes, not str: Django would otherwise look the charset up in the
+    # Content-Type header again for each of a reply's frames.
+    return f"event: {name}\ndata: {json.dumps(data, cls=DjangoJSONEncoder)}\n\n".encode()
 
 
-async def _sse(plan: services.ReplyPlan) -> AsyncIterator[str]:
+async def _sse(plan: services.ReplyPlan) -> AsyncIterator[bytes]:
     start = {
         "user_message": MessageSerializer(plan.user_message).data,
         "assistant_message_id": plan.assistant_message_id,

@@ -137,16 +137,18 @@ def wallet_hold(*, user, amount: int, description: str = "", hold_id: UUID | Non
     if not transaction.get_connection().in_atomic_block:
         raise RuntimeError("wallet_hold() needs an open transaction; use wallet_reserve() otherwise.")
     amount = _whole_credits(amount)
-    wallet, _ = wallet_get_or_create(user=user)
-    hold = Hold.objects.create(
-        id=hold_id or uuid4(), wallet=wallet, amount=amount, description=description[:DESCRIPTION_MAX]
-    )
-    reserved = _wallet_move(wallet_id=wallet.pk, held=amount)
+    # The wallet by its user: no SELECT for its id first, in the common case
+    # where it exists and can pay. None means it cannot pay, or does not exist yet.
+    reserved = _wallet_move(user_id=user.pk, held=amount)
     if reserved is None:
-        wallet.refresh_from_db(fields=["balance", "held"])
-        raise InsufficientFunds(available=wallet.available, required=amount)
-    hold.wallet = reserved
-    return hold
+        wallet, created = wallet_get_or_create(user=user)
+        if created:
+            reserved = _wallet_move(wallet_id=wallet.pk, held=amount)
+        if reserved is None:
+            raise InsufficientFunds(available=wallet.available, required=amount)
+    return Hold.objects.create(
+        id=hold_id or uuid4(), wallet=reserved, amount=amount, description=description[:DESCRIPTION_MAX]
+    )
 
 
 def wallet_settle(*, hold_id: UUID | str, cost: int, description: str) -> Wallet:
@@ -252,21 +254,26 @@ def _hold_claim(*, hold_id: UUID | str, cost: int | None) -> tuple[int, int, int
 _WALLET_COLUMNS = ", ".join(field.column for field in Wallet._meta.concrete_fields)
 
 
-def _wallet_move(*, wallet_id: int, balance: int = 0, held: int = 0) -> Wallet | None:
+def _wallet_move(
+    *, wallet_id: int | None = None, user_id: int | None = None, balance: int = 0, held: int = 0
+) -> Wallet | None:
     """Add ``balance`` and ``held`` to the wallet unless available credit would go negative.
 
+    The wallet is ``wallet_id``, or the one of ``user_id`` (unique per user).
     One conditional ``UPDATE`` (the wallet row is locked from here to the
-    commit); returns the updated wallet, or None when it would overdraw.
+    commit); returns the updated wallet, or None when it would overdraw (or
+    does not exist).
     """
+    column, key = ("id", wallet_id) if wallet_id is not None else ("user_id", user_id)
     wallet_table = connection.ops.quote_name(Wallet._meta.db_table)
     sql = (
         f"UPDATE {wallet_table} SET balance = balance + %s, held = held + %s, updated_at = %s"
-        " WHERE id = %s AND balance + %s >= held + %s"
+        f" WHERE {column} = %s AND balance + %s >= held + %s"
         f" RETURNING {_WALLET_COLUMNS}"
     )
     now = connection.ops.adapt_datetimefield_value(timezone.now())
     # A RawQuerySet runs the statement once, on first iteration, and converts the row to a Wallet.
-    return next(iter(Wallet.objects.raw(sql, [balance, held, now, wallet_id, balance, held])), None)
+    return next(iter(Wallet.objects.raw(sql, [balance, held, now, key, balance, held])), None)
 
 
 # --- credits in and staff corrections ----------------------------------------

@@ -1,8 +1,10 @@
+import importlib
 import threading
 from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from django.apps import apps as django_apps
 from django.db import connection
 from django.test import override_settings
 from django.utils import timezone
@@ -130,6 +132,31 @@ def test_insufficient_funds_stores_nothing(session):
         services.reply_begin(user=session.user, session_id=session.id, content="hi")
     assert not Message.objects.exists()
     assert not Hold.objects.exists()
+
+
+def test_message_count_follows_every_stored_message_and_not_a_refused_one(session):
+    for status in (Message.Status.COMPLETE, Message.Status.FAILED):
+        plan = services.reply_begin(user=session.user, session_id=session.id, content="hi")
+        services.reply_finish(plan=plan, content="ok", usage=None, status=status)
+    wallet_adjust(
+        user=session.user, amount=-Wallet.objects.get(user=session.user).balance, reason="drain", actor=None
+    )
+    with pytest.raises(InsufficientFunds):
+        services.reply_begin(user=session.user, session_id=session.id, content="hi")
+
+    session.refresh_from_db()
+    assert session.message_count == Message.objects.filter(session=session).count() == 4
+
+
+def test_migration_counts_the_messages_that_sessions_already_have(session, user, category):
+    counted = importlib.import_module("chats.migrations.0003_session_message_count")
+    baker.make(Message, session=session, role="user", _quantity=3)
+    empty = baker.make(ChatSession, user=user, category=category, message_count=7)
+
+    counted.count_existing_messages(django_apps, None)
+
+    assert ChatSession.objects.get(pk=session.pk).message_count == 3
+    assert ChatSession.objects.get(pk=empty.pk).message_count == 0
 
 
 def test_finish_failed_charges_nothing_and_releases(session):
