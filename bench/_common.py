@@ -30,6 +30,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import timeit
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -92,8 +93,17 @@ def percentile(values: Sequence[float], q: float) -> float:
 # --- the machine -----------------------------------------------------------------
 
 
+def python_speed_us() -> float:
+    """Microseconds for ``sum(range(1000))``, best of 5: how fast this machine runs Python.
+
+    Latency figures scale with it, so it lets figures taken on different
+    machines be compared (22.7 us on the machine of docs/benchmarks.md).
+    """
+    return min(timeit.repeat("sum(range(1000))", number=2000, repeat=5)) / 2000 * 1e6
+
+
 def machine() -> dict[str, Any]:
-    """nproc, CPU model, RAM, kernel, Python and the load average now: for the record."""
+    """nproc, CPU model, RAM, kernel, Python, its speed and the load average now: for the record."""
     cpu = "unknown"
     with open("/proc/cpuinfo") as info:
         for line in info:
@@ -108,6 +118,7 @@ def machine() -> dict[str, Any]:
         "ram_gib": round(total_kb / 2**20, 1),
         "kernel": platform.release(),
         "python": platform.python_version(),
+        "python_sum_range_1000_us": round(python_speed_us(), 1),
         "load_average": " ".join(Path("/proc/loadavg").read_text().split()[:3]),
     }
 
@@ -132,6 +143,16 @@ def cpu_seconds(pid: int) -> float:
     with open(f"/proc/{pid}/stat") as stat:
         fields = stat.read().rpartition(")")[2].split()
     return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+def steal_seconds() -> float:
+    """CPU time that the hypervisor gave to other guests instead of this one, all CPUs together.
+
+    On a shared VM this is what makes two runs of the same benchmark differ:
+    the scripts print it beside their figures.
+    """
+    with open("/proc/stat") as stat:
+        return int(stat.readline().split()[8]) / CLOCK_TICKS
 
 
 def postgres_pids() -> list[int]:
@@ -159,7 +180,7 @@ class CpuMeter:
     def _machine() -> float:
         with open("/proc/stat") as stat:
             ticks = [int(value) for value in stat.readline().split()[1:]]
-        return (sum(ticks) - ticks[3] - ticks[4]) / CLOCK_TICKS  # all but idle and iowait
+        return (sum(ticks) - ticks[3] - ticks[4] - ticks[7]) / CLOCK_TICKS  # all but idle, iowait, steal
 
     def _read(self) -> dict[str, float]:
         now = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
@@ -169,6 +190,7 @@ class CpuMeter:
             except OSError:  # a backend that just ended
                 continue
         now["machine"] = self._machine()
+        now["steal"] = steal_seconds()
         return now
 
     def start(self) -> None:
@@ -184,6 +206,7 @@ class CpuMeter:
             end[key] - self._start.get(key, 0.0) for key in end if key.startswith("postgres:")
         )
         used["machine"] = end["machine"] - self._start["machine"]
+        used["steal"] = end["steal"] - self._start["steal"]
         used["others"] = max(0.0, used["machine"] - sum(used[name] for name in [*self.pids, "postgres"]))
         used["wall"] = time.monotonic() - self._wall
         self.used = used

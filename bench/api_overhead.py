@@ -43,7 +43,7 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from _common import free_port, reset_database  # bench/ is on sys.path: these run as scripts
+from _common import cpu_seconds, free_port, machine, reset_database, steal_seconds  # bench/ is on sys.path
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -119,30 +119,9 @@ async def _python_client(url: str, seconds: float, connections: int, token: str)
 # --- helpers -----------------------------------------------------------------------------------
 
 
-def machine() -> dict[str, str]:
-    info: dict[str, str] = {}
-    for path in ("/proc/cpuinfo", "/proc/meminfo"):
-        with open(path) as lines:
-            for line in lines:
-                name, _, value = line.partition(":")
-                info.setdefault(name.strip(), value.strip())
-    ram = int(info.get("MemTotal", "0 kB").split()[0]) / 2**20
-    return {"nproc": str(os.cpu_count()), "cpu": info.get("model name", "?"), "ram": f"{ram:.1f} GiB"}
-
-
 def loadavg() -> str:
     with open("/proc/loadavg") as load:
         return " ".join(load.read().split()[:3])
-
-
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process, from ``/proc/<pid>/stat``."""
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
 
 
 def backends_cpu(database_url: str) -> dict[int, float]:
@@ -171,6 +150,7 @@ def load_run(args, url: str, token: str, seconds: float, lua: Path, server_pid: 
     else:
         command = [PYTHON, __file__, "--load-client", url, f"--seconds={seconds}"]
         command += [f"--connections={args.connections}", f"--token={token}"]
+    steal_before = steal_seconds()
     worker_before = cpu_seconds(server_pid) if server_pid else 0.0
     backends_before = backends_cpu(args.database_url) if server_pid else {}
     done = subprocess.run(command, stdout=subprocess.PIPE, text=True, check=True)
@@ -186,6 +166,7 @@ def load_run(args, url: str, token: str, seconds: float, lua: Path, server_pid: 
     result["worker_ms"] = (worker_after - worker_before) * 1000 / max(1, result["requests"])
     result["postgres_ms"] = postgres * 1000 / max(1, result["requests"])
     result["load"] = loadavg().split()[0]
+    result["steal"] = 100 * (steal_seconds() - steal_before) / (seconds * (os.cpu_count() or 1))
     result["failed"] = sum(result.get(key, 0) for key in ("connect", "read", "write", "status", "timeout"))
     return result
 
@@ -277,7 +258,7 @@ def run(args: argparse.Namespace) -> int:
                     f"  {round_number + 1} {name:<14} {result['rps']:6.0f} req/s  "
                     f"p50 {result['p50'] / 1000:6.1f} ms  p99 {result['p99'] / 1000:6.1f} ms  "
                     f"CPU/req worker {result['worker_ms']:.2f} ms, PG {result['postgres_ms']:.2f} ms  "
-                    f"failed {result['failed']}  (load {result['load']})"
+                    f"failed {result['failed']}  (load {result['load']}, steal {result['steal']:.0f}%)"
                 )
         print(f"load average after: {loadavg()}")
     finally:

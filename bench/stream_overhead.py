@@ -312,6 +312,8 @@ def _summary(level: Level) -> dict:
         used = sum(level.cpu[path][name] for path in ("api", "direct"))
         figures[f"{name}_cores"] = round(used / wall, 2)
     figures["server_cores_during_api"] = round(api_cpu["server"] / (api_cpu["wall"] or 1.0), 2)
+    stolen = sum(level.cpu[path]["steal"] for path in ("api", "direct"))
+    figures["steal_percent"] = round(100 * stolen / (wall * (os.cpu_count() or 1)), 1)
     return figures
 
 
@@ -336,7 +338,8 @@ def _report(figures: dict) -> bool:
         f"CPU per API reply: worker {figures['server_cpu_ms_per_reply']} ms, PostgreSQL "
         f"{figures['postgres_cpu_ms_per_reply']} ms; worker busy {figures['server_cores_during_api']} "
         f"cores during the API rounds; load generator {figures['generator_cores']}, fake "
-        f"{figures['fake_cores']}, other processes on the machine {figures['others_cores']} cores"
+        f"{figures['fake_cores']}, other processes on the machine {figures['others_cores']} cores; "
+        f"CPU stolen by the hypervisor {figures['steal_percent']}%"
     )
     passed = errors == 0
     p50_target, p99_target = TARGETS.get(clients, (None, None))
