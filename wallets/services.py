@@ -138,13 +138,15 @@ def wallet_hold(*, user, amount: int, description: str = "", hold_id: UUID | Non
         raise RuntimeError("wallet_hold() needs an open transaction; use wallet_reserve() otherwise.")
     amount = _whole_credits(amount)
     # The wallet by its user: no SELECT for its id first, in the common case
-    # where it exists and can pay. None means it cannot pay, or does not exist yet.
+    # where it exists and can pay. None means it cannot pay, or does not exist
+    # yet: then make sure it exists (another request may be creating it right
+    # now) and try once more before refusing.
     reserved = _wallet_move(user_id=user.pk, held=amount)
     if reserved is None:
-        wallet, created = wallet_get_or_create(user=user)
-        if created:
-            reserved = _wallet_move(wallet_id=wallet.pk, held=amount)
+        wallet, _ = wallet_get_or_create(user=user)
+        reserved = _wallet_move(wallet_id=wallet.pk, held=amount)
         if reserved is None:
+            wallet.refresh_from_db(fields=["balance", "held"])
             raise InsufficientFunds(available=wallet.available, required=amount)
     return Hold.objects.create(
         id=hold_id or uuid4(), wallet=reserved, amount=amount, description=description[:DESCRIPTION_MAX]

@@ -129,3 +129,15 @@ def test_mixed_traffic_keeps_every_wallet_in_step(user, staff_user):
     assert list(wallets_audit()) == []
     assert Wallet.objects.get(user=user).held == 0
     assert LedgerEntry.objects.filter(kind="topup").count() == 4
+
+
+def test_parallel_first_reservations_of_a_user_without_a_wallet_all_succeed(user):
+    """Each finds no wallet; one creates it (with the bonus), and every reservation still fits."""
+    Wallet.objects.filter(user=user).delete()
+
+    outcomes = in_parallel(lambda i: services.wallet_reserve(user=user, amount=5))
+
+    assert all(isinstance(o, Hold) for o in outcomes), outcomes
+    wallet = Wallet.objects.get(user=user)
+    assert (wallet.balance, wallet.held) == (100, 5 * CALLERS)
+    assert list(wallets_audit()) == []
