@@ -134,6 +134,14 @@ def test_insufficient_funds_stores_nothing(session):
     assert not Hold.objects.exists()
 
 
+def test_the_question_is_stored_before_its_reply(session):
+    """Both rows go in one INSERT; the history orders by ``created_at``, the question first."""
+    for _ in range(20):
+        plan = services.reply_begin(user=session.user, session_id=session.id, content="hi")
+        reply = Message.objects.get(pk=plan.assistant_message_id)
+        assert plan.user_message.created_at < reply.created_at
+
+
 def test_message_count_follows_every_stored_message_and_not_a_refused_one(session):
     for status in (Message.Status.COMPLETE, Message.Status.FAILED):
         plan = services.reply_begin(user=session.user, session_id=session.id, content="hi")
