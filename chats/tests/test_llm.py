@@ -57,7 +57,8 @@ async def test_stream_yields_deltas_in_order_then_reported_usage(openai_settings
     assert deltas == ["Hel", "lo", ", ", "world"]
     assert stream.usage == Usage(prompt_tokens=12, completion_tokens=4, estimated=False)
     assert stream.finish_reason == "stop"
-    assert openai_settings.last_request.completed
+    # The fake marks the request after its last write returns, which may be just after we read it.
+    assert await openai_settings.wait_until(lambda: openai_settings.last_request.completed)
 
 
 async def test_request_body_carries_model_messages_max_tokens_and_include_usage(openai_settings):
@@ -95,7 +96,7 @@ async def test_many_concurrent_streams_each_get_every_chunk_in_order(openai_sett
 
     assert all(result == chunks for result in results)
     assert len(openai_settings.requests) == 100
-    assert all(r.completed for r in openai_settings.requests)
+    assert await openai_settings.wait_until(lambda: all(r.completed for r in openai_settings.requests))
 
 
 async def test_no_usage_reported_leaves_usage_none_for_the_caller_to_estimate(openai_settings):
