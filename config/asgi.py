@@ -2,9 +2,9 @@
 
 import os
 
-from django.core.asgi import get_asgi_application
-
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+
+from core.handlers import get_asgi_application  # noqa: E402  (imports Django, not the settings)
 
 django_application = get_asgi_application()
 
