@@ -2,9 +2,9 @@
 
 import os
 
-os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+from django.core.asgi import get_asgi_application
 
-from core.handlers import get_asgi_application  # noqa: E402  (imports Django, not the settings)
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 django_application = get_asgi_application()
 
