@@ -4,6 +4,7 @@ import pytest
 from model_bakery import baker
 
 from chats.models import Category, ChatSession, Message
+from core.tests.asserts import assert_error
 
 pytestmark = pytest.mark.django_db
 
@@ -230,3 +231,17 @@ def test_history_oldest_first_and_flat_queries(auth_client, session, django_asse
         "cost",
         "created_at",
     }
+
+
+@pytest.mark.parametrize(
+    "body",
+    ["{nope", "[" * 100_000 + "]" * 100_000, "[]", '"hi"', "null", '{"content": 5}', "{}"],
+    ids=["malformed", "nested-too-deep", "list", "string", "null", "number", "no-content"],
+)
+def test_a_message_body_the_client_got_wrong_is_400_and_stores_nothing(auth_client, session, body):
+    response = auth_client.generic(
+        "POST", f"/api/sessions/{session.id}/messages/", body, content_type="application/json"
+    )
+
+    assert_error(response, 400, "validation_error")
+    assert not Message.objects.exists()
