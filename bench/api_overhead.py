@@ -43,7 +43,14 @@ import time
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from _common import cpu_seconds, free_port, machine, reset_database, steal_seconds  # bench/ is on sys.path
+from _common import (  # bench/ is on sys.path
+    cpu_seconds,
+    free_port,
+    machine,
+    percentile,
+    reset_database,
+    steal_seconds,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -100,18 +107,11 @@ async def _python_client(url: str, seconds: float, connections: int, token: str)
     started = time.monotonic()
     await asyncio.gather(*(connection() for _ in range(connections)))
     elapsed = time.monotonic() - started
-    latencies.sort()
-
-    def pct(q: float) -> int:
-        return int(latencies[min(len(latencies) - 1, int(len(latencies) * q / 100))] * 1e6)
-
     return {
         "requests": len(latencies),
         "duration_us": int(elapsed * 1e6),
-        "p50": pct(50),
-        "p90": pct(90),
-        "p99": pct(99),
-        "max": int(latencies[-1] * 1e6),
+        **{f"p{q}": int(percentile(latencies, q) * 1e6) for q in (50, 90, 99)},
+        "max": int(max(latencies) * 1e6),
         "status": errors,
     }
 

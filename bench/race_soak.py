@@ -71,7 +71,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-from _common import free_port, reset_database, sse_events  # bench/ is on sys.path: these run as scripts
+from _common import free_port, machine, reset_database, sse_events  # bench/ is on sys.path
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -333,19 +333,6 @@ def drop_database(url: str) -> None:
         conn.execute(f'DROP DATABASE IF EXISTS "{parts.path.lstrip("/")}" WITH (FORCE)')
 
 
-def machine() -> str:
-    info = {}
-    for path in ("/proc/cpuinfo", "/proc/meminfo"):
-        with open(path) as lines:
-            for line in lines:
-                name, _, value = line.partition(":")
-                info.setdefault(name.strip(), value.strip())
-    with open("/proc/loadavg") as loadavg:
-        load = " ".join(loadavg.read().split()[:3])
-    ram = int(info.get("MemTotal", "0 kB").split()[0]) / 2**20
-    return f"{os.cpu_count()} CPU ({info.get('model name', '?')}), {ram:.1f} GiB RAM, load average {load}"
-
-
 class Processes:
     """Every helper process, stopped (TERM, then KILL) on exit whatever happens."""
 
@@ -584,7 +571,7 @@ def orchestrate(args: argparse.Namespace) -> int:
     workdir = Path(tempfile.mkdtemp(prefix="parley-soak-"))
     started = time.monotonic()
     print(f"race soak {run}: {args.seconds:g} s, {args.clients} clients, {args.workers} uvicorn worker(s)")
-    print(f"machine: {machine()}")
+    print("machine:", json.dumps(machine()))
 
     with Processes() as processes:
         fake = processes.start(
