@@ -1,18 +1,22 @@
-"""The life of one streamed reply, as an async generator of events.
+"""The life of one reply, as an async generator of domain outcomes.
+
+``reply_outcomes`` yields a :class:`Delta` for each piece of text, then one
+:class:`Finished` or :class:`Failed` carrying the stored, settled reply. It
+knows nothing of HTTP: :mod:`chats.streaming` renders the outcomes as
+Server-Sent Events or as one JSON body.
 
 It runs on the event loop: no thread is busy and no database connection is
-held while tokens flow. The database is touched twice, through
-``sync_to_async``: ``services.reply_begin`` before (by the view) and
-``services.reply_finish`` after, the latter shielded from cancellation so
-that a client who disconnects still gets its partial reply stored and
-charged, and the hold never outlives the request.
+held while tokens flow. The database is touched through ``sync_to_async``:
+``services.reply_begin`` before (by the endpoint), ``services.reply_finish``
+after, the latter shielded from cancellation so that a client who
+disconnects still gets its partial reply stored and charged, and the hold
+never outlives the request.
 """
 
 import asyncio
 import logging
 from collections.abc import AsyncIterator
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 from asgiref.sync import sync_to_async
 from django.db import connection
@@ -20,16 +24,33 @@ from django.db import connection
 from chats import services
 from chats.llm import LLMStream, LLMUnavailable, get_provider
 from chats.models import Message
-from chats.serializers import MessageSerializer
 
 logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class ReplyEvent:
-    name: str  # "delta" | "done" | "error"
-    data: dict[str, Any] = field(default_factory=dict)
-    status: int = 200  # the HTTP status this outcome has in JSON mode
+class Delta:
+    """A piece of the reply's text, as the model produced it."""
+
+    content: str
+
+
+@dataclass(frozen=True)
+class Finished:
+    """The reply ended normally: stored ``complete`` and charged."""
+
+    reply: services.ReplyResult
+
+
+@dataclass(frozen=True)
+class Failed:
+    """The model failed: the reply is stored (``failed``, or ``incomplete`` with what came) and settled."""
+
+    error: LLMUnavailable
+    reply: services.ReplyResult
+
+
+ReplyOutcome = Delta | Finished | Failed
 
 
 def release_connection() -> None:
@@ -42,15 +63,16 @@ def release_connection() -> None:
         connection.close()
 
 
-def _finish_and_release_connection(**kwargs) -> services.ReplyResult:
+def _finish_in_thread(**kwargs) -> services.ReplyResult:
     try:
         return services.reply_finish(**kwargs)
     finally:
         release_connection()
 
 
-async def _finish(plan: services.ReplyPlan, content: str, usage, status: str) -> services.ReplyResult:
-    work = sync_to_async(_finish_and_release_connection, thread_sensitive=True)
+async def reply_settle(plan: services.ReplyPlan, *, content: str, usage, status: str) -> services.ReplyResult:
+    """Store the reply and settle its hold; runs to its end even if the caller is cancelled."""
+    work = sync_to_async(_finish_in_thread, thread_sensitive=True)
     return await asyncio.shield(work(plan=plan, content=content, usage=usage, status=status))
 
 
@@ -63,20 +85,8 @@ async def _close_quietly(stream: LLMStream | None) -> None:
         logger.warning("Closing the upstream stream failed", exc_info=True)
 
 
-def _done_data(result: services.ReplyResult) -> dict[str, Any]:
-    return {
-        "message": MessageSerializer(result.message).data,
-        "usage": {
-            "prompt_tokens": result.usage.prompt_tokens,
-            "completion_tokens": result.usage.completion_tokens,
-        },
-        "cost": result.cost,
-        "balance": result.balance,
-    }
-
-
-async def reply_events(plan: services.ReplyPlan) -> AsyncIterator[ReplyEvent]:
-    """Deltas as they come, then ``done`` or ``error``; settles on every path."""
+async def reply_outcomes(plan: services.ReplyPlan) -> AsyncIterator[ReplyOutcome]:
+    """Deltas as they come, then ``Finished`` or ``Failed``; settles on every path."""
     parts: list[str] = []
     stream: LLMStream | None = None
     failure: LLMUnavailable | None = None
@@ -89,7 +99,7 @@ async def reply_events(plan: services.ReplyPlan) -> AsyncIterator[ReplyEvent]:
             async for delta in stream:
                 if delta:
                     parts.append(delta)
-                    yield ReplyEvent("delta", {"content": delta})
+                    yield Delta(delta)
         except LLMUnavailable as exc:
             failure = exc
     except BaseException:
@@ -111,11 +121,6 @@ async def reply_events(plan: services.ReplyPlan) -> AsyncIterator[ReplyEvent]:
         try:
             await _close_quietly(stream)
         finally:
-            result = await _finish(plan, content, usage, status)
+            result = await reply_settle(plan, content=content, usage=usage, status=status)
 
-    if failure is None:
-        yield ReplyEvent("done", _done_data(result))
-        return
-    details = {**failure.details, **_done_data(result)}
-    error = {"code": failure.code, "message": failure.message, "details": details}
-    yield ReplyEvent("error", {"error": error}, status=failure.status_code)
+    yield Finished(result) if failure is None else Failed(failure, result)

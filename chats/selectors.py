@@ -43,7 +43,7 @@ def session_get(*, user, session_id) -> ChatSession:
     return session
 
 
-def session_messages(*, session: ChatSession) -> QuerySet[Message]:
+def messages_for_session(*, session: ChatSession) -> QuerySet[Message]:
     return Message.objects.filter(session=session)
 
 

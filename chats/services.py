@@ -16,7 +16,7 @@ from datetime import timedelta
 from uuid import uuid4
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -24,10 +24,11 @@ from chats import selectors
 from chats.llm import ChatMessage, Usage, estimate_message_tokens, estimate_prompt_tokens, estimate_tokens
 from chats.models import Category, ChatSession, Message
 from chats.pricing import prompt_tokens_upper_bound, reply_cost
-from core.errors import ValidationFailed
+from core.errors import NotFound, ValidationFailed
 from wallets import services as wallet_services
 
 TITLE_FROM_MESSAGE_CHARS = 60
+SESSION_DELETE_ATTEMPTS = 3
 
 
 def session_create(*, user, category: str, title: str = "") -> ChatSession:
@@ -55,9 +56,18 @@ def session_delete(*, session: ChatSession) -> None:
     """Messages go with the session (``on_delete=CASCADE``).
 
     A reply still streaming settles its hold by id, so deleting the session
-    mid-stream cannot strand the reserved credit.
+    mid-stream cannot strand the reserved credit. Django gathers the messages
+    before deleting the session: a reply that began meanwhile adds messages
+    the delete did not see, and the foreign key refuses the delete at commit;
+    then gather again.
     """
-    session.delete()
+    for attempt in range(1, SESSION_DELETE_ATTEMPTS + 1):
+        try:
+            session.delete()
+            return
+        except IntegrityError:
+            if attempt == SESSION_DELETE_ATTEMPTS:
+                raise
 
 
 @dataclass(frozen=True)
@@ -150,13 +160,13 @@ def reply_begin(*, user, session_id, content: str) -> ReplyPlan:
             wallet_services.wallet_hold(
                 user=user, amount=held, description=f"Reply in {session.id}", hold_id=hold_id
             )
-        session.last_message_at = timezone.now()
-        session.message_count = F("message_count") + 2
-        fields = ["last_message_at", "message_count", "updated_at"]
+        now = timezone.now()
+        activity = {"last_message_at": now, "updated_at": now, "message_count": F("message_count") + 2}
         if not session.title:
-            session.title = content.strip()[:TITLE_FROM_MESSAGE_CHARS]
-            fields.append("title")
-        session.save(update_fields=fields)
+            activity["title"] = content.strip()[:TITLE_FROM_MESSAGE_CHARS]
+        if not ChatSession.objects.filter(pk=session.pk).update(**activity):
+            # Deleted since it was read: roll the question and the hold back.
+            raise NotFound("Session not found.")
     return ReplyPlan(
         session_id=session.id,
         user_message=user_message,

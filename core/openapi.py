@@ -11,6 +11,7 @@ _DESCRIPTIONS = {
     404: "not_found.",
     409: "conflict: the request clashes with existing data.",
     413: "payload_too_large: the body exceeds the server's limit (details.max_bytes).",
+    415: "unsupported_media_type: the body is not JSON (send Content-Type: application/json).",
     429: "throttled: too many requests; retry after the Retry-After header's seconds.",
     502: "An upstream service failed.",
     503: "A service this needs is unavailable or not configured.",

@@ -49,8 +49,8 @@ async def test_client_leaving_while_the_upstream_closes_still_settles_the_reply(
         deltas = []
 
         async def client():
-            async for event in replies.reply_events(plan):
-                deltas.append(event)
+            async for outcome in replies.reply_outcomes(plan):
+                deltas.append(outcome)
 
         task = asyncio.create_task(client())
         await asyncio.wait_for(provider.closing.wait(), timeout=5)
@@ -60,7 +60,7 @@ async def test_client_leaving_while_the_upstream_closes_still_settles_the_reply(
 
         reply = await Message.objects.aget(pk=plan.assistant_message_id)
         assert reply.status == Message.Status.COMPLETE
-        assert reply.content == "".join(event.data["content"] for event in deltas)
+        assert reply.content == "".join(delta.content for delta in deltas if isinstance(delta, replies.Delta))
         assert reply.cost >= 1
         hold = await Hold.objects.aget(pk=plan.hold_id)
         assert hold.status == Hold.Status.SETTLED
