@@ -84,6 +84,9 @@ class Message(models.Model):
     cost = models.PositiveIntegerField(default=0)
     # The wallet hold that pays for an assistant reply while it streams.
     hold_id = models.UUIDField(null=True, blank=True, editable=False)
+    # Until when a pending reply's process vouches for it: renewed while it
+    # streams, so the stale sweep only closes replies whose process is gone.
+    lease_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

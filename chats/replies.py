@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.db import connection
 
 from chats import services
@@ -76,6 +77,25 @@ async def reply_settle(plan: services.ReplyPlan, *, content: str, usage, status:
     return await asyncio.shield(work(plan=plan, content=content, usage=usage, status=status))
 
 
+def _renew_in_thread(plan: services.ReplyPlan) -> bool:
+    try:
+        return services.reply_lease_renew(plan=plan)
+    finally:
+        release_connection()
+
+
+async def _keep_lease(plan: services.ReplyPlan) -> None:
+    """Renew the reply's lease while it streams, so the stale sweep knows its process is alive."""
+    renew = sync_to_async(_renew_in_thread, thread_sensitive=True)
+    while True:
+        await asyncio.sleep(settings.REPLY_LEASE_SECONDS / 3)
+        try:
+            if not await renew(plan):
+                return  # no longer pending: settled, or closed by the sweep
+        except Exception:  # a database hiccup must not end the reply; the next renewal may work
+            logger.warning("Renewing the lease of reply %s failed", plan.assistant_message_id, exc_info=True)
+
+
 async def _close_quietly(stream: LLMStream | None) -> None:
     if stream is None:
         return
@@ -91,6 +111,7 @@ async def reply_outcomes(plan: services.ReplyPlan) -> AsyncIterator[ReplyOutcome
     stream: LLMStream | None = None
     failure: LLMUnavailable | None = None
     interrupted = False
+    lease = asyncio.create_task(_keep_lease(plan))
     try:
         try:
             stream = await get_provider().stream(
@@ -111,6 +132,7 @@ async def reply_outcomes(plan: services.ReplyPlan) -> AsyncIterator[ReplyOutcome
         # Settle on every path. The client may also leave during the await
         # that closes the upstream: the reply is stored and its hold settled
         # all the same, as it ended.
+        lease.cancel()
         content = "".join(parts)
         if interrupted or (failure is not None and content):
             status, usage = Message.Status.INCOMPLETE, None

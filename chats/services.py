@@ -25,6 +25,7 @@ from chats.llm import ChatMessage, Usage, estimate_message_tokens, estimate_prom
 from chats.models import Category, ChatSession, Message
 from chats.pricing import prompt_tokens_upper_bound, reply_cost
 from core.errors import NotFound, ValidationFailed
+from wallets import selectors as wallet_selectors
 from wallets import services as wallet_services
 
 TITLE_FROM_MESSAGE_CHARS = 60
@@ -153,6 +154,7 @@ def reply_begin(*, user, session_id, content: str) -> ReplyPlan:
                     role=Message.Role.ASSISTANT,
                     status=Message.Status.PENDING,
                     hold_id=hold_id,
+                    lease_expires_at=_lease_end(),
                 ),
             ]
         )
@@ -247,20 +249,31 @@ def _settle_hold(plan: ReplyPlan, *, status: str, cost: int):
     )
 
 
-def replies_close_stale(*, older_than: timedelta) -> int:
+def _lease_end():
+    return timezone.now() + timedelta(seconds=settings.REPLY_LEASE_SECONDS)
+
+
+def reply_lease_renew(*, plan: ReplyPlan) -> bool:
+    """Vouch for a streaming reply a while longer; False once it is no longer pending."""
+    pending = Message.objects.filter(pk=plan.assistant_message_id, status=Message.Status.PENDING)
+    return bool(pending.update(lease_expires_at=_lease_end()))
+
+
+def replies_close_stale() -> int:
     """Close replies left ``pending`` by a process that died mid-stream: ``failed``, hold released.
 
-    Each in its own transaction, the message locked first as in
-    ``reply_finish``, so a late finish and this job never both settle one hold.
+    A reply is stale once its lease has run out: a live one renews it however
+    long a slow model takes. Each in its own transaction, the message locked
+    first as in ``reply_finish``, so a late finish and this job never both
+    settle one hold.
     """
-    cutoff = timezone.now() - older_than
-    stale = Message.objects.filter(status=Message.Status.PENDING, created_at__lt=cutoff)
+    stale = Message.objects.filter(status=Message.Status.PENDING, lease_expires_at__lt=timezone.now())
     closed = 0
     for message_id in stale.values_list("pk", flat=True):
         with transaction.atomic():
             message = (
                 Message.objects.select_for_update(skip_locked=True)
-                .filter(pk=message_id, status=Message.Status.PENDING)
+                .filter(pk=message_id, status=Message.Status.PENDING, lease_expires_at__lt=timezone.now())
                 .first()
             )
             if message is None:
@@ -271,3 +284,23 @@ def replies_close_stale(*, older_than: timedelta) -> int:
             message.save(update_fields=["status"])
             closed += 1
     return closed
+
+
+def holds_release_orphaned(*, older_than: timedelta) -> list:
+    """Release holds still open ``older_than`` after they were made, except those of live replies.
+
+    Such a hold belongs to no pending reply (a process died between
+    reserving and storing, or a reply's session was deleted as it ended);
+    a hold whose reply still renews its lease is left to that reply.
+    """
+    live = Message.objects.filter(
+        status=Message.Status.PENDING, lease_expires_at__gte=timezone.now(), hold_id__isnull=False
+    ).values_list("hold_id", flat=True)
+    released = []
+    for hold in wallet_selectors.holds_stale(older_than=older_than).exclude(pk__in=list(live)):
+        with transaction.atomic(durable=True):
+            wallet_services.wallet_release(hold_id=hold.pk)
+        hold.refresh_from_db()
+        if hold.status == hold.Status.RELEASED:  # not settled by its reply meanwhile
+            released.append(hold)
+    return released

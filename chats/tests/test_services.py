@@ -195,8 +195,9 @@ def test_finish_is_charged_once_even_if_called_twice(session):
 
 def test_stale_pending_reply_is_closed_and_its_late_finish_charges_nothing(session):
     plan = services.reply_begin(user=session.user, session_id=session.id, content="hi")
+    # Its process died: nobody renewed the lease.
     Message.objects.filter(pk=plan.assistant_message_id).update(
-        created_at=timezone.now() - timedelta(hours=1)
+        lease_expires_at=timezone.now() - timedelta(seconds=1)
     )
     Hold.objects.filter(pk=plan.hold_id).update(created_at=timezone.now() - timedelta(hours=1))
     from django.core.management import call_command

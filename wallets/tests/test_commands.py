@@ -84,7 +84,6 @@ def test_topup_failure_exits_non_zero_from_the_command_line(user, capsys):
     [
         ("topup_wallet", ["LOGIN_ID", "AMOUNT", "--reason", "--key", "applies once"]),
         ("audit_wallets", ["ledger", "held", "non-zero", "--release-stale"]),
-        ("release_stale_holds", ["--minutes", "STALE_HOLD_MINUTES"]),
     ],
 )
 def test_help_explains_each_command(command, words):
@@ -142,33 +141,3 @@ def test_audit_reports_a_stale_hold_and_can_release_it(user):
     assert hold.status == Hold.Status.RELEASED
 
 
-# --- release_stale_holds -----------------------------------------------------
-
-
-def test_release_stale_holds_uses_the_configured_age(user, settings):
-    settings.STALE_HOLD_MINUTES = 15
-    old = services.wallet_reserve(user=user, amount=10)
-    fresh = services.wallet_reserve(user=user, amount=20)
-    age_hold(old, minutes=16)
-    age_hold(fresh, minutes=14)
-
-    out, _ = run("release_stale_holds")
-
-    assert "Closed 0 stale replies as failed." in out
-    assert f"released hold {old.pk}: 10 credits" in out
-    assert "Released 1 stale hold(s)." in out
-    wallet = Wallet.objects.get(user=user)
-    assert (wallet.balance, wallet.held) == (100, 20)
-
-
-def test_release_stale_holds_takes_minutes(user):
-    hold = services.wallet_reserve(user=user, amount=10)
-    age_hold(hold, minutes=3)
-    out, _ = run("release_stale_holds", "--minutes", "2")
-    assert "Released 1 stale hold(s)." in out
-    assert Wallet.objects.get(user=user).held == 0
-
-
-def test_release_stale_holds_refuses_negative_minutes(user):
-    with pytest.raises(CommandError, match="zero or more"):
-        run("release_stale_holds", "--minutes", "-1")
