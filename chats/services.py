@@ -21,7 +21,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from chats import selectors
-from chats.llm import ChatMessage, Usage, estimate_message_tokens, estimate_prompt_tokens, estimate_tokens
+from chats.llm import ChatMessage, Usage, estimate_message_tokens, estimate_prompt_tokens, estimate_usage
 from chats.models import Category, ChatSession, Message
 from chats.pricing import prompt_tokens_upper_bound, reply_cost
 from core.errors import NotFound, ValidationFailed
@@ -182,18 +182,6 @@ def reply_begin(*, user, session_id, content: str) -> ReplyPlan:
     )
 
 
-def _final_usage(plan: ReplyPlan, content: str, reported: Usage | None) -> Usage:
-    if reported is not None:
-        return reported
-    if not content:
-        return Usage(prompt_tokens=0, completion_tokens=0, estimated=True)
-    return Usage(
-        prompt_tokens=estimate_prompt_tokens(plan.prompt),
-        completion_tokens=estimate_tokens(content),
-        estimated=True,
-    )
-
-
 def reply_finish(*, plan: ReplyPlan, content: str, usage: Usage | None, status: str) -> ReplyResult:
     """Store the reply and settle its hold, atomically, whatever happened to the stream.
 
@@ -205,8 +193,8 @@ def reply_finish(*, plan: ReplyPlan, content: str, usage: Usage | None, status: 
     """
     if status == Message.Status.FAILED:
         usage = Usage(prompt_tokens=0, completion_tokens=0)
-    else:
-        usage = _final_usage(plan, content, usage)
+    elif usage is None:
+        usage = estimate_usage(plan.prompt, content)
     cost = min(
         reply_cost(
             category=plan.category,

@@ -149,7 +149,12 @@ def estimate_prompt_tokens(messages: Iterable[ChatMessage]) -> int:
 
 
 def estimate_usage(messages: Iterable[ChatMessage], completion: str) -> Usage:
-    """A :class:`Usage` counted here, for a reply whose provider reported none."""
+    """A :class:`Usage` counted here, for a reply whose provider reported none.
+
+    A reply cut before its first token produced nothing, and is charged nothing.
+    """
+    if not completion:
+        return Usage(prompt_tokens=0, completion_tokens=0, estimated=True)
     return Usage(
         prompt_tokens=estimate_prompt_tokens(messages),
         completion_tokens=estimate_tokens(completion),

@@ -113,6 +113,10 @@ async def test_no_usage_reported_leaves_usage_none_for_the_caller_to_estimate(op
     )
 
 
+def test_a_reply_that_produced_nothing_is_estimated_at_nothing():
+    assert estimate_usage(PROMPT, "") == Usage(prompt_tokens=0, completion_tokens=0, estimated=True)
+
+
 async def test_sse_comments_and_other_fields_are_ignored(openai_settings):
     openai_settings.configure(
         chunks=["x", "y"], keepalive_comments=True, prompt_tokens=1, completion_tokens=9
