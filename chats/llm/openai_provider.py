@@ -15,8 +15,7 @@ first ran on, and a process can run several loops (the test suite opens one
 per test, a thread may run its own), so the cache is keyed by the running
 loop and by the settings that shape the client (key, URL, timeout, retries).
 Under uvicorn there is one loop, hence one client and one pool per process.
-A loop's clients are closed when it shuts down (see :class:`_LoopClients`),
-or at once by :func:`aclose_clients`.
+:func:`aclose_clients` closes the running loop's clients.
 
 ``LLM_TIMEOUT`` applies to connecting and to each read: a reply that stalls
 for longer than that between two chunks fails with :class:`LLMUnavailable`.
@@ -32,7 +31,6 @@ import json
 import logging
 import ssl
 import threading
-from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 
 import anyio
@@ -93,50 +91,10 @@ class ClientConfig:
         )
 
 
-class _LoopClients:
-    """The clients of one event loop, closed when that loop shuts down.
-
-    ``asyncio.run()``, uvicorn and pytest-asyncio all end a loop with
-    ``loop.shutdown_asyncgens()``, which closes every async generator the
-    loop has seen. One such generator, parked at its ``yield``, is the hook:
-    its ``finally`` closes the clients, so their pooled connections are shut
-    properly instead of being left to the garbage collector.
-    """
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self.loop = loop
-        self.clients: dict[ClientConfig, openai.AsyncOpenAI] = {}
-        self.open = True
-        self._closer = self._close_at_loop_shutdown()
-        # Run it to its yield right now (nothing is awaited on the way): the
-        # loop registers it on this first step.
-        with contextlib.suppress(StopIteration):
-            self._closer.asend(None).send(None)
-
-    async def _close_at_loop_shutdown(self) -> AsyncGenerator[None, None]:
-        try:
-            yield
-        finally:
-            await self.aclose()
-
-    async def aclose(self) -> None:
-        if not self.open:
-            return
-        self.open = False
-        with _clients_lock:
-            if _clients.get(self.loop) is self:
-                del _clients[self.loop]
-        for client in self.clients.values():
-            await client.close()
-
-    def discard(self) -> None:
-        """Forget these clients without awaiting anything, and retire the shutdown hook."""
-        self.open = False
-        with contextlib.suppress(StopIteration, RuntimeError):
-            self._closer.aclose().send(None)
-
-
-_clients: dict[asyncio.AbstractEventLoop, _LoopClients] = {}
+# Clients by event loop, then by configuration. Under uvicorn there is one
+# loop; a test run opens many, and a closed loop's clients are dropped (their
+# sockets belonged to that loop and went with it).
+_clients: dict[asyncio.AbstractEventLoop, dict[ClientConfig, openai.AsyncOpenAI]] = {}
 _clients_lock = threading.Lock()
 
 
@@ -144,30 +102,21 @@ def get_client() -> openai.AsyncOpenAI:
     """The ``AsyncOpenAI`` client for the running loop and the current settings (call it in a coroutine)."""
     loop = asyncio.get_running_loop()
     config = ClientConfig.from_settings()
-    entry = _clients.get(loop)
-    client = entry.clients.get(config) if entry is not None else None
-    if client is not None:
-        return client
     with _clients_lock:
-        for other, stale in list(_clients.items()):
-            if other.is_closed():  # closed without shutdown_asyncgens(): its sockets died with it
-                del _clients[other]
-                stale.discard()
-        entry = _clients.get(loop)
-        if entry is None:
-            entry = _clients[loop] = _LoopClients(loop)
-        if config not in entry.clients:
-            entry.clients[config] = config.build()
-        return entry.clients[config]
+        for closed in [other for other in _clients if other.is_closed()]:
+            del _clients[closed]
+        clients = _clients.setdefault(loop, {})
+        if config not in clients:
+            clients[config] = config.build()
+        return clients[config]
 
 
 async def aclose_clients() -> None:
-    """Close and forget the running loop's clients now (they are also closed when the loop shuts down)."""
+    """Close and forget the running loop's clients (a test's loop, or a worker shutting down)."""
     with _clients_lock:
-        entry = _clients.get(asyncio.get_running_loop())
-    if entry is not None:
-        await entry.aclose()
-        entry.discard()
+        clients = _clients.pop(asyncio.get_running_loop(), {})
+    for client in clients.values():
+        await client.close()
 
 
 def _unavailable(exc: BaseException, *, midstream: bool) -> LLMUnavailable:

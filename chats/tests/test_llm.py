@@ -4,7 +4,6 @@ import asyncio
 import socket
 import subprocess
 import sys
-import threading
 
 import httpx
 import openai
@@ -337,40 +336,20 @@ async def test_client_is_cached_per_loop_and_settings(openai_settings):
     assert client.api_key == "test"
 
 
-async def test_each_event_loop_gets_its_own_client_closed_when_the_loop_ends(openai_settings):
-    here = get_client()
-    there = []
+def test_each_event_loop_gets_its_own_client_and_closed_loops_are_dropped(openai_settings):
+    first = asyncio.new_event_loop()
+    client = first.run_until_complete(_get_client())
+    assert first.run_until_complete(_get_client()) is client
+    first.close()
 
-    async def use_a_client_on_another_loop() -> None:
-        client = get_client()
-        there.append(client)
-        stream = await OpenAIProvider().stream(messages=PROMPT, model="m", max_tokens=5)
-        await collect(stream)  # leaves a pooled keep-alive connection behind
-
-    thread = threading.Thread(target=asyncio.run, args=(use_a_client_on_another_loop(),))
-    thread.start()
-    thread.join()
-
-    assert there[0] is not here
-    assert there[0].is_closed()  # asyncio.run() shut its loop down, and the loop closed the client
-    assert get_client() is here
-    assert all(not loop.is_closed() for loop in openai_provider._clients)
-
-
-def test_clients_of_a_loop_closed_without_shutdown_are_swept_away(openai_settings):
-    abandoned = asyncio.new_event_loop()
-    client = abandoned.run_until_complete(_get_client())
-    abandoned.close()  # no shutdown_asyncgens(): nobody closed the client
-    assert abandoned in openai_provider._clients
-
-    fresh = asyncio.new_event_loop()
+    second = asyncio.new_event_loop()
     try:
-        assert fresh.run_until_complete(_get_client()) is not client
-        assert abandoned not in openai_provider._clients
+        assert second.run_until_complete(_get_client()) is not client
+        assert first not in openai_provider._clients
+        assert second in openai_provider._clients
     finally:
-        fresh.run_until_complete(fresh.shutdown_asyncgens())
-        fresh.close()
-    assert fresh not in openai_provider._clients
+        second.run_until_complete(aclose_clients())
+        second.close()
 
 
 async def _get_client() -> openai.AsyncOpenAI:
