@@ -1,13 +1,18 @@
-from django.urls import path
+from django.urls import path, register_converter
 from rest_framework.routers import SimpleRouter
 
 from chats import streaming, views
+from core.converters import UUIDAnyCaseConverter
+
+register_converter(UUIDAnyCaseConverter, "uuid_any_case")
 
 router = SimpleRouter()
 router.register("categories", views.CategoryViewSet, basename="category")
 router.register("sessions", views.SessionViewSet, basename="session")
 
 urlpatterns = [
-    path("sessions/<uuid:pk>/messages/", streaming.session_messages_endpoint, name="session-messages"),
+    path(
+        "sessions/<uuid_any_case:pk>/messages/", streaming.session_messages_endpoint, name="session-messages"
+    ),
     *router.urls,
 ]

@@ -221,6 +221,8 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    # core.converters.UUIDAnyCaseConverter: still a UUID to clients.
+    "PATH_CONVERTER_OVERRIDES": {"uuid_any_case": "uuid"},
 }
 
 # --- Request limits --------------------------------------------------------

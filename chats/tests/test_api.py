@@ -245,3 +245,21 @@ def test_a_message_body_the_client_got_wrong_is_400_and_stores_nothing(auth_clie
 
     assert_error(response, 400, "validation_error")
     assert not Message.objects.exists()
+
+
+def test_an_upper_case_session_id_reaches_the_same_session_on_every_route(
+    auth_client, user, general_category
+):
+    session = baker.make(ChatSession, user=user, category=general_category, title="Mine")
+    base = f"/api/sessions/{str(session.id).upper()}/"
+
+    assert auth_client.get(base).json()["id"] == str(session.id)
+    assert auth_client.patch(base, {"title": "Renamed"}, format="json").status_code == 200
+    assert auth_client.put(f"{base}notes/", {"notes": "n"}, format="json").status_code == 200
+    reply = auth_client.post(
+        f"{base}messages/", {"content": "Hi"}, format="json", HTTP_ACCEPT="application/json"
+    )
+    assert reply.status_code == 201, reply.content
+    assert len(auth_client.get(f"{base}messages/").json()["results"]) == 2
+    assert auth_client.delete(base).status_code == 204
+    assert not ChatSession.objects.filter(pk=session.id).exists()
