@@ -222,7 +222,7 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
     # core.converters.UUIDAnyCaseConverter: still a UUID to clients.
-    "PATH_CONVERTER_OVERRIDES": {"uuid_any_case": "uuid"},
+    "PATH_CONVERTER_OVERRIDES": {"uuid_any_case": {"type": "string", "format": "uuid"}},
 }
 
 # --- Request limits --------------------------------------------------------
