@@ -97,6 +97,7 @@ export DATABASE_URL="$PG_SERVER/$DB_NAME"
 export DATABASE_POOL_MIN=1 DATABASE_POOL_MAX=4
 export REDIS_URL="$REDIS"
 export AUTH_THROTTLE_RATE=5/min
+export MESSAGE_THROTTLE_RATE=4/min
 export NUM_PROXIES=1 # behind one load balancer: X-Forwarded-For names the client
 export LLM_PROVIDER=openai
 export OPENAI_BASE_URL="$FAKE/v1"
@@ -284,6 +285,16 @@ for i in 1 2 3 4 5; do
 done
 call POST "$B/auth/login" "{\"login_id\": \"$GHOST\", \"password\": \"wrong\"}" "" 10.8.0.99
 expect_error 429 throttled "6th login for one login id from a new address (on worker B)"
+
+step "messages throttled per user across workers: 4/min in all, counted in Redis"
+# Two messages so far (the streamed reply on B, the empty one on B); two more, one per worker.
+for worker in A B; do
+    call POST "${!worker}/api/sessions/$SESSION/messages/" '{"content": "Again"}' "$ACCESS"
+    expect 200 "message on worker $worker within the rate"
+done
+call POST "$A/api/sessions/$SESSION/messages/" '{"content": "Once more"}' "$ACCESS"
+expect_error 429 throttled "5th message in a minute (on worker A)"
+grep -qi '^retry-after:' "$WORK/headers" || fail "message 429 without Retry-After"
 
 # --- static files with DEBUG off ---------------------------------------------------------
 step "static files and the admin with DEBUG off"
