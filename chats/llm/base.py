@@ -53,10 +53,6 @@ class Usage:
     completion_tokens: int
     estimated: bool = False
 
-    @property
-    def total_tokens(self) -> int:
-        return self.prompt_tokens + self.completion_tokens
-
 
 @dataclass(frozen=True)
 class ChatMessage:
