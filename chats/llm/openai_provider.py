@@ -9,7 +9,7 @@ statuses; through its generic ``post``, why: see :meth:`OpenAIProvider.stream`);
 :class:`OpenAIStream` reads the event stream (why: see there).
 
 One client per event loop and configuration. Building an ``AsyncOpenAI``
-costs about 17 ms of blocking CPU (its TLS context), far too much per reply,
+costs tens of milliseconds of blocking CPU (its TLS context): far too much per reply,
 so clients are cached. But its connection pool belongs to the event loop it
 first ran on, and a process can run several loops (the test suite opens one
 per test, a thread may run its own), so the cache is keyed by the running
@@ -151,10 +151,9 @@ class OpenAIStream(LLMStream):
 
     It reads the server-sent events itself (``data: {json}`` lines, then
     ``data: [DONE]``) from the SDK's streaming response instead of the SDK's
-    ``AsyncStream``, which builds a pydantic model per chunk: measured at
-    1,000 concurrent streams, that is ~150-200 us of CPU per chunk against
-    ~55 us here, and a worker streaming a thousand replies spends its CPU
-    precisely there. The request itself (auth, retries, timeouts, status
+    ``AsyncStream``, which builds a pydantic model per chunk: several times
+    the CPU per chunk of reading the JSON here, and a worker streaming a
+    thousand replies spends its CPU precisely there (docs/benchmarks.md). The request itself (auth, retries, timeouts, status
     errors) is still the SDK's.
     """
 
@@ -253,8 +252,8 @@ class OpenAIProvider(LLMProvider):
 
         ``create`` first walks the whole request through the SDK's TypedDict
         transform, which introspects ``CompletionCreateParams`` on every call:
-        measured here, 1.9 ms of event-loop CPU for one message and 0.25 ms
-        more per message of history, before a byte is sent. Our body is plain
+        milliseconds of event-loop CPU, growing with the history, before a
+        byte is sent (docs/benchmarks.md). Our body is plain
         JSON (strings and integers, no aliases, dates or files), which that
         transform leaves unchanged; ``post`` sends it as is, with the same
         auth, retries, timeouts and status errors.
