@@ -185,8 +185,10 @@ def server_env(database_url: str, upstream: str = "", **extra: Any) -> dict[str,
     return env
 
 
-def manage(env: dict[str, str], *args: str, tree: Path = ROOT, check: bool = True) -> str:
-    """``manage.py ARGS`` in ``tree``; its output (stdout and stderr)."""
+def manage(
+    env: dict[str, str], *args: str, tree: Path = ROOT, check: bool = True
+) -> subprocess.CompletedProcess:
+    """``manage.py ARGS`` in ``tree``, its output (stdout and stderr together) captured."""
     done = subprocess.run(
         [PYTHON, "manage.py", *args],
         cwd=tree,
@@ -197,7 +199,7 @@ def manage(env: dict[str, str], *args: str, tree: Path = ROOT, check: bool = Tru
     )
     if check and done.returncode:
         raise RuntimeError(f"manage.py {' '.join(args)} exited {done.returncode}:\n{done.stdout}")
-    return done.stdout
+    return done
 
 
 # --- processes -----------------------------------------------------------------------------------

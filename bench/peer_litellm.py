@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import sys
 import tempfile
@@ -45,6 +46,7 @@ import httpx
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import (
+    ROOT,
     FakeUpstream,
     Process,
     Server,
@@ -222,12 +224,13 @@ def summarize(run: dict, paths: list[str], levels: list[tuple[int, int]]) -> dic
             replies = max(run["replies"][path], 1)
             row["CPU/reply"] = run["cpu"][path] / replies * 1000
             row["PostgreSQL CPU/reply"] = run["cpu"][f"{path} PostgreSQL"] / replies * 1000
+            row["CPU/reply with PostgreSQL"] = row["CPU/reply"] + row["PostgreSQL CPU/reply"]
         table[path] = row
     return table
 
 
 def print_table(table: dict[str, dict[str, float]]) -> None:
-    columns = [key for key in table["parley"] if key.startswith("added") or "CPU" in key]
+    columns = [key for key in table["parley"] if key.startswith("added") or key.endswith("CPU/reply")]
     print(f"{'ms':10}" + "".join(f"{column:>27}" for column in columns))
     for path, row in table.items():
         print(f"{path:10}" + "".join(f"{row.get(column, float('nan')):27.2f}" for column in columns))
@@ -244,8 +247,10 @@ def main() -> int:
     parser.add_argument(
         "--runs", type=int, default=1, help="repeat the measurement; median and range of ratios"
     )
-    parser.add_argument("--levels", default="1x60,32x6", help="CLIENTSxMESSAGES_PER_CLIENT, per path and run")
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds per level")
+    parser.add_argument(
+        "--levels", default="1x100,32x8", help="CLIENTSxMESSAGES_PER_CLIENT, per path and run"
+    )
+    parser.add_argument("--rounds", type=int, default=4, help="interleaved rounds per level")
     parser.add_argument("--warmup", type=int, default=2, help="untimed messages per client and path first")
     parser.add_argument("--chunks", type=int, default=20)
     parser.add_argument(
@@ -269,47 +274,34 @@ def main() -> int:
         f"levels {args.levels}, runs {args.runs}"
     )
     workdir = Path(tempfile.mkdtemp(prefix="parley-peer-"))
-    words = chunks(args.chunks)
-    with FakeUpstream(words, chunk_delay=args.chunk_delay) as fake:
+    with contextlib.ExitStack() as stack:
+        fake = stack.enter_context(FakeUpstream(chunks(args.chunks), chunk_delay=args.chunk_delay))
         env = server_env(args.database_url, fake.base_url)
         reset_database(args.database_url)
         manage(env, "migrate", "--noinput", "-v", "0")
-        tokens = seed_tokens(
-            env, max(clients for clients, _ in args.levels), f"peer-{time.strftime('%H%M%S')}"
-        )
-        with Server(env, log=workdir / "parley.log") as parley:
-            urls, pids = {"direct": fake.base_url, "parley": parley.url}, {"parley": parley.pid}
-            servers = []
-            if args.variant:
-                servers.append(Server(env, tree=args.variant, log=workdir / "variant.log").__enter__())
-                urls["variant"], pids["variant"] = servers[-1].url, servers[-1].pid
-            if str(args.litellm):
-                port = free_port()
-                config = workdir / "litellm.yaml"
-                config.write_text(LITELLM_CONFIG.format(model=MODEL, upstream=fake.base_url, key=MASTER_KEY))
-                command = [str(args.litellm), f"--config={config}", "--host=127.0.0.1", f"--port={port}"]
-                command += ["--num_workers=1"]
-                litellm_env = {
-                    "PATH": "/usr/bin:/bin",
-                    "HOME": str(workdir),
-                    "LITELLM_LOG": "WARNING",
-                    "LITELLM_LOCAL_MODEL_COST_MAP": "True",
-                }
-                proxy = Process(
-                    command,
-                    f"http://127.0.0.1:{port}/health/liveliness",
-                    log=workdir / "litellm.log",
-                    env=litellm_env,
-                )
-                servers.append(proxy.__enter__())
-                urls["litellm"], pids["litellm"] = f"http://127.0.0.1:{port}", proxy.pid
-            try:
-                results = [
-                    run_and_report(number, args, urls, pids, tokens) for number in range(1, args.runs + 1)
-                ]
-            finally:
-                for server in servers:
-                    server.__exit__()
+        clients = max(clients for clients, _ in args.levels)
+        tokens = seed_tokens(env, clients, f"peer-{time.strftime('%H%M%S')}")
+        urls, pids = {"direct": fake.base_url}, {}
+        trees = {"parley": ROOT, **({"variant": args.variant} if args.variant else {})}
+        for path, tree in trees.items():
+            server = stack.enter_context(Server(env, tree=tree, log=workdir / f"{path}.log"))
+            urls[path], pids[path] = server.url, server.pid
+        if str(args.litellm):
+            port = free_port()
+            config = workdir / "litellm.yaml"
+            config.write_text(LITELLM_CONFIG.format(model=MODEL, upstream=fake.base_url, key=MASTER_KEY))
+            command = [str(args.litellm), f"--config={config}", "--host=127.0.0.1", f"--port={port}"]
+            command += ["--num_workers=1"]  # its uvicorn in this very process, as Parley's
+            quiet = {"LITELLM_LOG": "WARNING", "LITELLM_LOCAL_MODEL_COST_MAP": "True"}  # no download
+            proxy = Process(
+                command,
+                f"http://127.0.0.1:{port}/health/liveliness",
+                log=workdir / "litellm.log",
+                env={"PATH": "/usr/bin:/bin", "HOME": str(workdir), **quiet},
+            )
+            stack.enter_context(proxy)
+            urls["litellm"], pids["litellm"] = f"http://127.0.0.1:{port}", proxy.pid
+        results = [run_and_report(number, args, urls, pids, tokens) for number in range(1, args.runs + 1)]
     pairs = [
         (top, bottom)
         for top, bottom in (("parley", "litellm"), ("variant", "parley"))
@@ -317,7 +309,7 @@ def main() -> int:
     ]
     for top, bottom in pairs:
         print(f"\n{top} ÷ {bottom} over {args.runs} run(s): median (min-max); lower is better for {top}")
-        for metric in (*METRICS, "TTFT p50, 1 client"):
+        for metric in (*METRICS, "CPU/reply with PostgreSQL", "TTFT p50, 1 client"):
             values = [result["table"][top][metric] / result["table"][bottom][metric] for result in results]
             print(f"  {metric:28} {median_range(values)}")
     write_json(args.json, {"machine": machine(), "runs": [result["table"] for result in results]})
