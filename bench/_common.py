@@ -14,6 +14,7 @@ import json
 import math
 import os
 import platform
+import secrets
 import signal
 import socket
 import statistics
@@ -310,7 +311,9 @@ class Server(Process):
 def register(base_url: str, login: str) -> str:
     """``POST /auth/register`` (the sign-up bonus is the wallet's credit); the access token."""
     answer = httpx.post(
-        f"{base_url}/auth/register", json={"login_id": login, "password": f"pw-{login}-x9"}, timeout=60
+        f"{base_url}/auth/register",
+        json={"login_id": login, "password": secrets.token_urlsafe(18)},
+        timeout=60,
     )
     answer.raise_for_status()
     return answer.json()["access"]

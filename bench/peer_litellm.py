@@ -257,9 +257,7 @@ def main() -> int:
         "--chunk-delay", type=float, default=0.002, help="seconds between chunks (and before)"
     )
     parser.add_argument("--turns", type=int, default=5, help="messages per Parley session")
-    parser.add_argument(
-        "--litellm", type=Path, default=LITELLM, help="the proxy's executable ('' to skip it)"
-    )
+    parser.add_argument("--litellm", default=str(LITELLM), help="the proxy's executable ('' to skip it)")
     parser.add_argument("--variant", type=Path, help="another worktree of Parley to measure beside this one")
     parser.add_argument("--database-url", default=DEFAULT_DATABASE, help="dropped and created afresh")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
@@ -286,11 +284,11 @@ def main() -> int:
         for path, tree in trees.items():
             server = stack.enter_context(Server(env, tree=tree, log=workdir / f"{path}.log"))
             urls[path], pids[path] = server.url, server.pid
-        if str(args.litellm):
+        if args.litellm:
             port = free_port()
             config = workdir / "litellm.yaml"
             config.write_text(LITELLM_CONFIG.format(model=MODEL, upstream=fake.base_url, key=MASTER_KEY))
-            command = [str(args.litellm), f"--config={config}", "--host=127.0.0.1", f"--port={port}"]
+            command = [args.litellm, f"--config={config}", "--host=127.0.0.1", f"--port={port}"]
             command += ["--num_workers=1"]  # its uvicorn in this very process, as Parley's
             quiet = {"LITELLM_LOG": "WARNING", "LITELLM_LOCAL_MODEL_COST_MAP": "True"}  # no download
             proxy = Process(
