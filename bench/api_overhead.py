@@ -10,7 +10,7 @@ production URL plus ``GET /bench/bare``, a sync view returning a small
 ``JsonResponse`` behind the same middleware, the yardstick. One user with
 20 sessions; ``wrk`` (``--connections`` keep-alive connections, 2 threads)
 loads ``/bench/bare``, ``GET /api/wallet/`` and ``GET /api/sessions/`` in
-turn, ``--seconds`` each, ``--rounds`` times after a warm-up. With
+turn (the order rotating), ``--seconds`` each, ``--rounds`` times after a warm-up. With
 ``--variant TREE`` a second worker runs another worktree of Parley on the
 same database, and its ``GET /api/sessions/`` joins the rounds: the ratio
 variant ÷ this tree is printed per round. Reported per endpoint: the median
@@ -124,7 +124,11 @@ def main() -> int:
                 load(args, url, token, args.warmup, lua)
             results: dict[str, list[dict]] = {name: [] for name in endpoints}
             for number in range(args.rounds):
-                for name, (url, pid) in endpoints.items():
+                names = (
+                    list(endpoints)[number % len(endpoints) :] + list(endpoints)[: number % len(endpoints)]
+                )
+                for name in names:  # the order rotates each round, so drift hits every endpoint alike
+                    url, pid = endpoints[name]
                     result = load(args, url, token, args.seconds, lua, pid)
                     results[name].append(result)
                     print(

@@ -307,7 +307,7 @@ def main() -> int:
     ]
     for top, bottom in pairs:
         print(f"\n{top} ÷ {bottom} over {args.runs} run(s): median (min-max); lower is better for {top}")
-        for metric in (*METRICS, "CPU/reply with PostgreSQL", "TTFT p50, 1 client"):
+        for metric in (*METRICS, "CPU/reply with PostgreSQL", "TTFT p50, 1 client", "TTFT p50, 32 clients"):
             values = [result["table"][top][metric] / result["table"][bottom][metric] for result in results]
             print(f"  {metric:28} {median_range(values)}")
     write_json(args.json, {"machine": machine(), "runs": [result["table"] for result in results]})
