@@ -1,38 +1,27 @@
-"""Shared plumbing for the streaming benchmarks (``stream_overhead.py``, ``stream_capacity.py``).
+"""Shared plumbing of the benchmarks: numbers, the machine, processes, the database, HTTP clients.
 
-Nothing here imports Django: the load generator stays a plain asyncio +
-httpx process, and everything that needs the project runs in a subprocess
-of its own:
-
-* :class:`FakeUpstream`: ``chats.tests.fake_openai.FakeOpenAI`` in its own
-  process (so its event loop shares a GIL with neither the server nor the
-  load generator), configured with a :class:`~chats.tests.fake_openai.Scenario`.
-* :class:`Server`: ``uvicorn config.asgi:application``, one worker, one
-  process (the ``Popen`` pid *is* the worker, so ``/proc/<pid>/status`` is
-  its memory).
-* :func:`prepare_database`: create the PostgreSQL database if it is
-  missing, then ``manage.py migrate``.
-* :func:`register_users` (through the API) and :func:`seed_users` (straight
-  into the database, for a thousand users at once).
-* :func:`sse_events`: a small server-sent-events reader over httpx.
+Nothing here imports Django or the project: the load generators are plain
+asyncio + httpx, and Parley runs in subprocesses (``uvicorn``, ``manage.py``)
+driven over HTTP and the command line, so the scripts outlive refactorings of
+the application's internals. Each server can run from another git worktree
+(``tree=``), which lets a script compare two versions of the code in one run.
 """
 
 from __future__ import annotations
 
-import asyncio
+import contextlib
 import json
 import math
 import os
 import platform
 import secrets
+import signal
 import socket
+import statistics
 import subprocess
 import sys
-import tempfile
 import time
-import timeit
 from collections.abc import AsyncIterator, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -41,42 +30,9 @@ import httpx
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
-# The fake upstream in a process of its own, on uvloop: reads a Scenario as
-# JSON from argv, prints its port, serves until its stdin closes.
-_FAKE_LAUNCHER = """
-import json, os, sys
-sys.path.insert(0, sys.argv[1])
-from chats.tests.fake_openai import FakeOpenAI
-import uvloop
-fake = FakeOpenAI(loop_factory=uvloop.new_event_loop)
-fake.configure(**json.loads(sys.argv[2]))
-fake.start()
-print(fake.port, flush=True)
-sys.stdin.read()
-os._exit(0)  # the process is only the fake: nothing to clean up
-"""
-
-# Users, wallets and sessions straight into the database (the post_save
-# signal grants the wallet, as for any user), and an access token each.
-_SEEDER = """
-import json, sys
-import django
-django.setup()
-from django.db import transaction
-from rest_framework_simplejwt.tokens import AccessToken
-from accounts.models import User
-from chats import services
-prefix, count = sys.argv[1], int(sys.argv[2])
-for index in range(count):
-    with transaction.atomic():
-        user = User.objects.create_user(f"{prefix}-{index}", password=None)
-        session = services.session_create(user=user, category="general")
-    print(json.dumps({"token": str(AccessToken.for_user(user)), "session": str(session.id)}), flush=True)
-"""
-
-
-# --- numbers -----------------------------------------------------------------
+# --- numbers -------------------------------------------------------------------------------------
 
 
 def percentile(values: Sequence[float], q: float) -> float:
@@ -90,52 +46,40 @@ def percentile(values: Sequence[float], q: float) -> float:
     return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 
-# --- the machine -----------------------------------------------------------------
+def median_range(values: Sequence[float]) -> str:
+    """``median (min-max)`` of a few runs' figures, for the reports."""
+    if len(values) == 1:
+        return f"{values[0]:.2f}"
+    return f"{statistics.median(values):.2f} ({min(values):.2f}-{max(values):.2f})"
 
 
-def python_speed_us() -> float:
-    """Microseconds for ``sum(range(1000))``, best of 5: how fast this machine runs Python.
-
-    Latency figures scale with it, so it lets figures taken on different
-    machines be compared (22.7 us on the machine of docs/benchmarks.md).
-    """
-    return min(timeit.repeat("sum(range(1000))", number=2000, repeat=5)) / 2000 * 1e6
+# --- the machine ---------------------------------------------------------------------------------
 
 
 def machine() -> dict[str, Any]:
     """nproc, CPU model, RAM, kernel, Python, its speed and the load average now: for the record."""
-    cpu = "unknown"
-    with open("/proc/cpuinfo") as info:
-        for line in info:
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    with open("/proc/meminfo") as info:
-        total_kb = int(next(line for line in info if line.startswith("MemTotal")).split()[1])
+    import timeit
+
+    cpuinfo = Path("/proc/cpuinfo").read_text().splitlines()
+    cpu = next((line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")), "?")
+    meminfo = Path("/proc/meminfo").read_text().splitlines()
+    total_kb = next(int(line.split()[1]) for line in meminfo if line.startswith("MemTotal"))
+    speed = min(timeit.repeat("sum(range(1000))", number=2000, repeat=5)) / 2000 * 1e6
+    commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True)
     return {
         "nproc": os.cpu_count(),
         "cpu": cpu,
         "ram_gib": round(total_kb / 2**20, 1),
         "kernel": platform.release(),
         "python": platform.python_version(),
-        "python_sum_range_1000_us": round(python_speed_us(), 1),
-        "load_average": " ".join(Path("/proc/loadavg").read_text().split()[:3]),
+        "python_sum_range_1000_us": round(speed, 1),  # lower is faster; latencies scale with it
+        "load_average": loadavg(),
+        "commit": commit.stdout.strip(),
     }
 
 
-def proc_status(pid: int) -> dict[str, int]:
-    """VmRSS, VmHWM (kB) and Threads of a process, from ``/proc/<pid>/status``."""
-    wanted = {"VmRSS", "VmHWM", "Threads"}
-    found: dict[str, int] = {}
-    with open(f"/proc/{pid}/status") as status:
-        for line in status:
-            name, _, value = line.partition(":")
-            if name in wanted:
-                found[name] = int(value.split()[0])
-    return found
-
-
-CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+def loadavg() -> str:
+    return " ".join(Path("/proc/loadavg").read_text().split()[:3])
 
 
 def cpu_seconds(pid: int) -> float:
@@ -146,75 +90,19 @@ def cpu_seconds(pid: int) -> float:
 
 
 def steal_seconds() -> float:
-    """CPU time that the hypervisor gave to other guests instead of this one, all CPUs together.
-
-    On a shared VM this is what makes two runs of the same benchmark differ:
-    the scripts print it beside their figures.
-    """
+    """CPU time the hypervisor gave to other guests, all CPUs together (what makes runs differ)."""
     with open("/proc/stat") as stat:
         return int(stat.readline().split()[8]) / CLOCK_TICKS
 
 
-def postgres_pids() -> list[int]:
-    """The local PostgreSQL server's processes (its backends do part of the work measured)."""
-    pids = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                with open(f"/proc/{entry}/comm") as comm:
-                    if comm.read().strip() == "postgres":
-                        pids.append(int(entry))
-            except OSError:
-                continue
-    return pids
-
-
-class CpuMeter:
-    """CPU used between ``start()`` and ``stop()``: by given processes, by PostgreSQL, by the machine."""
-
-    def __init__(self, **pids: int) -> None:
-        self.pids = pids
-        self.used: dict[str, float] = {}
-
-    @staticmethod
-    def _machine() -> float:
-        with open("/proc/stat") as stat:
-            ticks = [int(value) for value in stat.readline().split()[1:]]
-        return (sum(ticks) - ticks[3] - ticks[4] - ticks[7]) / CLOCK_TICKS  # all but idle, iowait, steal
-
-    def _read(self) -> dict[str, float]:
-        now = {name: cpu_seconds(pid) for name, pid in self.pids.items()}
-        for pid in postgres_pids():
-            try:
-                now[f"postgres:{pid}"] = cpu_seconds(pid)
-            except OSError:  # a backend that just ended
-                continue
-        now["machine"] = self._machine()
-        now["steal"] = steal_seconds()
-        return now
-
-    def start(self) -> None:
-        self._wall = time.monotonic()
-        self._start = self._read()
-
-    def stop(self) -> dict[str, float]:
-        """CPU seconds per process name, ``postgres`` (all its backends), ``others`` and ``wall``."""
-        end = self._read()
-        used = {name: end[name] - self._start[name] for name in self.pids}
-        # Backends that started meanwhile count whole; those that ended are lost (the pool keeps them).
-        used["postgres"] = sum(
-            end[key] - self._start.get(key, 0.0) for key in end if key.startswith("postgres:")
-        )
-        used["machine"] = end["machine"] - self._start["machine"]
-        used["steal"] = end["steal"] - self._start["steal"]
-        used["others"] = max(0.0, used["machine"] - sum(used[name] for name in [*self.pids, "postgres"]))
-        used["wall"] = time.monotonic() - self._wall
-        self.used = used
-        return used
-
-
-def open_fds(pid: int) -> int:
-    return len(os.listdir(f"/proc/{pid}/fd"))
+def proc_status(pid: int) -> dict[str, int]:
+    """VmRSS, VmHWM (kB) and Threads of a process, from ``/proc/<pid>/status``."""
+    found = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        name, _, value = line.partition(":")
+        if name in {"VmRSS", "VmHWM", "Threads"}:
+            found[name] = int(value.split()[0])
+    return found
 
 
 def free_port() -> int:
@@ -223,73 +111,73 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-# --- the database -------------------------------------------------------------
+# --- the database --------------------------------------------------------------------------------
+
+
+def _admin(url: str) -> tuple[str, str]:
+    parts = urlsplit(url)
+    name = parts.path.lstrip("/")
+    if parts.scheme not in {"postgres", "postgresql"} or not name.replace("_", "").isalnum():
+        raise SystemExit(f"a PostgreSQL database URL is needed, not {url!r}")
+    return urlunsplit(parts._replace(scheme="postgresql", path="/postgres")), name
 
 
 def reset_database(url: str) -> None:
     """Drop (forcing out old sessions) and create the PostgreSQL database ``url`` names."""
     import psycopg
 
-    parts = urlsplit(url)
-    name = parts.path.lstrip("/")
-    if not name.replace("_", "").isalnum():
-        raise SystemExit(f"refusing to drop database {name!r}")
-    admin = urlunsplit(parts._replace(scheme="postgresql", path="/postgres"))
+    admin, name = _admin(url)
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         conn.execute(f'CREATE DATABASE "{name}"')
 
 
-def resolve_database_url(explicit: str | None) -> str:
-    """``--database-url``, else ``DATABASE_URL``, else a throwaway SQLite file.
+def drop_database(url: str) -> None:
+    import psycopg
 
-    PostgreSQL is what the figures are for. On SQLite every write takes the one
-    database lock, and concurrent replies currently fail with "database is
-    locked" (``docs/benchmarks-streaming.md``): it only shows that a script runs.
+    admin, name = _admin(url)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def postgres_cpu(url: str) -> float:
+    """CPU seconds used so far by the PostgreSQL backends connected to ``url``'s database.
+
+    Only that database's backends: other programs may share the server. A
+    backend that ends between two readings loses its share (the pools keep theirs).
     """
-    if explicit:
-        return explicit
-    if os.environ.get("DATABASE_URL"):
-        return os.environ["DATABASE_URL"]
-    path = Path(tempfile.mkdtemp(prefix="parley-bench-")) / "bench.sqlite3"
-    return f"sqlite:///{path}"
+    import psycopg
+
+    admin, name = _admin(url)
+    with psycopg.connect(admin, autocommit=True) as conn:
+        pids = [
+            pid for (pid,) in conn.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s", (name,))
+        ]
+    total = 0.0
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            total += cpu_seconds(pid)
+    return total
 
 
-def is_postgres(url: str) -> bool:
-    return url.split(":", 1)[0] in {"postgres", "postgresql", "pgsql", "postgis"}
-
-
-def prepare_database(url: str, env: dict[str, str]) -> None:
-    """Create the PostgreSQL database if it does not exist, then migrate it."""
-    if is_postgres(url):
-        import psycopg  # the project's own driver, in the same virtualenv
-
-        parts = urlsplit(url)
-        name = parts.path.lstrip("/")
-        admin_url = urlunsplit(parts._replace(scheme="postgresql", path="/postgres"))
-        with psycopg.connect(admin_url, autocommit=True) as conn:
-            exists = conn.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone()
-            if not exists:
-                conn.execute(f'CREATE DATABASE "{name}"')
-                print(f"created database {name}")
-    subprocess.run([PYTHON, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True)
-
-
-def server_env(database_url: str, upstream: str, **extra: Any) -> dict[str, str]:
-    """The environment of the server and of the Django helpers: what a deployment sets."""
+def server_env(database_url: str, upstream: str = "", **extra: Any) -> dict[str, str]:
+    """The environment of Parley's processes: production settings, as a deployment sets them."""
     env = dict(os.environ)
+    env.pop("REDIS_URL", None)
     env.update(
         {
             "DJANGO_SETTINGS_MODULE": "config.settings",
             "DATABASE_URL": database_url,
             "SECRET_KEY": "bench-only-not-a-secret-" + "x" * 40,
             "DEBUG": "false",
-            "LLM_PROVIDER": "openai",
+            "ALLOWED_HOSTS": "127.0.0.1,localhost",
+            "LLM_PROVIDER": "openai" if upstream else "echo",
             "OPENAI_BASE_URL": upstream,
             "OPENAI_API_KEY": "bench",
             "LLM_MAX_TOKENS": "256",
-            "INITIAL_WALLET_BALANCE": str(10**12),
+            "INITIAL_WALLET_BALANCE": str(10**12),  # no run may stop for lack of credit
             "AUTH_THROTTLE_RATE": "100000/min",
+            "MESSAGE_THROTTLE_RATE": "1000000/min",  # what a benchmark measures is not the throttle
             "JWT_ACCESS_MINUTES": "600",
             "LOG_LEVEL": "WARNING",
         }
@@ -298,98 +186,59 @@ def server_env(database_url: str, upstream: str, **extra: Any) -> dict[str, str]
     return env
 
 
-# --- processes -------------------------------------------------------------------
+def manage(
+    env: dict[str, str], *args: str, tree: Path = ROOT, check: bool = True
+) -> subprocess.CompletedProcess:
+    """``manage.py ARGS`` in ``tree``, its output (stdout and stderr together) captured."""
+    done = subprocess.run(
+        [PYTHON, "manage.py", *args],
+        cwd=tree,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    if check and done.returncode:
+        raise RuntimeError(f"manage.py {' '.join(args)} exited {done.returncode}:\n{done.stdout}")
+    return done
 
 
-class FakeUpstream:
-    """The fake OpenAI server in a subprocess; ``base_url`` once started."""
-
-    def __init__(self, scenario: dict[str, Any]) -> None:
-        self.scenario = scenario
-        self.process: subprocess.Popen[str] | None = None
-        self.base_url = ""
-
-    @property
-    def pid(self) -> int:
-        assert self.process is not None
-        return self.process.pid
-
-    def __enter__(self) -> FakeUpstream:
-        self.process = subprocess.Popen(
-            [PYTHON, "-c", _FAKE_LAUNCHER, str(ROOT), json.dumps(self.scenario)],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            text=True,
-        )
-        assert self.process.stdout is not None
-        port = int(self.process.stdout.readline())
-        self.base_url = f"http://127.0.0.1:{port}/v1"
-        return self
-
-    def configure(self, **scenario: Any) -> None:
-        """Replace the scenario (``POST /fake/scenario``); later requests use it."""
-        control = self.base_url.removesuffix("/v1") + "/fake/scenario"
-        httpx.post(control, json=scenario, timeout=10).raise_for_status()
-
-    def __exit__(self, *exc_info: object) -> None:
-        assert self.process is not None and self.process.stdin is not None
-        self.process.stdin.close()
-        try:
-            self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+# --- processes -----------------------------------------------------------------------------------
 
 
-class Server:
-    """``uvicorn config.asgi:application``: one worker, in this subprocess, stopped on exit."""
+class Process:
+    """A subprocess answering ``ready_url``, stopped (TERM, then KILL) on exit."""
 
-    def __init__(self, env: dict[str, str], *, backlog: int = 2048) -> None:
-        self.env = env
-        self.port = free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.backlog = backlog
-        self.process: subprocess.Popen[bytes] | None = None
+    def __init__(self, command: list[str], ready_url: str, *, log: Path | None = None, **popen: Any) -> None:
+        self.command, self.ready_url, self.log, self.popen = command, ready_url, log, popen
+        self.process: subprocess.Popen | None = None
 
     @property
     def pid(self) -> int:
         assert self.process is not None
         return self.process.pid
 
-    @property
-    def command(self) -> list[str]:
-        return [
-            PYTHON,
-            "-m",
-            "uvicorn",
-            "config.asgi:application",
-            "--host=127.0.0.1",
-            f"--port={self.port}",
-            f"--backlog={self.backlog}",
-            "--no-access-log",
-            "--log-level=warning",
-        ]
-
-    def __enter__(self) -> Server:
-        self.process = subprocess.Popen(self.command, cwd=ROOT, env=self.env)
-        deadline = time.monotonic() + 30
+    def __enter__(self):
+        output = self.log.open("w") if self.log else subprocess.DEVNULL
+        self.process = subprocess.Popen(self.command, stdout=output, stderr=subprocess.STDOUT, **self.popen)
+        deadline = time.monotonic() + 90
         while True:
             if self.process.poll() is not None:
-                raise RuntimeError(f"uvicorn exited with status {self.process.returncode}")
-            try:
-                if httpx.get(f"{self.url}/healthz", timeout=1).status_code == 200:
+                raise RuntimeError(
+                    f"{self.command[:4]} exited with {self.process.returncode} (log: {self.log})"
+                )
+            with contextlib.suppress(httpx.TransportError):
+                if httpx.get(self.ready_url, timeout=2).status_code == 200:
                     return self
-            except httpx.TransportError:
-                pass
             if time.monotonic() > deadline:
                 self.__exit__()
-                raise RuntimeError("uvicorn did not answer /healthz within 30 s")
+                raise RuntimeError(f"{self.ready_url} did not answer within 90 s")
             time.sleep(0.1)
 
     def __exit__(self, *exc_info: object) -> None:
         if self.process is None or self.process.poll() is not None:
             return
-        self.process.terminate()
+        self.process.send_signal(signal.SIGTERM)
         try:
             self.process.wait(timeout=30)
         except subprocess.TimeoutExpired:
@@ -397,83 +246,120 @@ class Server:
             self.process.wait()
 
 
-def run_django(code: str, *args: str, env: dict[str, str]) -> str:
-    """Run ``code`` in a Python subprocess with the project importable; its stdout."""
-    done = subprocess.run(
-        [PYTHON, "-c", code, *args], cwd=ROOT, env=env, check=True, stdout=subprocess.PIPE, text=True
+class FakeUpstream(Process):
+    """``python -m chats.tests.fake_openai`` on uvloop, answering with ``chunks``; ``base_url``."""
+
+    def __init__(
+        self, chunks: list[str], *, chunk_delay: float, first_chunk_delay: float | None = None
+    ) -> None:
+        port = free_port()
+        self.base_url = f"http://127.0.0.1:{port}/v1"
+        self.scenario = {
+            "chunks": chunks,
+            "chunk_delay": chunk_delay,
+            "first_chunk_delay": chunk_delay if first_chunk_delay is None else first_chunk_delay,
+        }
+        command = [PYTHON, "-m", "chats.tests.fake_openai", f"--port={port}", "--uvloop"]
+        super().__init__(command, f"http://127.0.0.1:{port}/fake/stats", cwd=ROOT)
+
+    def __enter__(self) -> FakeUpstream:
+        super().__enter__()
+        self.configure(**self.scenario)
+        return self
+
+    def configure(self, **scenario: Any) -> None:
+        """Replace the scenario (``POST /fake/scenario``); later requests use it."""
+        control = self.base_url.removesuffix("/v1") + "/fake/scenario"
+        httpx.post(control, json=scenario, timeout=10).raise_for_status()
+
+
+class Server(Process):
+    """``uvicorn config.asgi:application`` from ``tree``: one worker unless told, stopped on exit.
+
+    With one worker the ``Popen`` pid *is* the worker, so ``/proc/<pid>`` is its CPU and memory.
+    """
+
+    def __init__(
+        self,
+        env: dict[str, str],
+        *,
+        tree: Path = ROOT,
+        workers: int = 1,
+        backlog: int = 2048,
+        log: Path | None = None,
+    ) -> None:
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        command = [
+            PYTHON,
+            "-m",
+            "uvicorn",
+            "config.asgi:application",
+            "--host=127.0.0.1",
+            f"--port={self.port}",
+        ]
+        command += [f"--workers={workers}", f"--backlog={backlog}", "--no-access-log", "--log-level=warning"]
+        super().__init__(command, f"{self.url}/healthz", log=log, cwd=tree, env=env)
+
+    def __enter__(self) -> Server:
+        return super().__enter__()
+
+
+# --- clients -------------------------------------------------------------------------------------
+
+
+def register(base_url: str, login: str) -> str:
+    """``POST /auth/register`` (the sign-up bonus is the wallet's credit); the access token."""
+    answer = httpx.post(
+        f"{base_url}/auth/register",
+        json={"login_id": login, "password": secrets.token_urlsafe(18)},
+        timeout=60,
     )
-    return done.stdout
+    answer.raise_for_status()
+    return answer.json()["access"]
 
 
-def audit(env: dict[str, str]) -> tuple[bool, str]:
-    """``manage.py audit_wallets``: (passed, its output)."""
-    done = subprocess.run(
-        [PYTHON, "manage.py", "audit_wallets"],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    return done.returncode == 0, done.stdout.strip()
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
 
 
-# --- clients ----------------------------------------------------------------------
-
-
-@dataclass
-class Account:
-    token: str
-    session: str
-
-    @property
-    def headers(self) -> dict[str, str]:
-        return {"Authorization": f"Bearer {self.token}"}
-
-
-def run_id() -> str:
-    return f"{time.strftime('%H%M%S')}-{secrets.token_hex(3)}"
-
-
-async def register_users(base_url: str, count: int, prefix: str, *, parallel: int = 4) -> list[Account]:
-    """``POST /auth/register`` then ``POST /api/sessions/`` for each of ``count`` users."""
-    semaphore = asyncio.Semaphore(parallel)
-
-    async def one(client: httpx.AsyncClient, index: int) -> Account:
-        async with semaphore:
-            body = {"login_id": f"{prefix}-{index}", "password": secrets.token_urlsafe(18)}
-            answer = await client.post("/auth/register", json=body)
-            answer.raise_for_status()
-            token = answer.json()["access"]
-            account = Account(token=token, session="")
-            account.session = await create_session(client, account)
-            return account
-
-    async with httpx.AsyncClient(base_url=base_url, timeout=60) as client:
-        return list(await asyncio.gather(*(one(client, index) for index in range(count))))
-
-
-async def create_session(client: httpx.AsyncClient, account: Account) -> str:
-    answer = await client.post("/api/sessions/", json={"category": "general"}, headers=account.headers)
+async def create_session(client: httpx.AsyncClient, token: str) -> str:
+    answer = await client.post("/api/sessions/", json={"category": "general"}, headers=bearer(token))
     answer.raise_for_status()
     return answer.json()["id"]
 
 
-def seed_users(env: dict[str, str], count: int, prefix: str) -> list[Account]:
-    """``count`` users with a wallet and a session each, written by a Django subprocess.
+# Users (the post_save signal grants their wallet, as for any user) and an access token each,
+# written by a Django subprocess: registering thousands through the API would hash passwords
+# for minutes, which is not what is measured.
+_SEEDER = """
+import sys
+import django
+django.setup()
+from rest_framework_simplejwt.tokens import AccessToken
+from accounts.models import User
+for index in range(int(sys.argv[2])):
+    print(AccessToken.for_user(User.objects.create_user(f"{sys.argv[1]}-{index}", password=None)), flush=True)
+"""
 
-    Registering through the API hashes a password (PBKDF2, about half a
-    second of CPU each), which is not what the capacity benchmark measures.
-    """
-    lines = run_django(_SEEDER, prefix, str(count), env=env).splitlines()
-    return [Account(**json.loads(line)) for line in lines if line.startswith("{")]
+
+def seed_tokens(env: dict[str, str], count: int, prefix: str) -> list[str]:
+    done = subprocess.run(
+        [PYTHON, "-c", _SEEDER, prefix, str(count)],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    return done.stdout.split()
 
 
 async def sse_events(response: httpx.Response) -> AsyncIterator[tuple[str, bytes]]:
     """``(event name, data)`` for each server-sent event of ``response``, as it arrives."""
     buffer = b""
     async for chunk in response.aiter_bytes():
-        buffer += chunk
+        buffer += chunk.replace(b"\r\n", b"\n")
         while (end := buffer.find(b"\n\n")) >= 0:
             block, buffer = buffer[:end], buffer[end + 2 :]
             name, data = "message", []
@@ -484,3 +370,8 @@ async def sse_events(response: httpx.Response) -> AsyncIterator[tuple[str, bytes
                     data.append(line[5:].removeprefix(b" "))
             if data:
                 yield name, b"\n".join(data)
+
+
+def write_json(path: Path | None, figures: Any) -> None:
+    if path is not None:
+        path.write_text(json.dumps(figures, indent=2, default=str) + "\n")

@@ -69,9 +69,16 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
-from _common import free_port, machine, reset_database, sse_events  # bench/ is on sys.path
+from _common import (
+    drop_database,
+    free_port,
+    machine,
+    manage,
+    reset_database,
+    sse_events,
+)  # bench/ is on sys.path
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
@@ -324,15 +331,6 @@ def run_verify(args: argparse.Namespace) -> None:
 # --- processes -----------------------------------------------------------------------------------
 
 
-def drop_database(url: str) -> None:
-    import psycopg
-
-    parts = urlsplit(url)
-    admin = urlunsplit(parts._replace(scheme="postgresql", path="/postgres"))
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{parts.path.lstrip("/")}" WITH (FORCE)')
-
-
 class Processes:
     """Every helper process, stopped (TERM, then KILL) on exit whatever happens."""
 
@@ -380,17 +378,6 @@ def wait_ready(url: str, process: subprocess.Popen, seconds: float = 60) -> None
         if time.monotonic() > deadline:
             raise RuntimeError(f"{url} did not answer within {seconds:.0f} s")
         time.sleep(0.2)
-
-
-def manage(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [PYTHON, "manage.py", *args],
-        cwd=ROOT,
-        env=env,
-        text=True,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
 
 
 # --- the clients -------------------------------------------------------------------------------
@@ -675,8 +662,8 @@ def orchestrate(args: argparse.Namespace) -> int:
             print("the final check crashed", file=sys.stderr)
             return 2
         books = json.loads(verify.stdout)
-        audit = manage(env, "audit_wallets")
-        stale = manage(env, "release_stale_holds", "--minutes", "0")
+        audit = manage(env, "audit_wallets", check=False)
+        stale = manage(env, "release_stale_holds", "--minutes", "0", check=False)
         processes.stop(server, timeout=30)
 
     status = report(args, run, tally, books, audit, stale, topups_file, server_log, load_seconds, started)
