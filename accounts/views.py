@@ -45,10 +45,9 @@ def _auth_result(user, status_code: int = status.HTTP_200_OK) -> Response:
     return _tokens_response(data, status_code)
 
 
-# No docstrings on the ViewSets: drf-spectacular would print them as every operation's description.
-
-
 # Sign-up, sign-in (password or Google), token refresh and sign-out: no token needed.
+# (Comments, not docstrings: drf-spectacular would print a ViewSet's docstring as the
+# description of each of its operations.)
 class AuthViewSet(viewsets.GenericViewSet):
     authentication_classes: list = []
     permission_classes = [AllowAny]

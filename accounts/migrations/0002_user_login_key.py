@@ -19,7 +19,7 @@ def _login_key(login_id: str) -> str:
 def fill_login_keys(apps, schema_editor):
     User = apps.get_model("accounts", "User")
     by_key = defaultdict(list)
-    for pk, login_id in User.objects.values_list("pk", "login_id").iterator():
+    for pk, login_id in User.objects.order_by("pk").values_list("pk", "login_id").iterator():
         by_key[_login_key(login_id)].append(login_id)
     clashes = [ids for ids in by_key.values() if len(ids) > 1]
     if clashes:
