@@ -19,6 +19,7 @@ Google user gets an account of their own.
 import hashlib
 import re
 import secrets
+import threading
 import unicodedata
 from typing import Any
 
@@ -48,6 +49,7 @@ _LOGIN_ID_MAX = User._meta.get_field("login_id").max_length
 _DISPLAY_NAME_MAX = User._meta.get_field("display_name").max_length
 _EMAIL_MAX = User._meta.get_field("email").max_length
 _NOT_LOGIN_ID_CHARS = re.compile(r"[^\w.@+-]")
+_CERTS_FETCH_LOCK = threading.Lock()
 _MAX_AGE = re.compile(r"(?:^|[,\s])max-age=(\d+)", re.IGNORECASE)
 
 
@@ -89,14 +91,23 @@ def google_id_token_verify(*, id_token: str) -> dict[str, Any]:
 def google_certs() -> dict[str, str]:
     """Google's signing certificates (``{kid: PEM}``), from the cache while Google says they are fresh.
 
-    The first sign-in after they expire fetches them again; a burst of sign-ins
-    fetches them once (or once per worker that misses at the same moment).
+    The first sign-in after they expire fetches them again. A burst of sign-ins
+    fetches them once: the threads of a worker wait for the one fetching, and
+    other workers find them in the cache (unless they missed at the same moment).
     """
     url = _certs_url()
     cache_key = f"accounts:google-certs:{hashlib.sha256(url.encode()).hexdigest()}"
     certs = cache.get(cache_key)
     if certs is not None:
         return certs
+    with _CERTS_FETCH_LOCK:
+        certs = cache.get(cache_key)  # another thread may have fetched them while this one waited
+        if certs is not None:
+            return certs
+        return _google_certs_fetch(url, cache_key)
+
+
+def _google_certs_fetch(url: str, cache_key: str) -> dict[str, str]:
     try:
         with get_adapter().get_requests_session() as session:
             response = session.get(url)

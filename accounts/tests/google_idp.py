@@ -65,6 +65,7 @@ class GoogleIdentityPlatform:
         self.cache_control = GOOGLE_CACHE_CONTROL
         self.age: int | None = None
         self.raw_body: bytes | None = None  # served instead of the certificates if set
+        self.delay = 0.0  # seconds to wait before answering
         self.requests_served = 0
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -90,6 +91,7 @@ class GoogleIdentityPlatform:
                     self.send_error(404)
                     return
                 platform.requests_served += 1
+                time.sleep(platform.delay)
                 body = (
                     platform.raw_body
                     or json.dumps({key.kid: key.certificate_pem for key in platform.published}).encode()

@@ -1,12 +1,13 @@
 """POST /auth/google: real RS256 tokens, certificates served over loopback HTTP."""
 
+import threading
 import time
 
 import jwt
 import pytest
 from allauth.socialaccount.models import SocialAccount
 
-from accounts.google import _login_id_candidates
+from accounts.google import _login_id_candidates, google_certs
 from accounts.models import User
 from accounts.tests.google_idp import (
     ANDROID_CLIENT_ID,
@@ -41,7 +42,7 @@ def stranger_key():
 def google_settings(settings, idp):
     """Every test here talks to the loopback platform, never to googleapis.com."""
     idp.published = [idp.key]
-    idp.cache_control, idp.age, idp.raw_body = GOOGLE_CACHE_CONTROL, None, None
+    idp.cache_control, idp.age, idp.raw_body, idp.delay = GOOGLE_CACHE_CONTROL, None, None, 0.0
     settings.GOOGLE_CLIENT_ID = [WEB_CLIENT_ID, ANDROID_CLIENT_ID]
     settings.SOCIALACCOUNT_PROVIDERS = {
         "google": {
@@ -277,6 +278,26 @@ def test_a_burst_of_sign_ins_fetches_the_certificates_once(api_client, idp):
 
     sign_in_as_many(api_client, idp, 5)
 
+    assert idp.requests_served - before == 1
+
+
+def test_concurrent_first_sign_ins_fetch_the_certificates_once(idp):
+    idp.delay = 0.2  # the fetch is slow enough for every thread to miss the cache
+    before = idp.requests_served
+    barrier = threading.Barrier(8)
+    results = []
+
+    def fetch():
+        barrier.wait()
+        results.append(google_certs())
+
+    threads = [threading.Thread(target=fetch) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=10)
+
+    assert len(results) == 8 and all(idp.key.kid in certs for certs in results)
     assert idp.requests_served - before == 1
 
 
