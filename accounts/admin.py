@@ -1,28 +1,39 @@
-"""Support staff find users, edit profiles, and deactivate accounts here."""
+"""Support staff find users, edit profiles, and deactivate accounts here.
+
+Accounts are deactivated, never deleted: a user's wallet and its ledger must
+outlive them, so the admin offers no delete for a user who has a wallet.
+"""
+
+import math
 
 from allauth.socialaccount.models import SocialAccount
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
 from django.contrib.auth import forms as auth_forms
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import redirect
 from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html
 
 from accounts import services
 from accounts.models import User
+from accounts.selectors import login_id_taken
+from accounts.throttles import AdminLoginThrottle
 
-LOGIN_ID_TAKEN = "A user with that login id already exists (login ids ignore case)."
+LOGIN_ID_TAKEN = "A user with that login id already exists (login ids ignore case and width)."
+DEACTIVATE_INSTEAD = (
+    "{user} has a wallet, so the account cannot be deleted: its ledger must be kept. "
+    "Deactivate the account instead (untick Active, or use the Deactivate action on the list)."
+)
 
 
 def _clean_login_id(form: forms.ModelForm) -> str:
     """Django's forms check ``username`` case-insensitively; this model's field is ``login_id``."""
     login_id = form.cleaned_data["login_id"]
-    others = User.objects.filter(login_id__iexact=login_id)
-    if form.instance.pk is not None:
-        others = others.exclude(pk=form.instance.pk)
-    if others.exists():
+    if login_id_taken(login_id, exclude_pk=form.instance.pk):
         raise forms.ValidationError(LOGIN_ID_TAKEN, code="unique")
     return login_id
 
@@ -31,6 +42,7 @@ class UserCreationForm(auth_forms.AdminUserCreationForm):
     class Meta:
         model = User
         fields = ("login_id", "email", "display_name")
+        field_classes = {"login_id": auth_forms.UsernameField}  # NFKC, as Django does for ``username``
 
     def clean_login_id(self) -> str:
         return _clean_login_id(self)
@@ -40,6 +52,7 @@ class UserChangeForm(auth_forms.UserChangeForm):
     class Meta:
         model = User
         fields = "__all__"
+        field_classes = {"login_id": auth_forms.UsernameField}
 
     def clean_login_id(self) -> str:
         return _clean_login_id(self)
@@ -66,7 +79,14 @@ class UserAdmin(DjangoUserAdmin):
     fieldsets = (
         (None, {"fields": ("login_id", "password")}),
         ("Profile", {"fields": ("display_name", "email", "wallet_link")}),
-        ("Permissions", {"fields": ("is_active", "is_staff", "is_superuser", "groups", "user_permissions")}),
+        (
+            "Permissions",
+            {
+                "description": "To close an account, untick Active: accounts are deactivated, not "
+                "deleted, so that their wallet and ledger are kept.",
+                "fields": ("is_active", "is_staff", "is_superuser", "groups", "user_permissions"),
+            },
+        ),
         ("Dates", {"fields": ("last_login", "date_joined")}),
     )
     add_fieldsets = (
@@ -88,6 +108,25 @@ class UserAdmin(DjangoUserAdmin):
 
     def get_inlines(self, request: HttpRequest, obj):
         return self.inlines if obj is not None else ()
+
+    def get_actions(self, request: HttpRequest) -> dict:
+        # Bulk delete would take wallets and their ledgers with the users: deactivate instead.
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
+
+    def has_delete_permission(self, request: HttpRequest, obj: User | None = None) -> bool:
+        if obj is not None and _has_wallet(obj):
+            return False
+        return super().has_delete_permission(request, obj)
+
+    def delete_view(self, request: HttpRequest, object_id: str, extra_context=None) -> HttpResponse:
+        """Explain, rather than answer 403, why a user with a wallet has no delete."""
+        user = self.get_object(request, unquote(object_id))
+        if user is not None and _has_wallet(user) and super().has_delete_permission(request, user):
+            self.message_user(request, DEACTIVATE_INSTEAD.format(user=user), messages.ERROR)
+            return redirect(reverse("admin:accounts_user_change", args=[user.pk]))
+        return super().delete_view(request, object_id, extra_context)
 
     @admin.display(description="wallet")
     def wallet_link(self, user: User) -> str:
@@ -113,3 +152,37 @@ class UserAdmin(DjangoUserAdmin):
     def activate_users(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
         count = services.users_activate(users=queryset)
         self.message_user(request, f"Reactivated {count} user(s).", messages.SUCCESS)
+
+
+def _has_wallet(user: User) -> bool:
+    # The reverse one-to-one from wallets (which accounts must not import).
+    return user.pk is not None and hasattr(user, "wallet")
+
+
+def admin_login(request: HttpRequest, extra_context=None) -> HttpResponse:
+    """The admin site's login page, refusing (429) an address or a login id with too many failures.
+
+    Mounted at ``/admin/login/`` ahead of ``admin.site.urls``. Only failed
+    attempts count, per address and per login id, at ``AUTH_THROTTLE_RATE`` in
+    the same cache as the API's throttles.
+    """
+    if request.method != "POST":
+        return admin.site.login(request, extra_context)
+    throttles = [AdminLoginThrottle("admin_login_ip", request)]
+    login_id = request.POST.get("username", "")
+    if login_id:
+        throttles.append(AdminLoginThrottle("admin_login_id", request, login_id))
+    waits = [throttle.wait() or 0 for throttle in throttles if throttle.over_limit()]
+    if waits:
+        retry_after = max(1, math.ceil(max(waits)))
+        body = format_html(
+            "<!doctype html><title>Too many failed logins</title><h1>Too many failed logins</h1>"
+            "<p>Try again in {} seconds.</p>",
+            retry_after,
+        )
+        return HttpResponse(body, status=429, headers={"Retry-After": str(retry_after)})
+    response = admin.site.login(request, extra_context)
+    if response.status_code != 302:  # the form came back: the login failed
+        for throttle in throttles:
+            throttle.record_failure()
+    return response

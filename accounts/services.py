@@ -16,6 +16,7 @@ from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, Ou
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from accounts.models import User
+from accounts.selectors import login_id_taken
 from core.errors import Conflict, InvalidCredentials, TokenNotValid, ValidationFailed
 
 
@@ -27,17 +28,22 @@ def _validate_password(password: str, user: User, field: str = "password") -> No
 
 
 def user_register(*, login_id: str, password: str, display_name: str = "", email: str = "") -> User:
+    login_id = User.normalize_username(login_id)
     user = User(login_id=login_id, display_name=display_name, email=User.objects.normalize_email(email))
     _validate_password(password, user)
     user.set_password(password)
     taken = Conflict("That login id is taken.", details={"login_id": ["That login id is taken."]})
-    if User.objects.filter(login_id__iexact=login_id).exists():
+    if login_id_taken(login_id):
         raise taken
     try:
         with transaction.atomic():
             user.save()
-    except IntegrityError:  # lost a race to the same login id
-        raise taken from None
+    except IntegrityError:
+        # Lost a race to the same login id, or something else refused the row (the wallet
+        # the signal creates, say): only the first is the client's to fix.
+        if login_id_taken(login_id):
+            raise taken from None
+        raise
     return user
 
 

@@ -1,15 +1,14 @@
-from django.urls import path
+from django.urls import include, path
+from rest_framework.routers import SimpleRouter
 
 from accounts import views
 
 app_name = "accounts"
 
-urlpatterns = [
-    path("register", views.RegisterView.as_view(), name="register"),
-    path("login", views.LoginView.as_view(), name="login"),
-    path("token/refresh", views.TokenRefreshView.as_view(), name="token-refresh"),
-    path("logout", views.LogoutView.as_view(), name="logout"),
-    path("me", views.MeView.as_view(), name="me"),
-    path("password", views.PasswordView.as_view(), name="password"),
-    path("google", views.GoogleSignInView.as_view(), name="google"),
-]
+# No trailing slash on /auth/ URLs; every route is an action of a ViewSet at the root of /auth/,
+# named after it (accounts:auth-register, accounts:account-password, ...).
+router = SimpleRouter(trailing_slash=False)
+router.register("", views.AuthViewSet, basename="auth")
+router.register("", views.AccountViewSet, basename="account")
+
+urlpatterns = [path("", include(router.urls))]

@@ -1,9 +1,17 @@
+"""The accounts API: two ViewSets, one public (signing in and out) and one for the signed-in user.
+
+Each action validates its input with an input serializer, calls one service and
+renders the result; the URLs (no trailing slash) come from the router in
+:mod:`accounts.urls`. Responses that carry tokens are never to be stored by a
+cache (``Cache-Control: no-store``).
+"""
+
 from drf_spectacular.utils import extend_schema
-from rest_framework import status
+from rest_framework import status, viewsets
+from rest_framework.decorators import action
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.views import APIView
 
 from accounts import google, services
 from accounts.serializers import (
@@ -17,92 +25,71 @@ from accounts.serializers import (
     TokenPairSerializer,
     UserSerializer,
 )
-from accounts.throttles import AuthIPThrottle, AuthLoginIdThrottle
+from accounts.throttles import (
+    AuthIPThrottle,
+    AuthLoginIdThrottle,
+    PasswordChangeIPThrottle,
+    PasswordChangeUserThrottle,
+)
 from core.openapi import error_responses
 
-
-def _auth_result(user) -> dict:
-    return AuthResultSerializer({"user": user, **services.tokens_issue(user=user)}).data
+NO_STORE = {"Cache-Control": "no-store"}
 
 
-class PublicAPIView(APIView):
+def _tokens_response(data: dict, status_code: int = status.HTTP_200_OK) -> Response:
+    return Response(data, status=status_code, headers=NO_STORE)
+
+
+def _auth_result(user, status_code: int = status.HTTP_200_OK) -> Response:
+    data = AuthResultSerializer({"user": user, **services.tokens_issue(user=user)}).data
+    return _tokens_response(data, status_code)
+
+
+# Sign-up, sign-in (password or Google), token refresh and sign-out: no token needed.
+# (Comments, not docstrings: drf-spectacular would print a ViewSet's docstring as the
+# description of each of its operations.)
+class AuthViewSet(viewsets.GenericViewSet):
     authentication_classes: list = []
     permission_classes = [AllowAny]
-
-
-class RegisterView(PublicAPIView):
-    throttle_classes = [AuthIPThrottle, AuthLoginIdThrottle]
 
     @extend_schema(
         request=RegisterInputSerializer,
         responses={201: AuthResultSerializer, **error_responses(400, 409, 413, 429)},
     )
-    def post(self, request: Request) -> Response:
+    @action(detail=False, methods=["post"], throttle_classes=[AuthIPThrottle, AuthLoginIdThrottle])
+    def register(self, request: Request) -> Response:
         data = RegisterInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         user = services.user_register(**data.validated_data)
-        return Response(_auth_result(user), status=status.HTTP_201_CREATED)
-
-
-class LoginView(PublicAPIView):
-    throttle_classes = [AuthIPThrottle, AuthLoginIdThrottle]
+        return _auth_result(user, status.HTTP_201_CREATED)
 
     @extend_schema(
         request=LoginInputSerializer,
         responses={200: AuthResultSerializer, **error_responses(400, 401, 413, 429)},
     )
-    def post(self, request: Request) -> Response:
+    @action(detail=False, methods=["post"], throttle_classes=[AuthIPThrottle, AuthLoginIdThrottle])
+    def login(self, request: Request) -> Response:
         data = LoginInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         user = services.user_authenticate(**data.validated_data)
-        return Response(_auth_result(user))
+        return _auth_result(user)
 
-
-class TokenRefreshView(PublicAPIView):
     @extend_schema(
         request=RefreshInputSerializer, responses={200: TokenPairSerializer, **error_responses(400, 401, 413)}
     )
-    def post(self, request: Request) -> Response:
+    @action(detail=False, methods=["post"], url_path="token/refresh", url_name="token-refresh")
+    def token_refresh(self, request: Request) -> Response:
         data = RefreshInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        return Response(TokenPairSerializer(services.token_refresh(**data.validated_data)).data)
+        return _tokens_response(TokenPairSerializer(services.token_refresh(**data.validated_data)).data)
 
-
-class LogoutView(PublicAPIView):
     @extend_schema(request=RefreshInputSerializer, responses={204: None, **error_responses(400, 401, 413)})
-    def post(self, request: Request) -> Response:
+    @action(detail=False, methods=["post"])
+    def logout(self, request: Request) -> Response:
         data = RefreshInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         services.user_logout(**data.validated_data)
         return Response(status=status.HTTP_204_NO_CONTENT)
-
-
-class MeView(APIView):
-    @extend_schema(responses={200: UserSerializer, **error_responses(401)})
-    def get(self, request: Request) -> Response:
-        return Response(UserSerializer(request.user).data)
-
-    @extend_schema(
-        request=ProfileInputSerializer, responses={200: UserSerializer, **error_responses(400, 401, 413)}
-    )
-    def patch(self, request: Request) -> Response:
-        data = ProfileInputSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        user = services.user_update_profile(user=request.user, **data.validated_data)
-        return Response(UserSerializer(user).data)
-
-
-class PasswordView(APIView):
-    @extend_schema(request=PasswordInputSerializer, responses={204: None, **error_responses(400, 401, 413)})
-    def post(self, request: Request) -> Response:
-        data = PasswordInputSerializer(data=request.data)
-        data.is_valid(raise_exception=True)
-        services.user_change_password(user=request.user, **data.validated_data)
-        return Response(status=status.HTTP_204_NO_CONTENT)
-
-
-class GoogleSignInView(PublicAPIView):
-    throttle_classes = [AuthIPThrottle]
 
     @extend_schema(
         request=GoogleInputSerializer,
@@ -112,10 +99,43 @@ class GoogleSignInView(PublicAPIView):
             **error_responses(400, 401, 413, 429, 502, 503),
         },
     )
-    def post(self, request: Request) -> Response:
+    @action(detail=False, methods=["post"], throttle_classes=[AuthIPThrottle])
+    def google(self, request: Request) -> Response:
         data = GoogleInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         user, created = google.google_sign_in(
             request=request._request, id_token=data.validated_data["id_token"]
         )
-        return Response(_auth_result(user), status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+        return _auth_result(user, status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+
+# The signed-in user's own account: profile and password.
+class AccountViewSet(viewsets.GenericViewSet):
+    @extend_schema(responses={200: UserSerializer, **error_responses(401)})
+    @action(detail=False, methods=["get"])
+    def me(self, request: Request) -> Response:
+        return Response(UserSerializer(request.user).data)
+
+    @extend_schema(
+        request=ProfileInputSerializer, responses={200: UserSerializer, **error_responses(400, 401, 413)}
+    )
+    @me.mapping.patch
+    def me_update(self, request: Request) -> Response:
+        data = ProfileInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        user = services.user_update_profile(user=request.user, **data.validated_data)
+        return Response(UserSerializer(user).data)
+
+    @extend_schema(
+        request=PasswordInputSerializer, responses={204: None, **error_responses(400, 401, 413, 429)}
+    )
+    @action(
+        detail=False,
+        methods=["post"],
+        throttle_classes=[PasswordChangeIPThrottle, PasswordChangeUserThrottle],
+    )
+    def password(self, request: Request) -> Response:
+        data = PasswordInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        services.user_change_password(user=request.user, **data.validated_data)
+        return Response(status=status.HTTP_204_NO_CONTENT)

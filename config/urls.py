@@ -2,11 +2,13 @@ from django.contrib import admin
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from accounts.admin import admin_login
 from core import views as core_views
 
 urlpatterns = [
     path("healthz", core_views.healthz, name="healthz"),
     path("readyz", core_views.readyz, name="readyz"),
+    path("admin/login/", admin_login, name="admin-login"),  # admin.site.login, throttled
     path("admin/", admin.site.urls),
     path("auth/", include("accounts.urls")),
     path("api/", include("wallets.urls")),

@@ -48,12 +48,24 @@ def _self_signed_certificate(private_key: rsa.RSAPrivateKey) -> str:
     return certificate.public_bytes(serialization.Encoding.PEM).decode()
 
 
+# What Google's certificate endpoint sends (its max-age varies, some hours).
+GOOGLE_CACHE_CONTROL = "public, max-age=21600, must-revalidate, no-transform"
+
+
 class GoogleIdentityPlatform:
-    """Publishes the certificates of ``published`` keys; signs tokens with any key."""
+    """Publishes the certificates of ``published`` keys; signs tokens with any key.
+
+    The certificates go out with ``cache_control`` as their ``Cache-Control``
+    header (none if it is empty), and ``age`` as their ``Age`` if set.
+    """
 
     def __init__(self) -> None:
         self.key = SigningKey("test-kid-1")
         self.published: list[SigningKey] = [self.key]
+        self.cache_control = GOOGLE_CACHE_CONTROL
+        self.age: int | None = None
+        self.raw_body: bytes | None = None  # served instead of the certificates if set
+        self.delay = 0.0  # seconds to wait before answering
         self.requests_served = 0
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -79,10 +91,18 @@ class GoogleIdentityPlatform:
                     self.send_error(404)
                     return
                 platform.requests_served += 1
-                body = json.dumps({key.kid: key.certificate_pem for key in platform.published}).encode()
+                time.sleep(platform.delay)
+                body = (
+                    platform.raw_body
+                    or json.dumps({key.kid: key.certificate_pem for key in platform.published}).encode()
+                )
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json; charset=UTF-8")
                 self.send_header("Content-Length", str(len(body)))
+                if platform.cache_control:
+                    self.send_header("Cache-Control", platform.cache_control)
+                if platform.age is not None:
+                    self.send_header("Age", str(platform.age))
                 self.end_headers()
                 self.wfile.write(body)
 

@@ -2,6 +2,7 @@
 
 import pytest
 from allauth.socialaccount.models import SocialAccount
+from django.core.management import CommandError, call_command
 from rest_framework_simplejwt.token_blacklist.models import OutstandingToken
 from rest_framework_simplejwt.tokens import RefreshToken
 
@@ -200,3 +201,84 @@ def test_admin_is_closed_to_non_staff(client, user):
 
     assert response.status_code == 302
     assert "/admin/login/" in response["Location"]
+
+
+# --- Login ids in the admin and createsuperuser: the same rule as the API -------
+
+
+@pytest.mark.parametrize("login_id", ["ÉMILE", "\uff45\u0301mile"])
+def test_add_form_refuses_login_id_taken_in_other_case_or_width(staff_client, make_user, login_id):
+    make_user("émile")
+    passwords = {"usable_password": "true", "password1": NEW_PASSWORD, "password2": NEW_PASSWORD}
+
+    response = staff_client.post(ADD, {"login_id": login_id, **passwords})
+
+    assert response.status_code == 200
+    assert "login_id" in response.context["adminform"].form.errors
+    assert User.objects.count() == 2  # émile and staff
+
+
+def test_add_form_stores_the_login_id_nfkc_normalised(staff_client):
+    passwords = {"usable_password": "true", "password1": NEW_PASSWORD, "password2": NEW_PASSWORD}
+
+    response = staff_client.post(ADD, {"login_id": "\uff41\uff44\uff41", **passwords})
+
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    assert User.objects.filter(login_id="ada").exists()
+
+
+@pytest.mark.parametrize("login_id", ["ÉMILE", "\uff45\u0301mile"])
+def test_createsuperuser_refuses_login_id_taken_in_other_case_or_width(make_user, login_id):
+    make_user("émile")
+
+    with pytest.raises(CommandError, match="already taken"):
+        call_command("createsuperuser", "--noinput", "--login_id", login_id)
+
+    assert User.objects.count() == 1
+
+
+def test_createsuperuser_stores_the_login_id_nfkc_normalised():
+    call_command("createsuperuser", "--noinput", "--login_id", "\uff41\uff44\uff41")
+
+    assert User.objects.get().login_id == "ada"
+
+
+# --- Accounts are deactivated, never deleted: the ledger outlives the user --------
+
+
+def test_user_with_a_wallet_has_no_delete(staff_client, user):
+    assert user.wallet  # every user gets one when they sign up
+
+    page = staff_client.get(change_url(user))
+
+    assert page.status_code == 200
+    assert f"/admin/accounts/user/{user.pk}/delete/".encode() not in page.content
+    assert b"untick Active" in page.content
+
+
+def test_delete_page_of_a_user_with_a_wallet_says_to_deactivate_instead(staff_client, user):
+    response = staff_client.post(f"/admin/accounts/user/{user.pk}/delete/", {"post": "yes"}, follow=True)
+
+    assert User.objects.filter(pk=user.pk).exists()
+    assert response.redirect_chain[-1][0] == change_url(user)
+    messages = [str(m) for m in response.context["messages"]]
+    assert any("Deactivate the account instead" in message for message in messages), messages
+
+
+def test_changelist_offers_no_bulk_delete(staff_client, user):
+    response = staff_client.get(CHANGELIST)
+
+    assert "delete_selected" not in dict(response.context["action_form"].fields["action"].choices)
+    staff_client.post(CHANGELIST, {"action": "delete_selected", "_selected_action": [user.pk], "post": "yes"})
+    assert User.objects.filter(pk=user.pk).exists()
+
+
+def test_user_without_a_wallet_can_still_be_deleted(staff_client, make_user, settings):
+    settings.INITIAL_WALLET_BALANCE = 0  # no ledger entry, so the wallet itself can go
+    stray = make_user("stray")
+    type(stray.wallet).objects.filter(pk=stray.wallet.pk).delete()
+
+    response = staff_client.post(f"/admin/accounts/user/{stray.pk}/delete/", {"post": "yes"})
+
+    assert response.status_code == 302
+    assert not User.objects.filter(pk=stray.pk).exists()

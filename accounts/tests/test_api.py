@@ -1,5 +1,7 @@
 """The /auth/ endpoints through their URLs: every row of the spec's Accounts table."""
 
+import json
+
 import pytest
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import RefreshToken
@@ -397,3 +399,155 @@ def test_password_change_validates_types(auth_client):
 
     error = assert_error(response, 400, "validation_error")
     assert "new_password" in error["details"]
+
+
+# --- Login ids are one account ignoring case and width (NFKC), on every database ------
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        ("émile", "ÉMILE"),
+        ("ÉMILE", "émile"),
+        ("ada", "\uff41\uff44\uff41"),  # fullwidth ada
+        ("\uff21\uff24\uff21", "ada"),  # fullwidth ADA
+        ("straße", "STRASSE"),
+        ("e\u0301mile", "émile"),  # decomposed é
+    ],
+)
+def test_register_refuses_login_id_that_is_the_same_account(api_client, first, second):
+    assert (
+        post(api_client, "/auth/register", {"login_id": first, "password": NEW_PASSWORD}).status_code == 201
+    )
+
+    response = post(api_client, "/auth/register", {"login_id": second, "password": NEW_PASSWORD})
+
+    error = assert_error(response, 409, "conflict")
+    assert "login_id" in error["details"]
+    assert User.objects.count() == 1
+
+
+def test_register_stores_the_login_id_nfkc_normalised(api_client):
+    response = post(api_client, "/auth/register", {"login_id": "\uff21da\u2460", "password": NEW_PASSWORD})
+
+    assert response.status_code == 201, response.content
+    assert response.json()["user"]["login_id"] == "Ada1"
+
+
+@pytest.mark.parametrize(
+    "login_id", ["ÉMILE", "Émile", "e\u0301mile", "\uff45\u0301\uff4d\uff49\uff4c\uff45"]
+)
+def test_login_finds_the_account_ignoring_case_and_width(api_client, make_user, login_id):
+    make_user("émile")
+
+    response = login(api_client, login_id=login_id)
+
+    assert response.status_code == 200, response.content
+    assert response.json()["user"]["login_id"] == "émile"
+
+
+def test_register_refuses_login_id_too_long_once_normalised(api_client):
+    # 150 characters, but NFKC turns each ligature into three letters.
+    response = post(api_client, "/auth/register", {"login_id": "\ufb03" * 150, "password": NEW_PASSWORD})
+
+    error = assert_error(response, 400, "validation_error")
+    assert "login_id" in error["details"]
+
+
+# --- No 500 from any string a client sends (issue 10: lone surrogates) -------
+
+
+SURROGATE = "\ud800"
+
+
+def send_json(client, method: str, url: str, data: dict):
+    """The body as a client sends it: JSON with ``\\ud800`` escapes (the test client's renderer can't)."""
+    return getattr(client, method)(url, json.dumps(data), content_type="application/json")
+
+
+STRING_FIELDS = [
+    ("/auth/register", {"login_id": "carol", "password": NEW_PASSWORD}, "login_id"),
+    ("/auth/register", {"login_id": "carol", "password": NEW_PASSWORD}, "password"),
+    ("/auth/register", {"login_id": "carol", "password": NEW_PASSWORD}, "display_name"),
+    ("/auth/register", {"login_id": "carol", "password": NEW_PASSWORD}, "email"),
+    ("/auth/login", {"login_id": "alice", "password": PASSWORD}, "login_id"),
+    ("/auth/login", {"login_id": "alice", "password": PASSWORD}, "password"),
+    ("/auth/token/refresh", {"refresh": "x"}, "refresh"),
+    ("/auth/logout", {"refresh": "x"}, "refresh"),
+    ("/auth/google", {"id_token": "x"}, "id_token"),
+]
+
+
+@pytest.mark.parametrize("where", ["alone", "inside"])
+@pytest.mark.parametrize(("url", "data", "field"), STRING_FIELDS)
+def test_public_endpoints_refuse_a_lone_surrogate_as_invalid(api_client, user, url, data, field, where):
+    value = SURROGATE if where == "alone" else f"ab{SURROGATE}cd"
+
+    response = send_json(api_client, "post", url, {**data, field: value})
+
+    error = assert_error(response, 400, "validation_error")
+    assert field in error["details"]
+
+
+@pytest.mark.parametrize(
+    ("method", "url", "field"),
+    [
+        ("patch", "/auth/me", "display_name"),
+        ("patch", "/auth/me", "email"),
+        ("post", "/auth/password", "old_password"),
+        ("post", "/auth/password", "new_password"),
+    ],
+)
+def test_account_endpoints_refuse_a_lone_surrogate_as_invalid(auth_client, method, url, field):
+    data = {"old_password": PASSWORD, "new_password": NEW_PASSWORD} if url == "/auth/password" else {}
+
+    response = send_json(auth_client, method, url, {**data, field: f"x{SURROGATE}"})
+
+    error = assert_error(response, 400, "validation_error")
+    assert field in error["details"]
+
+
+# --- Token responses are never stored by a cache -----------------------------
+
+
+def test_register_login_and_refresh_responses_are_no_store(api_client, user):
+    register = post(api_client, "/auth/register", {"login_id": "carol", "password": NEW_PASSWORD})
+    signed_in = login(api_client)
+    refreshed = post(api_client, "/auth/token/refresh", {"refresh": signed_in.json()["refresh"]})
+
+    for response in (register, signed_in, refreshed):
+        assert response.status_code in (200, 201), response.content
+        assert "no-store" in response["Cache-Control"]
+
+
+# --- The routes: ViewSet actions at the same URLs, in the same schema -----------
+
+
+def test_auth_routes_and_methods_are_unchanged(api_client):
+    from drf_spectacular.generators import SchemaGenerator
+
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    auth = {
+        (path, method)
+        for path, operations in schema["paths"].items()
+        if path.startswith("/auth/")
+        for method in operations
+    }
+
+    assert auth == {
+        ("/auth/register", "post"),
+        ("/auth/login", "post"),
+        ("/auth/token/refresh", "post"),
+        ("/auth/logout", "post"),
+        ("/auth/me", "get"),
+        ("/auth/me", "patch"),
+        ("/auth/password", "post"),
+        ("/auth/google", "post"),
+    }
+    assert schema["paths"]["/auth/me"]["get"]["operationId"] == "auth_me_retrieve"
+    assert schema["paths"]["/auth/register"]["post"]["operationId"] == "auth_register_create"
+
+
+@pytest.mark.parametrize("url", ["/auth/register/", "/auth/", "/auth/me/", "/auth/token/refresh/"])
+def test_auth_urls_take_no_trailing_slash(api_client, url):
+    assert api_client.post(url, {}, format="json").status_code == 404

@@ -1,14 +1,21 @@
 """POST /auth/google: real RS256 tokens, certificates served over loopback HTTP."""
 
+import threading
 import time
 
 import jwt
 import pytest
 from allauth.socialaccount.models import SocialAccount
 
-from accounts.google import _login_id_candidates
+from accounts.google import _login_id_candidates, google_certs
 from accounts.models import User
-from accounts.tests.google_idp import ANDROID_CLIENT_ID, WEB_CLIENT_ID, GoogleIdentityPlatform, SigningKey
+from accounts.tests.google_idp import (
+    ANDROID_CLIENT_ID,
+    GOOGLE_CACHE_CONTROL,
+    WEB_CLIENT_ID,
+    GoogleIdentityPlatform,
+    SigningKey,
+)
 from conftest import PASSWORD
 from core.tests.asserts import assert_error
 
@@ -35,6 +42,7 @@ def stranger_key():
 def google_settings(settings, idp):
     """Every test here talks to the loopback platform, never to googleapis.com."""
     idp.published = [idp.key]
+    idp.cache_control, idp.age, idp.raw_body, idp.delay = GOOGLE_CACHE_CONTROL, None, None, 0.0
     settings.GOOGLE_CLIENT_ID = [WEB_CLIENT_ID, ANDROID_CLIENT_ID]
     settings.SOCIALACCOUNT_PROVIDERS = {
         "google": {
@@ -254,3 +262,87 @@ def test_google_sign_in_is_throttled_per_ip(api_client, idp, settings):
         sign_in(api_client, idp.id_token())
 
     assert_error(sign_in(api_client, idp.id_token()), 429, "throttled")
+
+
+# --- Google's certificates are cached for as long as Google says ------------
+
+
+def sign_in_as_many(client, idp, count: int) -> None:
+    for n in range(count):
+        response = sign_in(client, idp.id_token(sub=f"sub-{n}", email=f"user{n}@gmail.com"))
+        assert response.status_code == 201, response.content
+
+
+def test_a_burst_of_sign_ins_fetches_the_certificates_once(api_client, idp):
+    before = idp.requests_served
+
+    sign_in_as_many(api_client, idp, 5)
+
+    assert idp.requests_served - before == 1
+
+
+def test_concurrent_first_sign_ins_fetch_the_certificates_once(idp):
+    idp.delay = 0.2  # the fetch is slow enough for every thread to miss the cache
+    before = idp.requests_served
+    barrier = threading.Barrier(8)
+    results = []
+
+    def fetch():
+        barrier.wait()
+        results.append(google_certs())
+
+    threads = [threading.Thread(target=fetch) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=10)
+
+    assert len(results) == 8 and all(idp.key.kid in certs for certs in results)
+    assert idp.requests_served - before == 1
+
+
+def test_certificates_are_fetched_again_once_their_max_age_has_passed(api_client, idp):
+    idp.cache_control = "public, max-age=1"
+    before = idp.requests_served
+    sign_in_as_many(api_client, idp, 2)
+    assert idp.requests_served - before == 1
+
+    time.sleep(1.1)
+    assert sign_in(api_client, idp.id_token(sub="later", email="later@gmail.com")).status_code == 201
+
+    assert idp.requests_served - before == 2
+
+
+@pytest.mark.parametrize(
+    ("cache_control", "age"),
+    [("", None), ("no-store", None), ("no-cache, max-age=600", None), ("public, max-age=600", 600)],
+    ids=["no-header", "no-store", "no-cache", "already-stale"],
+)
+def test_certificates_without_freshness_are_not_cached(api_client, idp, cache_control, age):
+    idp.cache_control, idp.age = cache_control, age
+    before = idp.requests_served
+
+    sign_in_as_many(api_client, idp, 2)
+
+    assert idp.requests_served - before == 2
+
+
+def test_cached_certificates_still_refuse_a_key_google_does_not_publish(api_client, idp, stranger_key):
+    sign_in_as_many(api_client, idp, 1)
+
+    response = sign_in(api_client, idp.id_token(key=stranger_key, sub="x", email="x@gmail.com"))
+
+    assert_error(response, 401, "token_not_valid")
+
+
+def test_certificates_that_are_not_a_json_object_are_a_502(api_client, idp):
+    idp.raw_body = b"[]"
+
+    assert_error(sign_in(api_client, idp.id_token()), 502, "google_unavailable")
+
+
+def test_google_sign_in_response_is_no_store(api_client, idp):
+    for expected in (201, 200):  # created, then found
+        response = sign_in(api_client, idp.id_token())
+        assert response.status_code == expected, response.content
+        assert "no-store" in response["Cache-Control"]

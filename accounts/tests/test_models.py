@@ -1,6 +1,9 @@
-import pytest
+from importlib import import_module
 
-from accounts.models import User
+import pytest
+from django.db import IntegrityError, transaction
+
+from accounts.models import User, login_key, login_key_digest
 
 pytestmark = pytest.mark.django_db
 
@@ -30,3 +33,56 @@ def test_create_superuser_is_staff_and_superuser():
 
 def test_natural_key_lookup_ignores_case(user):
     assert User.objects.get_by_natural_key("ALICE") == user
+
+
+# --- One account per login id, ignoring case and width, on every database -------
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [("émile", "ÉMILE"), ("ada", "\uff41\uff44\uff41"), ("straße", "STRASSE"), ("Å", "\u212b")],
+)
+def test_database_refuses_a_second_spelling_of_a_login_id(first, second):
+    User.objects.create_user(first)
+
+    with pytest.raises(IntegrityError), transaction.atomic():
+        User.objects.create(login_id=second)
+
+
+def test_save_normalises_the_login_id_and_keeps_its_key_in_step(user):
+    user.login_id = "\uff21lice2"
+    user.save(update_fields=["login_id"])
+
+    user.refresh_from_db()
+    assert (user.login_id, user.login_key) == ("Alice2", "alice2")
+
+
+@pytest.mark.parametrize("login_id", ["ÉMILE", "\uff45\u0301mile", "e\u0301mile"])
+def test_natural_key_lookup_ignores_case_and_width(make_user, login_id):
+    emile = make_user("émile")
+
+    assert User.objects.get_by_natural_key(login_id) == emile
+
+
+def test_login_key_folds_case_and_width():
+    assert login_key("\uff21\uff44\uff41") == login_key("ada") == "ada"
+    assert login_key("Straße") == login_key("STRASSE") == "strasse"
+
+
+def test_login_key_digest_takes_any_string():
+    assert login_key_digest("\ud800") != login_key_digest("\ud801")
+    assert login_key_digest(" ADA ") == login_key_digest("\uff41\uff44\uff41")
+
+
+def test_migration_fills_keys_and_names_clashing_login_ids():
+    from django.apps import apps
+
+    fill_login_keys = import_module("accounts.migrations.0002_user_login_key").fill_login_keys
+    User.objects.bulk_create([User(login_id="Zoë", login_key="a"), User(login_id="bob", login_key="b")])
+
+    fill_login_keys(apps, None)
+
+    assert set(User.objects.values_list("login_key", flat=True)) == {"zoë", "bob"}
+    User.objects.bulk_create([User(login_id="ZOË", login_key="c")])  # as SQLite's old constraint let in
+    with pytest.raises(RuntimeError, match="'Zoë', 'ZOË'"):
+        fill_login_keys(apps, None)

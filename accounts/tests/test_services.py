@@ -52,6 +52,96 @@ def test_register_checks_password_against_the_user(user):
     assert not User.objects.filter(login_id="carolyn-smith").exists()
 
 
+def test_register_normalises_the_login_id_nfkc():
+    user = services.user_register(login_id="\uff41\uff44\uff41", password=GOOD_PASSWORD)
+
+    assert (user.login_id, user.login_key) == ("ada", "ada")
+
+
+@pytest.mark.parametrize("login_id", ["ÉMILE", "e\u0301mile", "\uff45\u0301mile"])
+def test_register_refuses_login_id_taken_in_other_case_or_width(make_user, login_id):
+    make_user("émile")
+
+    with pytest.raises(Conflict):
+        services.user_register(login_id=login_id, password=GOOD_PASSWORD)
+
+
+@pytest.fixture
+def another_constraint_refuses_new_users():
+    """A ``post_save`` receiver that breaks a constraint that has nothing to do with login ids.
+
+    It stands for any of them, such as a squatted idempotency key of the
+    sign-up bonus that the wallet's receiver writes.
+    """
+    from django.contrib.auth.models import Group
+    from django.db.models.signals import post_save
+
+    Group.objects.create(name="taken")
+
+    def receiver(sender, instance, created, raw, **kwargs):
+        if created and not raw:
+            Group.objects.create(name="taken")
+
+    post_save.connect(receiver, sender=User, dispatch_uid="test-another-constraint")
+    yield
+    post_save.disconnect(sender=User, dispatch_uid="test-another-constraint")
+
+
+def test_register_does_not_call_another_integrity_error_a_taken_login_id(
+    another_constraint_refuses_new_users,
+):
+    from django.db import IntegrityError
+
+    with pytest.raises(IntegrityError):
+        services.user_register(login_id="carol", password=GOOD_PASSWORD)
+
+    assert not User.objects.filter(login_id="carol").exists()
+
+
+def test_register_api_answers_500_not_409_for_another_integrity_error(
+    another_constraint_refuses_new_users, api_client
+):
+    response = api_client.post(
+        "/auth/register", {"login_id": "carol", "password": GOOD_PASSWORD}, format="json"
+    )
+
+    assert response.status_code == 500
+    assert response.json()["error"]["code"] == "server_error"
+
+
+def test_google_sign_up_does_not_hide_another_integrity_error(another_constraint_refuses_new_users):
+    from django.db import IntegrityError
+
+    with pytest.raises(IntegrityError):
+        google_user_get_or_create(claims=claims())
+
+    assert not User.objects.exclude(login_id="alice").exists()
+
+
+def test_google_login_id_skips_ids_taken_in_other_case_or_width(make_user):
+    make_user("ÇAROL.JONES")
+    make_user("Ç\uff21\uff32\uff2f\uff2c.jones-2")  # fullwidth "AROL": the same as çarol.jones-2
+
+    user, created = google_user_get_or_create(claims=claims(email="çarol.jones@gmail.com"))
+
+    assert created
+    assert user.login_id == "çarol.jones-3"
+
+
+def test_google_login_id_is_nfkc_normalised():
+    user, _ = google_user_get_or_create(claims=claims(email="\uff43arol@gmail.com"))
+
+    assert user.login_id == "carol"
+
+
+def test_google_login_id_fits_once_folded():
+    # "ß" folds to "ss": 150 of them would make a key of 300 characters.
+    user, _ = google_user_get_or_create(claims=claims(email=f"{'ß' * 60}@gmail.com"))
+
+    assert len(user.login_key) <= 150
+    assert user.login_id.startswith("ß")
+
+
 def test_login_id_is_unique_ignoring_case_in_the_database(user):
     from django.db import IntegrityError, transaction
 
@@ -269,6 +359,24 @@ def test_concurrent_refresh_of_one_token_rotates_it_once(user):
 
     assert sum(isinstance(result, dict) for result in results) == 1
     assert sum(isinstance(result, TokenNotValid) for result in results) == 3
+
+
+@requires_postgres
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_sign_ups_of_one_login_id_in_different_spellings_make_one_user():
+    spellings = iter(["émile", "ÉMILE", "e\u0301mile", "\uff45\u0301MILE"])
+    lock = threading.Lock()
+
+    def register():
+        with lock:
+            login_id = next(spellings)
+        return services.user_register(login_id=login_id, password=GOOD_PASSWORD)
+
+    results = run_together(register, times=4)
+
+    assert sum(isinstance(result, User) for result in results) == 1
+    assert sum(isinstance(result, Conflict) for result in results) == 3, results
+    assert User.objects.count() == 1
 
 
 @requires_postgres
