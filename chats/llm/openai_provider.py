@@ -153,8 +153,9 @@ class OpenAIStream(LLMStream):
     ``data: [DONE]``) from the SDK's streaming response instead of the SDK's
     ``AsyncStream``, which builds a pydantic model per chunk: several times
     the CPU per chunk of reading the JSON here, and a worker streaming a
-    thousand replies spends its CPU precisely there (docs/benchmarks.md). The request itself (auth, retries, timeouts, status
-    errors) is still the SDK's.
+    thousand replies spends its CPU precisely there (docs/benchmarks.md).
+    The request itself (auth, retries, timeouts, status errors) is still the
+    SDK's.
     """
 
     def __init__(self, response: httpx2.Response) -> None:
