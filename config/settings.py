@@ -60,6 +60,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "core.middleware.AsyncWhiteNoiseMiddleware",  # /static/ (the admin's assets) with DEBUG off
     "corsheaders.middleware.CorsMiddleware",  # before CommonMiddleware, as django-cors-headers asks
+    "core.middleware.APIErrorPagesMiddleware",  # JSON, not DEBUG's HTML pages, under /api/ and /auth/
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
