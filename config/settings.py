@@ -46,6 +46,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework_simplejwt.token_blacklist",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI's files, served from /static/ rather than a CDN
     "allauth",
     "allauth.account",
     "allauth.socialaccount",
@@ -220,6 +221,13 @@ SPECTACULAR_SETTINGS = {
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
+    # /api/docs/ loads Swagger UI from this project's static files (a pinned copy in
+    # drf-spectacular-sidecar), so it works offline and cannot change under us.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    # Nor does it send the schema to swagger.io's online validator for a badge.
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
 }
 
 # --- Request limits --------------------------------------------------------
@@ -249,9 +257,9 @@ USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
-# WhiteNoise serves what `collectstatic` gathered, compressed. Not the manifest (hashed names)
-# variant: the only assets are the admin's, and with a manifest every page using {% static %}
-# fails until collectstatic has run, tests included.
+# WhiteNoise serves what `collectstatic` gathered, compressed: the admin's assets and Swagger UI's
+# (/api/docs/). Not the manifest (hashed names) variant: with a manifest every page using
+# {% static %} fails until collectstatic has run, tests included.
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
