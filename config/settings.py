@@ -247,6 +247,9 @@ LLM_MAX_TOKENS = setting("LLM_MAX_TOKENS", env.int, default=1024, minimum=1)
 LLM_MAX_RETRIES = setting("LLM_MAX_RETRIES", env.int, default=2, minimum=0)
 LLM_CONTEXT_TOKENS = setting("LLM_CONTEXT_TOKENS", env.int, default=4096, minimum=256)
 MESSAGE_MAX_CHARS = setting("MESSAGE_MAX_CHARS", env.int, default=8000, minimum=1)
+# The offline echo provider's pause before each word, so that streaming can be seen (`make run`'s
+# .env sets 30); 0 sends the whole reply at once, as the tests want.
+ECHO_TOKEN_DELAY_MS = setting("ECHO_TOKEN_DELAY_MS", env.int, default=0, minimum=0)
 if LLM_PROVIDER == "openai" and not OPENAI_BASE_URL and not OPENAI_API_KEY:
     raise ImproperlyConfigured("Set OPENAI_API_KEY (or OPENAI_BASE_URL) when LLM_PROVIDER=openai.")
 

@@ -36,6 +36,7 @@ CONFIG_VARIABLES = [
     "SECURE_HSTS_SECONDS",
     "SECURE_HSTS_PRELOAD",
     "MAX_REQUEST_BYTES",
+    "ECHO_TOKEN_DELAY_MS",
 ]
 
 # Reading a setting imports config.settings, which is where the validation runs.
@@ -80,6 +81,8 @@ def load(name: str, **env: str) -> subprocess.CompletedProcess:
         ("SECURE_SSL_REDIRECT", "maybe"),
         ("SECURE_HSTS_SECONDS", "a year"),
         ("MAX_REQUEST_BYTES", "10"),
+        ("ECHO_TOKEN_DELAY_MS", "-1"),
+        ("ECHO_TOKEN_DELAY_MS", "30ms"),
     ],
 )
 def test_bad_value_stops_start_up_naming_the_variable(variable, value):
@@ -124,7 +127,7 @@ def test_defaults_start_on_a_fresh_machine():
         "import django; from django.conf import settings; django.setup();"
         "print(settings.DEBUG, settings.INITIAL_WALLET_BALANCE, settings.LLM_PROVIDER,"
         " settings.DATABASES['default']['ENGINE'], settings.CACHES['default']['BACKEND'],"
-        " settings.SIMPLE_JWT['ACCESS_TOKEN_LIFETIME'].total_seconds())"
+        " settings.SIMPLE_JWT['ACCESS_TOKEN_LIFETIME'].total_seconds(), settings.ECHO_TOKEN_DELAY_MS)"
     )
 
     result = run(code)
@@ -137,6 +140,7 @@ def test_defaults_start_on_a_fresh_machine():
         "django.db.backends.sqlite3",
         "django.core.cache.backends.locmem.LocMemCache",
         "900.0",
+        "0",
     ]
 
 
