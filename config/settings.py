@@ -1,11 +1,10 @@
 """Parley settings: everything comes from the environment (see README)."""
 
+import warnings
 from datetime import timedelta
 from pathlib import Path
 
-from django.core.exceptions import ImproperlyConfigured
-
-from config.env import env, read_dotenv, setting
+from config.env import SettingError, env, read_dotenv, setting
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 read_dotenv(BASE_DIR)
@@ -27,9 +26,7 @@ DEBUG = setting("DEBUG", _strict_bool, default=False)
 SECRET_KEY = env.str("SECRET_KEY", default="")
 if not SECRET_KEY:
     if not DEBUG:
-        raise ImproperlyConfigured(
-            "Set the SECRET_KEY environment variable (or DEBUG=true for local development)."
-        )
+        raise SettingError("Set the SECRET_KEY environment variable (or DEBUG=true for local development).")
     SECRET_KEY = "insecure-development-key-do-not-use-in-production-0123456789"
 
 ALLOWED_HOSTS = setting("ALLOWED_HOSTS", env.list, default=["127.0.0.1", "localhost"])
@@ -101,11 +98,13 @@ TEMPLATES = [
 def _database_url(name: str, default: str) -> dict:
     """``env.db_url``, limited to the engines Parley runs on (and tests against)."""
     try:
-        config = env.db_url(name, default=default)
+        with warnings.catch_warnings():  # "Engine not recognized": said below, in one line
+            warnings.simplefilter("ignore", UserWarning)
+            config = env.db_url(name, default=default)
     except KeyError as exc:  # django-environ's answer to a URL without a scheme
         raise ValueError(f"unknown scheme {exc}") from None
     if config.get("ENGINE") not in {"django.db.backends.postgresql", "django.db.backends.sqlite3"}:
-        raise ValueError("use postgres://user:password@host:port/name or sqlite:///path")
+        raise ValueError("use postgres://user:password@host:port/name or sqlite:///path.")
     return config
 
 
@@ -251,7 +250,7 @@ MESSAGE_MAX_CHARS = setting("MESSAGE_MAX_CHARS", env.int, default=8000, minimum=
 # .env sets 30); 0 sends the whole reply at once, as the tests want.
 ECHO_TOKEN_DELAY_MS = setting("ECHO_TOKEN_DELAY_MS", env.int, default=0, minimum=0)
 if LLM_PROVIDER == "openai" and not OPENAI_BASE_URL and not OPENAI_API_KEY:
-    raise ImproperlyConfigured("Set OPENAI_API_KEY (or OPENAI_BASE_URL) when LLM_PROVIDER=openai.")
+    raise SettingError("Set OPENAI_API_KEY (or OPENAI_BASE_URL) when LLM_PROVIDER=openai.")
 
 # --- I18N, static ----------------------------------------------------------
 LANGUAGE_CODE = "en-us"
@@ -281,10 +280,16 @@ SECURE_HSTS_PRELOAD = setting("SECURE_HSTS_PRELOAD", _strict_bool, default=SECUR
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 
+LOG_LEVEL = setting(
+    "LOG_LEVEL",
+    lambda name, default: env.str(name, default=default).strip().upper(),
+    default="INFO",
+    choices={"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"},
+)
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": setting("LOG_LEVEL", env.str, default="INFO").upper()},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
 }
