@@ -202,7 +202,7 @@ def test_lists_and_numbers_are_read():
     assert result.stdout.strip() == (
         "['web.apps.googleusercontent.com', 'ios.apps.googleusercontent.com']"
         " ['api.example.com', '.example.org'] 250"
-        " django.core.cache.backends.redis.RedisCache django.db.backends.postgresql"
+        " django.core.cache.backends.redis.RedisCache core.db.postgresql"
     )
 
 
