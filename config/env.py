@@ -31,22 +31,8 @@ def exit_on_setting_error() -> Iterator[None]:
     """
     try:
         yield
-    except Exception as exc:
-        error = _setting_error_in(exc)
-        if error is None:
-            raise
-        sys.exit(f"Configuration error: {error}")
-
-
-def _setting_error_in(exc: BaseException | None) -> SettingError | None:
-    """The :class:`SettingError` that is ``exc`` or caused it (Django re-raises some errors)."""
-    seen = set()
-    while exc is not None and id(exc) not in seen:
-        if isinstance(exc, SettingError):
-            return exc
-        seen.add(id(exc))
-        exc = exc.__cause__ or exc.__context__
-    return None
+    except SettingError as exc:
+        sys.exit(f"Configuration error: {exc}")
 
 
 def read_dotenv(base_dir: Path) -> None:
