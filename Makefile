@@ -18,8 +18,8 @@ install-dev: $(BIN)/python
 	$(BIN)/pip install --quiet -r requirements-dev.txt
 
 .env:
-	@echo "Writing .env for local development (DEBUG on, a fresh SECRET_KEY)"
-	@printf 'DEBUG=true\nSECRET_KEY=%s\n' "$$($(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(50))')" > .env
+	@echo "Writing .env for local development (DEBUG on, a fresh SECRET_KEY, the echo reply streamed word by word)"
+	@printf 'DEBUG=true\nSECRET_KEY=%s\nECHO_TOKEN_DELAY_MS=30\n' "$$($(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(50))')" > .env
 
 run: install .env
 	$(BIN)/python manage.py migrate --noinput

@@ -9,7 +9,10 @@ def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     from django.core.management import execute_from_command_line
 
-    execute_from_command_line(sys.argv)
+    from config.env import exit_on_setting_error
+
+    with exit_on_setting_error():
+        execute_from_command_line(sys.argv)
 
 
 if __name__ == "__main__":

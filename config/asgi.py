@@ -4,10 +4,13 @@ import os
 
 from django.core.asgi import get_asgi_application
 
+from config.env import exit_on_setting_error
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
-django_application = get_asgi_application()
+with exit_on_setting_error():  # a bad setting: one line naming it, and uvicorn exits
+    django_application = get_asgi_application()
 
-from core.asgi import RequestBodyLimit  # noqa: E402  (needs settings, configured above)
+from core.asgi import RequestBodyLimit  # needs settings, configured above
 
 application = RequestBodyLimit(django_application)

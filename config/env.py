@@ -5,7 +5,9 @@ process at start-up with a message that names the variable, rather than
 surfacing later as a confusing error deep inside a request.
 """
 
-from collections.abc import Callable, Iterable
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +15,24 @@ import environ
 from django.core.exceptions import ImproperlyConfigured
 
 env = environ.Env()
+
+# What to say when a value does not parse, for the readers whose own message misleads.
+_EXPECTED = {env.int: "use a whole number.", env.float: "use a number."}
+
+
+class SettingError(ImproperlyConfigured):
+    """The environment holds a value Parley cannot run with; the message names the variable."""
+
+
+@contextmanager
+def exit_on_setting_error() -> Iterator[None]:
+    """Around an entry point (``manage.py``, the ASGI application): a bad setting ends the
+    process with one line on stderr and status 1, not a traceback through Django's internals.
+    """
+    try:
+        yield
+    except SettingError as exc:
+        sys.exit(f"Configuration error: {exc}")
 
 
 def read_dotenv(base_dir: Path) -> None:
@@ -34,13 +54,15 @@ def setting(
     try:
         value = reader(name, default=default)
     except ImproperlyConfigured:
-        raise ImproperlyConfigured(f"Set the {name} environment variable.") from None
+        raise SettingError(f"Set the {name} environment variable.") from None
     except (TypeError, ValueError) as exc:
         raw = env.str(name, default="")
-        raise ImproperlyConfigured(f"{name}={raw!r} is not valid: {exc}") from None
+        # django-environ's own messages mislead ("could not convert string to float: ''" for abc).
+        expected = _EXPECTED.get(reader, str(exc))
+        raise SettingError(f"{name}={raw!r} is not valid: {expected}") from None
     if choices is not None and value not in choices:
         allowed = ", ".join(sorted(map(str, choices)))
-        raise ImproperlyConfigured(f"{name}={value!r} is not valid: choose one of {allowed}.")
+        raise SettingError(f"{name}={value!r} is not valid: choose one of {allowed}.")
     if minimum is not None and value < minimum:
-        raise ImproperlyConfigured(f"{name}={value!r} is not valid: it must be at least {minimum}.")
+        raise SettingError(f"{name}={value!r} is not valid: it must be at least {minimum}.")
     return value

@@ -1,11 +1,10 @@
 """Parley settings: everything comes from the environment (see README)."""
 
+import warnings
 from datetime import timedelta
 from pathlib import Path
 
-from django.core.exceptions import ImproperlyConfigured
-
-from config.env import env, read_dotenv, setting
+from config.env import SettingError, env, read_dotenv, setting
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 read_dotenv(BASE_DIR)
@@ -27,9 +26,7 @@ DEBUG = setting("DEBUG", _strict_bool, default=False)
 SECRET_KEY = env.str("SECRET_KEY", default="")
 if not SECRET_KEY:
     if not DEBUG:
-        raise ImproperlyConfigured(
-            "Set the SECRET_KEY environment variable (or DEBUG=true for local development)."
-        )
+        raise SettingError("Set the SECRET_KEY environment variable (or DEBUG=true for local development).")
     SECRET_KEY = "insecure-development-key-do-not-use-in-production-0123456789"
 
 ALLOWED_HOSTS = setting("ALLOWED_HOSTS", env.list, default=["127.0.0.1", "localhost"])
@@ -46,6 +43,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework_simplejwt.token_blacklist",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI's files, served from /static/ rather than a CDN
     "allauth",
     "allauth.account",
     "allauth.socialaccount",
@@ -60,6 +58,7 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "core.middleware.AsyncWhiteNoiseMiddleware",  # /static/ (the admin's assets) with DEBUG off
     "corsheaders.middleware.CorsMiddleware",  # before CommonMiddleware, as django-cors-headers asks
+    "core.middleware.APIErrorPagesMiddleware",  # JSON, not DEBUG's HTML pages, under /api/ and /auth/
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -99,11 +98,13 @@ TEMPLATES = [
 def _database_url(name: str, default: str) -> dict:
     """``env.db_url``, limited to the engines Parley runs on (and tests against)."""
     try:
-        config = env.db_url(name, default=default)
+        with warnings.catch_warnings():  # "Engine not recognized": said below, in one line
+            warnings.simplefilter("ignore", UserWarning)
+            config = env.db_url(name, default=default)
     except KeyError as exc:  # django-environ's answer to a URL without a scheme
         raise ValueError(f"unknown scheme {exc}") from None
     if config.get("ENGINE") not in {"django.db.backends.postgresql", "django.db.backends.sqlite3"}:
-        raise ValueError("use postgres://user:password@host:port/name or sqlite:///path")
+        raise ValueError("use postgres://user:password@host:port/name or sqlite:///path.")
     return config
 
 
@@ -112,6 +113,9 @@ DATABASES = {
 }
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    # Django's backend, but a missing database or a refused connection is said at once, rather
+    # than as a pool timeout (core/db/postgresql/base.py).
+    DATABASES["default"]["ENGINE"] = "core.db.postgresql"
     # A pool per process; with it Django requires CONN_MAX_AGE = 0.
     DATABASES["default"]["CONN_MAX_AGE"] = 0
     DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
@@ -223,6 +227,13 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     # core.converters.UUIDAnyCaseConverter: still a UUID to clients.
     "PATH_CONVERTER_OVERRIDES": {"uuid_any_case": {"type": "string", "format": "uuid"}},
+    # /api/docs/ loads Swagger UI from this project's static files (a pinned copy in
+    # drf-spectacular-sidecar), so it works offline and cannot change under us.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    # Nor does it send the schema to swagger.io's online validator for a badge.
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
 }
 
 # --- Request limits --------------------------------------------------------
@@ -245,8 +256,11 @@ LLM_MAX_TOKENS = setting("LLM_MAX_TOKENS", env.int, default=1024, minimum=1)
 LLM_MAX_RETRIES = setting("LLM_MAX_RETRIES", env.int, default=2, minimum=0)
 LLM_CONTEXT_TOKENS = setting("LLM_CONTEXT_TOKENS", env.int, default=4096, minimum=256)
 MESSAGE_MAX_CHARS = setting("MESSAGE_MAX_CHARS", env.int, default=8000, minimum=1)
+# The offline echo provider's pause before each word, so that streaming can be seen (`make run`'s
+# .env sets 30); 0 sends the whole reply at once, as the tests want.
+ECHO_TOKEN_DELAY_MS = setting("ECHO_TOKEN_DELAY_MS", env.int, default=0, minimum=0)
 if LLM_PROVIDER == "openai" and not OPENAI_BASE_URL and not OPENAI_API_KEY:
-    raise ImproperlyConfigured("Set OPENAI_API_KEY (or OPENAI_BASE_URL) when LLM_PROVIDER=openai.")
+    raise SettingError("Set OPENAI_API_KEY (or OPENAI_BASE_URL) when LLM_PROVIDER=openai.")
 
 # --- I18N, static ----------------------------------------------------------
 LANGUAGE_CODE = "en-us"
@@ -255,9 +269,9 @@ USE_I18N = True
 USE_TZ = True
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
-# WhiteNoise serves what `collectstatic` gathered, compressed. Not the manifest (hashed names)
-# variant: the only assets are the admin's, and with a manifest every page using {% static %}
-# fails until collectstatic has run, tests included.
+# WhiteNoise serves what `collectstatic` gathered, compressed: the admin's assets and Swagger UI's
+# (/api/docs/). Not the manifest (hashed names) variant: with a manifest every page using
+# {% static %} fails until collectstatic has run, tests included.
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
@@ -276,10 +290,16 @@ SECURE_HSTS_PRELOAD = setting("SECURE_HSTS_PRELOAD", _strict_bool, default=SECUR
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 
+LOG_LEVEL = setting(
+    "LOG_LEVEL",
+    lambda name, default: env.str(name, default=default).strip().upper(),
+    default="INFO",
+    choices={"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"},
+)
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
-    "root": {"handlers": ["console"], "level": setting("LOG_LEVEL", env.str, default="INFO").upper()},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
 }

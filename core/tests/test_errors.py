@@ -106,13 +106,6 @@ def test_unknown_api_urls_are_json_404(api_client, url, method):
     assert_error(response, 404, "not_found")
 
 
-def test_unknown_url_elsewhere_keeps_django_page(client):
-    response = client.get("/no-such-page")
-
-    assert response.status_code == 404
-    assert not response["Content-Type"].startswith("application/json")
-
-
 @pytest.mark.parametrize(("method", "url"), [("GET", "/auth/login"), ("DELETE", "/auth/register")])
 def test_wrong_method_is_405_in_the_error_shape(api_client, method, url):
     response = api_client.generic(method, url)
@@ -183,6 +176,67 @@ def test_oversize_body_in_a_plain_api_view_is_413(api_client, settings):
     assert raw_post(api_client, "/api/test-body", "x" * 1000).json() == {"bytes": 1000}
 
 
+# --- The same answers with DEBUG on (`make run`) -------------------------------
+# With DEBUG on, Django skips handler404/handler500/handler400 and renders its HTML technical
+# pages; under /api/ and /auth/ the client must still get the error shape.
+
+
+@pytest.fixture(params=[False, True], ids=["debug-off", "debug-on"])
+def debug(request, settings):
+    settings.DEBUG = request.param
+    return request.param
+
+
+@pytest.mark.parametrize("url", ["/api/xyz", "/api/xyz/", "/auth/xyz", "/auth/login/extra", "/api/"])
+def test_unknown_api_urls_are_json_404_in_every_mode(api_client, debug, url):
+    response = api_client.get(url)
+
+    assert_error(response, 404, "not_found")
+
+
+def test_unknown_url_elsewhere_keeps_django_page_in_every_mode(client, debug):
+    response = client.get("/no-such-page")
+
+    assert response.status_code == 404
+    assert response["Content-Type"].startswith("text/html")
+
+
+def test_missing_trailing_slash_is_still_redirected_in_every_mode(auth_client, debug):
+    response = auth_client.get("/api/wallet")
+
+    assert response.status_code == 301
+    assert response["Location"] == "/api/wallet/"
+
+
+@pytest.mark.urls("core.tests.urls")
+@pytest.mark.parametrize("url", ["/api/test-boom/plain", "/auth/test-boom/plain"])
+def test_unexpected_exception_in_a_plain_view_is_json_500_in_every_mode(crashing_client, debug, url):
+    response = crashing_client.get(url)
+
+    assert_error(response, 500, "server_error")
+    assert LEAK not in response.content.decode()
+
+
+@pytest.mark.urls("core.tests.urls")
+def test_oversize_body_in_a_plain_api_view_is_413_in_every_mode(api_client, debug, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1024
+
+    response = raw_post(api_client, "/api/test-body", "x" * 2000)
+
+    assert_error(response, 413, "payload_too_large")
+
+
 @pytest.mark.parametrize("url", ["/api/xyz", "/auth/login"])
-def test_disallowed_host_is_a_json_400_under_the_api(client, url):
+def test_disallowed_host_is_a_json_400_in_every_mode(client, debug, url):
     assert_error(client.get(url, HTTP_HOST="evil.example.com"), 400, "bad_request")
+
+
+async def test_unknown_api_url_is_json_404_under_asgi_with_debug_on(settings):
+    """The ASGI chain is async end to end: the middleware's async path."""
+    from django.test import AsyncClient
+
+    settings.DEBUG = True
+
+    response = await AsyncClient().get("/api/xyz/")
+
+    assert_error(response, 404, "not_found")

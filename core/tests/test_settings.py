@@ -36,6 +36,8 @@ CONFIG_VARIABLES = [
     "SECURE_HSTS_SECONDS",
     "SECURE_HSTS_PRELOAD",
     "MAX_REQUEST_BYTES",
+    "ECHO_TOKEN_DELAY_MS",
+    "LOG_LEVEL",
 ]
 
 # Reading a setting imports config.settings, which is where the validation runs.
@@ -80,22 +82,60 @@ def load(name: str, **env: str) -> subprocess.CompletedProcess:
         ("SECURE_SSL_REDIRECT", "maybe"),
         ("SECURE_HSTS_SECONDS", "a year"),
         ("MAX_REQUEST_BYTES", "10"),
+        ("ECHO_TOKEN_DELAY_MS", "-1"),
+        ("ECHO_TOKEN_DELAY_MS", "30ms"),
+        ("LOG_LEVEL", "loud"),
     ],
 )
-def test_bad_value_stops_start_up_naming_the_variable(variable, value):
-    result = load("DEBUG", **{variable: value})
+def test_bad_value_stops_manage_py_with_one_line_naming_the_variable(variable, value):
+    result = run([sys.executable, "manage.py", "check"], **{variable: value})
+
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"Configuration error: {variable}=")
+    assert result.stderr.count("\n") == 1, result.stderr  # one line, no traceback
+
+
+def test_a_number_that_does_not_parse_is_explained():
+    """django-environ alone says "could not convert string to float: ''" for ``abc``."""
+    result = run([sys.executable, "manage.py", "check"], LLM_TIMEOUT="abc")
+
+    assert result.stderr == "Configuration error: LLM_TIMEOUT='abc' is not valid: use a number.\n"
+
+
+def test_bad_value_stops_the_asgi_server_with_one_line():
+    """What `make run` and production start: uvicorn importing config.asgi."""
+    result = run(
+        [sys.executable, "-m", "uvicorn", "config.asgi:application", "--port", "0", "--log-level", "warning"],
+        LLM_TIMEOUT="abc",
+    )
+
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        "Configuration error: LLM_TIMEOUT='abc' is not valid: use a number."
+    ]
+
+
+def test_bad_value_in_plain_python_is_a_setting_error():
+    result = load("DEBUG", LLM_TIMEOUT="abc")
 
     assert result.returncode != 0
-    last_line = result.stderr.strip().splitlines()[-1]
-    assert "ImproperlyConfigured" in last_line
-    assert variable in last_line
+    assert result.stderr.strip().splitlines()[-1].startswith("config.env.SettingError: LLM_TIMEOUT=")
+
+
+def test_other_errors_keep_their_traceback():
+    from config.env import exit_on_setting_error
+
+    with pytest.raises(RuntimeError), exit_on_setting_error():
+        raise RuntimeError("not a setting")
 
 
 def test_missing_secret_key_with_debug_off_stops_start_up():
-    result = load("DEBUG", SECRET_KEY="", DEBUG="false")
+    result = run([sys.executable, "manage.py", "check"], SECRET_KEY="", DEBUG="false")
 
-    assert result.returncode != 0
-    assert "SECRET_KEY" in result.stderr.strip().splitlines()[-1]
+    assert result.returncode == 1
+    assert result.stderr.splitlines() == [
+        "Configuration error: Set the SECRET_KEY environment variable (or DEBUG=true for local development)."
+    ]
 
 
 def test_missing_secret_key_with_debug_on_uses_a_development_key():
@@ -106,10 +146,11 @@ def test_missing_secret_key_with_debug_on_uses_a_development_key():
 
 
 def test_openai_provider_needs_a_key_or_a_base_url():
-    result = load("LLM_PROVIDER", LLM_PROVIDER="openai")
+    result = run([sys.executable, "manage.py", "check"], LLM_PROVIDER="openai")
 
-    assert result.returncode != 0
-    assert "OPENAI_API_KEY" in result.stderr.strip().splitlines()[-1]
+    assert result.returncode == 1
+    assert result.stderr.count("\n") == 1
+    assert "OPENAI_API_KEY" in result.stderr
 
 
 def test_openai_compatible_server_needs_no_key():
@@ -124,7 +165,7 @@ def test_defaults_start_on_a_fresh_machine():
         "import django; from django.conf import settings; django.setup();"
         "print(settings.DEBUG, settings.INITIAL_WALLET_BALANCE, settings.LLM_PROVIDER,"
         " settings.DATABASES['default']['ENGINE'], settings.CACHES['default']['BACKEND'],"
-        " settings.SIMPLE_JWT['ACCESS_TOKEN_LIFETIME'].total_seconds())"
+        " settings.SIMPLE_JWT['ACCESS_TOKEN_LIFETIME'].total_seconds(), settings.ECHO_TOKEN_DELAY_MS)"
     )
 
     result = run(code)
@@ -137,6 +178,7 @@ def test_defaults_start_on_a_fresh_machine():
         "django.db.backends.sqlite3",
         "django.core.cache.backends.locmem.LocMemCache",
         "900.0",
+        "0",
     ]
 
 
@@ -160,7 +202,7 @@ def test_lists_and_numbers_are_read():
     assert result.stdout.strip() == (
         "['web.apps.googleusercontent.com', 'ios.apps.googleusercontent.com']"
         " ['api.example.com', '.example.org'] 250"
-        " django.core.cache.backends.redis.RedisCache django.db.backends.postgresql"
+        " django.core.cache.backends.redis.RedisCache core.db.postgresql"
     )
 
 
