@@ -1,15 +1,30 @@
 from datetime import timedelta
 
 import pytest
+from django.db import transaction
 from django.utils import timezone
 
+from accounts.models import User
 from wallets.models import Hold, Wallet
+from wallets.services import wallet_hold
 
 
 @pytest.fixture(autouse=True)
 def _fast_password_hashing(settings):
     """The personas' passwords are hashed on every test; these tests are about money."""
     settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
+def walletless_user(db):
+    """Carol, a user stored without the ``post_save`` receiver (as a data load would): no wallet yet.
+
+    A wallet cannot be deleted (its ledger protects it), so this is how a test
+    gets a user whose wallet the services must create.
+    """
+    (carol,) = User.objects.bulk_create([User(login_id="carol", email="carol@example.com")])
+    assert not Wallet.objects.filter(user=carol).exists()
+    return carol
 
 
 @pytest.fixture
@@ -21,3 +36,9 @@ def wallet(user) -> Wallet:
 def age_hold(hold: Hold, *, minutes: int) -> None:
     """Pretend ``hold`` was made ``minutes`` ago."""
     Hold.objects.filter(pk=hold.pk).update(created_at=timezone.now() - timedelta(minutes=minutes))
+
+
+def reserve(*, user, amount: int, description: str = "") -> Hold:
+    """``wallet_hold`` in its own committed transaction, as the chats app calls it with its rows."""
+    with transaction.atomic():
+        return wallet_hold(user=user, amount=amount, description=description)

@@ -6,7 +6,7 @@ from django.core.management.base import CommandError
 
 from wallets import services
 from wallets.models import Hold, LedgerEntry, Wallet
-from wallets.tests.conftest import age_hold
+from wallets.tests.conftest import age_hold, reserve
 
 pytestmark = pytest.mark.django_db
 
@@ -99,9 +99,9 @@ def test_help_explains_each_command(command, words):
 
 
 def test_audit_passes_when_every_wallet_matches(user, other_user):
-    hold = services.wallet_reserve(user=user, amount=10)
+    hold = reserve(user=user, amount=10)
     services.wallet_settle(hold_id=hold.pk, cost=3, description="reply")
-    services.wallet_reserve(user=other_user, amount=10)
+    reserve(user=other_user, amount=10)
     out, err = run("audit_wallets")
     assert "Every wallet matches" in out
     assert err == ""
@@ -129,7 +129,7 @@ def test_audit_lists_every_mismatch(user, other_user):
 
 
 def test_audit_reports_a_stale_hold_and_can_release_it(user):
-    hold = services.wallet_reserve(user=user, amount=10)
+    hold = reserve(user=user, amount=10)
     age_hold(hold, minutes=60)
     err = StringIO()
     with pytest.raises(CommandError, match="1 problem"):
@@ -147,8 +147,8 @@ def test_audit_reports_a_stale_hold_and_can_release_it(user):
 
 def test_release_stale_holds_uses_the_configured_age(user, settings):
     settings.STALE_HOLD_MINUTES = 15
-    old = services.wallet_reserve(user=user, amount=10)
-    fresh = services.wallet_reserve(user=user, amount=20)
+    old = reserve(user=user, amount=10)
+    fresh = reserve(user=user, amount=20)
     age_hold(old, minutes=16)
     age_hold(fresh, minutes=14)
 
@@ -162,7 +162,7 @@ def test_release_stale_holds_uses_the_configured_age(user, settings):
 
 
 def test_release_stale_holds_takes_minutes(user):
-    hold = services.wallet_reserve(user=user, amount=10)
+    hold = reserve(user=user, amount=10)
     age_hold(hold, minutes=3)
     out, _ = run("release_stale_holds", "--minutes", "2")
     assert "Released 1 stale hold(s)." in out
