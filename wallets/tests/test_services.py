@@ -11,7 +11,7 @@ from accounts.services import user_register
 from core.errors import Conflict, ValidationFailed
 from wallets import services
 from wallets.errors import HoldNotFound, IdempotencyKeyReused, InsufficientFunds
-from wallets.models import Hold, LedgerEntry, Wallet
+from wallets.models import CREDITS_MAX, Hold, LedgerEntry, Wallet
 from wallets.selectors import wallets_audit
 from wallets.tests.conftest import age_hold, reserve
 
@@ -446,3 +446,69 @@ def test_hold_refused_rolls_back_the_callers_writes(user):
     assert not Hold.objects.exists()
     assert not User.objects.filter(login_id="written-with-the-hold").exists()
     assert Wallet.objects.get(user=user).held == 0
+
+
+# --- amounts past the money columns' range -------------------------------------
+
+
+TOO_MANY = [CREDITS_MAX + 1, 2**63, 10**30]
+
+
+@pytest.mark.parametrize("amount", TOO_MANY)
+@pytest.mark.parametrize("service", ["wallet_top_up", "wallet_refund", "wallet_adjust"])
+def test_ledger_services_refuse_an_amount_past_the_column_range(wallet, user, staff_user, service, amount):
+    with pytest.raises(ValidationFailed) as caught:
+        getattr(services, service)(user=user, amount=amount, reason="x", actor=staff_user)
+    assert "amount" in caught.value.details
+    assert (refreshed(wallet).balance, wallet.entries.count()) == (100, 1)
+
+
+@pytest.mark.parametrize("amount", [-a for a in TOO_MANY])
+def test_adjust_refuses_a_negative_amount_past_the_column_range(wallet, user, staff_user, amount):
+    with pytest.raises(ValidationFailed):
+        services.wallet_adjust(user=user, amount=amount, reason="x", actor=staff_user)
+    assert refreshed(wallet).balance == 100
+
+
+@pytest.mark.parametrize("amount", TOO_MANY)
+def test_hold_refuses_an_amount_past_the_column_range(wallet, user, amount):
+    with pytest.raises(ValidationFailed) as caught:
+        reserve(user=user, amount=amount)
+    assert "amount" in caught.value.details
+    assert not Hold.objects.exists()
+
+
+@pytest.mark.parametrize("cost", TOO_MANY)
+def test_settle_refuses_a_cost_past_the_column_range(wallet, user, cost):
+    hold = reserve(user=user, amount=30)
+    with pytest.raises(ValidationFailed) as caught:
+        services.wallet_settle(hold_id=hold.pk, cost=cost, description="reply")
+    assert "cost" in caught.value.details
+    hold.refresh_from_db()
+    assert hold.is_open
+
+
+def test_hold_of_the_largest_amount_is_insufficient_funds_not_a_database_error(wallet, user):
+    with pytest.raises(InsufficientFunds):
+        reserve(user=user, amount=CREDITS_MAX)
+
+
+def test_a_credit_may_fill_the_wallet_to_the_column_range_and_no_further(wallet, user, staff_user):
+    entry = services.wallet_top_up(user=user, amount=CREDITS_MAX - 100, reason="fill")
+    assert entry.balance_after == refreshed(wallet).balance == CREDITS_MAX
+    for service in (services.wallet_top_up, services.wallet_refund, services.wallet_adjust):
+        with pytest.raises(ValidationFailed) as caught:
+            service(user=user, amount=1, reason="one more", actor=staff_user)
+        assert "would pass" in caught.value.details["amount"][0]
+    assert (refreshed(wallet).balance, wallet.entries.count()) == (CREDITS_MAX, 2)
+    # Still a working wallet at the top: it can hold, spend and be read.
+    hold = reserve(user=user, amount=CREDITS_MAX)
+    assert services.wallet_settle(hold_id=hold.pk, cost=1, description="reply").balance == CREDITS_MAX - 1
+    assert list(wallets_audit()) == []
+
+
+def test_a_credit_past_the_range_on_a_busy_wallet_is_refused(wallet, user):
+    services.wallet_top_up(user=user, amount=CREDITS_MAX // 2, reason="half")
+    with pytest.raises(ValidationFailed):
+        services.wallet_top_up(user=user, amount=CREDITS_MAX // 2 + 100, reason="and the rest")
+    assert refreshed(wallet).balance == CREDITS_MAX // 2 + 100
