@@ -1,9 +1,11 @@
 import pytest
+from django.urls import resolve, reverse
 
 from conftest import bearer_client
 from wallets import services
 from wallets.models import LedgerEntry, Wallet
 from wallets.tests.conftest import reserve
+from wallets.views import WalletViewSet
 
 pytestmark = pytest.mark.django_db
 
@@ -95,3 +97,34 @@ def test_transactions_paginate_in_constant_queries(auth_client, user, django_ass
 def test_get_wallet_reads_in_two_queries(auth_client, django_assert_max_num_queries):
     with django_assert_max_num_queries(2):  # the token's user, the wallet
         assert auth_client.get(WALLET).status_code == 200
+
+
+def test_wallet_urls_keep_their_names_and_are_served_by_the_viewset():
+    assert reverse("wallets:wallet") == WALLET
+    assert reverse("wallets:transactions") == TRANSACTIONS
+    assert resolve(WALLET).func.cls is WalletViewSet
+    assert resolve(TRANSACTIONS).func.cls is WalletViewSet
+
+
+@pytest.mark.parametrize(
+    ("path", "name", "description", "allow"),
+    [
+        (
+            WALLET,
+            "Wallet",
+            "The caller's wallet; reading it creates it (with the bonus) if it is missing.",
+            "GET, POST, HEAD, OPTIONS",
+        ),
+        (TRANSACTIONS, "Transaction List", "The caller's ledger, newest first.", "GET, HEAD, OPTIONS"),
+    ],
+)
+def test_options_describe_each_url_and_no_body_to_send(auth_client, path, name, description, allow):
+    response = auth_client.options(path)
+    assert response.status_code == 200
+    assert response["Allow"] == allow
+    assert response.json() == {
+        "name": name,
+        "description": description,
+        "renders": ["application/json"],
+        "parses": ["application/json"],
+    }
