@@ -181,7 +181,3 @@ class Hold(models.Model):
 
     def __str__(self) -> str:
         return f"Hold {self.amount} ({self.status})"
-
-    @property
-    def is_open(self) -> bool:
-        return self.status == self.Status.OPEN

@@ -485,7 +485,7 @@ def test_settle_refuses_a_cost_past_the_column_range(wallet, user, cost):
         services.wallet_settle(hold_id=hold.pk, cost=cost, description="reply")
     assert "cost" in caught.value.details
     hold.refresh_from_db()
-    assert hold.is_open
+    assert hold.status == Hold.Status.OPEN
 
 
 def test_hold_of_the_largest_amount_is_insufficient_funds_not_a_database_error(wallet, user):
