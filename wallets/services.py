@@ -1,7 +1,7 @@
 """Every write to a wallet.
 
 Locking style: one conditional ``UPDATE`` of the wallet row that returns the
-row it changed (``... SET held = held + x WHERE balance >= held + x
+row it changed (``... SET held = held + x WHERE balance - held >= x
 RETURNING ...``), rather than ``SELECT ... FOR UPDATE`` then ``UPDATE``. Both
 are correct; the conditional update keeps the hot row locked for fewer round
 trips and measured faster on one hot wallet (``bench/wallet_contention.py``
