@@ -67,6 +67,23 @@ def other_user(make_user):
 
 
 @pytest.fixture
+def walletless_user(db):
+    """Carol, a user stored without the ``post_save`` receiver (as a data load would): no wallet yet.
+
+    A wallet cannot be deleted (its ledger protects it), so this is how a test
+    gets a user whose wallet the services must create.
+    """
+    from accounts.models import User
+    from wallets.models import Wallet
+
+    (carol,) = User.objects.bulk_create(
+        [User(login_id="carol", login_key="carol", email="carol@example.com")]
+    )
+    assert not Wallet.objects.filter(user=carol).exists()
+    return carol
+
+
+@pytest.fixture
 def staff_user(make_user):
     return make_user("staff", is_staff=True, is_superuser=True)
 

@@ -206,7 +206,7 @@ def reply_finish(*, plan: ReplyPlan, content: str, usage: Usage | None, status: 
     with transaction.atomic():
         message = Message.objects.select_for_update().filter(pk=plan.assistant_message_id).first()
         if message is not None and message.status != Message.Status.PENDING:
-            wallet, _ = wallet_services.wallet_get_or_create(user=plan.user_message.session.user)
+            wallet = wallet_selectors.wallet_for_user(user=plan.user_message.session.user)
             return ReplyResult(message=message, usage=usage, cost=message.cost, balance=wallet.balance)
         # Pending, or gone with its deleted session: the hold is settled either way.
         wallet = _settle_hold(plan, status=status, cost=cost)
@@ -228,7 +228,7 @@ def reply_finish(*, plan: ReplyPlan, content: str, usage: Usage | None, status: 
 
 def _settle_hold(plan: ReplyPlan, *, status: str, cost: int):
     if plan.hold_id is None:
-        wallet, _ = wallet_services.wallet_get_or_create(user=plan.user_message.session.user)
+        wallet = wallet_selectors.wallet_for_user(user=plan.user_message.session.user)
         return wallet
     if status == Message.Status.FAILED:
         return wallet_services.wallet_release(hold_id=plan.hold_id)

@@ -104,7 +104,7 @@ class WalletAdmin(ReadOnlyMixin, admin.ModelAdmin):
             try:
                 entry = self._apply(request, wallet, form.cleaned_data)
             except DomainError as exc:
-                self._show_error(form, exc)
+                form.add_service_error(exc)
             else:
                 self.message_user(
                     request,
@@ -113,6 +113,8 @@ class WalletAdmin(ReadOnlyMixin, admin.ModelAdmin):
                     messages.SUCCESS,
                 )
                 return HttpResponseRedirect(reverse("admin:wallets_wallet_change", args=[wallet.pk]))
+        if form.errors:
+            self.message_user(request, "Nothing was recorded: see the form below.", messages.ERROR)
         context = {
             **self.admin_site.each_context(request),
             "title": f"Top up / adjust: {wallet.user}",
@@ -121,15 +123,6 @@ class WalletAdmin(ReadOnlyMixin, admin.ModelAdmin):
             "form": form,
         }
         return TemplateResponse(request, "admin/wallets/wallet/adjust.html", context)
-
-    @staticmethod
-    def _show_error(form: WalletAdjustForm, exc: DomainError) -> None:
-        field_errors = {f: e for f, e in exc.details.items() if f in form.fields and isinstance(e, list)}
-        for field, errors in field_errors.items():
-            for error in errors:
-                form.add_error(field, error)
-        if not field_errors:
-            form.add_error(None, exc.message)
 
     def _apply(self, request: HttpRequest, wallet: Wallet, data: dict) -> LedgerEntry:
         common = {

@@ -10,9 +10,11 @@
   lock. The database keeps ``0 <= held <= balance``; the audit checks
   ``held`` against the sum of open holds.
 
-Money is whole credits in ``BigIntegerField``s. Nothing here updates or
-deletes a ledger entry: :class:`LedgerEntryQuerySet` and
-:meth:`LedgerEntry.save` refuse it.
+Money is whole credits in ``BigIntegerField``s, so no amount or balance
+exceeds :data:`CREDITS_MAX`. Nothing here updates or deletes a ledger entry:
+:class:`LedgerEntryQuerySet` and :meth:`LedgerEntry.save` refuse it, and the
+money rows outlive their user: deleting a user who has a wallet raises
+``ProtectedError`` (support staff deactivate accounts instead).
 """
 
 import uuid
@@ -21,9 +23,12 @@ from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 
+#: The most credits any money column holds: the range of ``BigIntegerField``.
+CREDITS_MAX = models.BigIntegerField.MAX_BIGINT
+
 
 class Wallet(models.Model):
-    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="wallet")
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="wallet")
     balance = models.BigIntegerField(default=0, help_text="Credits; always the sum of the ledger.")
     held = models.BigIntegerField(default=0, help_text="Credits reserved by open holds.")
     created_at = models.DateTimeField(auto_now_add=True)
@@ -63,12 +68,28 @@ class LedgerEntry(models.Model):
         REFUND = "refund", "Refund"
         ADJUSTMENT = "adjustment", "Adjustment"
 
-    wallet = models.ForeignKey(Wallet, on_delete=models.CASCADE, related_name="entries")
+    class KeyScope(models.TextChoices):
+        """Who chose the idempotency key: the two never collide, whatever their text."""
+
+        SYSTEM = "system", "Made by Parley (the sign-up bonus)"
+        CALLER = "caller", "Given by the caller (an operator, staff, a client)"
+
+    wallet = models.ForeignKey(Wallet, on_delete=models.PROTECT, related_name="entries")
     kind = models.CharField(max_length=16, choices=Kind.choices)
     amount = models.BigIntegerField(help_text="Signed: credits in are positive, charges negative.")
     balance_after = models.BigIntegerField()
     description = models.CharField(max_length=255, blank=True)
-    idempotency_key = models.CharField(max_length=200, null=True, blank=True, unique=True)
+    # NULL, not "", for "no key": the unique (key_scope, idempotency_key) constraint ignores NULLs.
+    idempotency_key = models.CharField(  # noqa: DJ001
+        max_length=200, null=True, blank=True, help_text="Unique within its scope: the entry is made once."
+    )
+    key_scope = models.CharField(
+        max_length=8,
+        choices=KeyScope.choices,
+        blank=True,
+        default="",
+        help_text="Empty when there is no key.",
+    )
     hold = models.OneToOneField(
         "Hold",
         on_delete=models.RESTRICT,
@@ -79,7 +100,7 @@ class LedgerEntry(models.Model):
     )
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL,
-        on_delete=models.SET_NULL,
+        on_delete=models.PROTECT,
         null=True,
         blank=True,
         related_name="+",
@@ -99,6 +120,14 @@ class LedgerEntry(models.Model):
                 | Q(kind="charge", amount__lt=0)
                 | Q(kind="adjustment"),
                 name="wallets_ledgerentry_sign_matches_kind",
+            ),
+            models.CheckConstraint(
+                condition=Q(idempotency_key__isnull=True, key_scope="")
+                | Q(idempotency_key__isnull=False, key_scope__in=["system", "caller"]),
+                name="wallets_ledgerentry_key_has_a_scope",
+            ),
+            models.UniqueConstraint(
+                fields=["key_scope", "idempotency_key"], name="wallets_ledgerentry_key_unique_in_scope"
             ),
         ]
         indexes = [models.Index(fields=["wallet", "-created_at"], name="wallets_ledger_wallet_recent")]
@@ -124,7 +153,7 @@ class Hold(models.Model):
         RELEASED = "released", "Released"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
-    wallet = models.ForeignKey(Wallet, on_delete=models.CASCADE, related_name="holds")
+    wallet = models.ForeignKey(Wallet, on_delete=models.PROTECT, related_name="holds")
     amount = models.BigIntegerField(help_text="Credits reserved.")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.OPEN)
     charged = models.BigIntegerField(default=0, help_text="Credits charged when it was settled.")
@@ -152,7 +181,3 @@ class Hold(models.Model):
 
     def __str__(self) -> str:
         return f"Hold {self.amount} ({self.status})"
-
-    @property
-    def is_open(self) -> bool:
-        return self.status == self.Status.OPEN

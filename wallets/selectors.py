@@ -1,4 +1,4 @@
-"""Reads of wallets: the ledger a user sees, and the audit operators run."""
+"""Reads of wallets: a user's wallet and ledger, and the audit operators run."""
 
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -9,6 +9,18 @@ from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from wallets.models import Hold, LedgerEntry, Wallet
+
+
+def wallet_for_user(*, user) -> Wallet:
+    """The user's wallet as stored, to read its ``balance``/``held``/``available``; never writes.
+
+    One query. For other apps (the chats app reads the balance after settling
+    a reply) instead of calling the write service ``wallet_get_or_create``. A
+    user with no wallet yet (stored without the ``post_save`` receiver, e.g.
+    by a data load) gets an unsaved empty ``Wallet``: balance 0, what that
+    user can spend until the wallet is made.
+    """
+    return Wallet.objects.filter(user=user).first() or Wallet(user=user)
 
 
 def ledger_entries_for(*, user) -> QuerySet[LedgerEntry]:

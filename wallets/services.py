@@ -1,26 +1,33 @@
 """Every write to a wallet.
 
 Locking style: one conditional ``UPDATE`` of the wallet row that returns the
-row it changed (``... SET held = held + x WHERE balance >= held + x
+row it changed (``... SET held = held + x WHERE balance - held >= x
 RETURNING ...``), rather than ``SELECT ... FOR UPDATE`` then ``UPDATE``. Both
 are correct; the conditional update keeps the hot row locked for fewer round
-trips and measured faster on one hot wallet (``bench/wallet_contention.py``
-runs both). Rows that are not the wallet (a new hold, the claim of a hold)
+trips. Rows that are not the wallet (a new hold, the claim of a hold)
 are written *before* the wallet row is touched, so the wallet stays locked
 only from its ``UPDATE`` to the commit: the ``UPDATE``, at most one ledger
 ``INSERT``, and ``COMMIT``.
 
-Transactions: the outermost money operations (reserve, top-up, refund,
-adjust) are ``atomic(durable=True)`` so nobody nests them by accident.
+Transactions: the outermost money operations (top-up, refund, adjust) are
+``atomic(durable=True)`` so nobody nests them by accident.
 ``wallet_get_or_create`` runs inside the user's creation (the ``post_save``
-receiver) and ``wallet_settle``/``wallet_release`` inside the chats app's own
-transaction with the assistant message, so those three are plain
-``atomic()`` blocks.
+receiver), ``wallet_hold`` inside the chats app's transaction that stores the
+question and the pending reply, and ``wallet_settle``/``wallet_release``
+inside its transaction with the finished reply, so those four are not durable.
+
+Amounts: whole credits from 1 (or -1 for an adjustment) up to
+``CREDITS_MAX``, the range of the money columns; a credit that would take a
+balance past it is refused too. Both are ``ValidationFailed``, never a
+database error.
+
+Idempotency keys: a key given by a caller (an operator's ``--key``, the admin
+form's hidden key) is stored in the ``caller`` scope, the bonus's key in the
+``system`` scope, unique per scope: no caller key can take a key the system
+will need, whatever its text.
 """
 
-import logging
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 from uuid import UUID, uuid4
 
@@ -31,29 +38,36 @@ from django.utils import timezone
 
 from core.errors import ValidationFailed
 from wallets.errors import HoldNotFound, IdempotencyKeyReused, InsufficientFunds
-from wallets.models import Hold, LedgerEntry, Wallet
-
-logger = logging.getLogger(__name__)
+from wallets.models import CREDITS_MAX, Hold, LedgerEntry, Wallet
 
 DESCRIPTION_MAX = LedgerEntry._meta.get_field("description").max_length
 KEY_MAX = LedgerEntry._meta.get_field("idempotency_key").max_length
 
 
 def bonus_key(user_id: Any) -> str:
-    """The bonus entry's idempotency key: a second bonus is a unique violation."""
+    """The bonus entry's key, in the ``system`` scope: a second bonus is a unique violation."""
     return f"bonus:{user_id}"
 
 
 # --- validation -------------------------------------------------------------
 
 
-def _whole_credits(value: Any, *, field: str = "amount", positive: bool = True) -> int:
+def _whole_credits(value: Any, *, field: str = "amount", positive: bool = True, zero: bool = False) -> int:
+    """``value`` if it is a whole number of credits the money columns can hold.
+
+    ``positive``: greater than zero (or zero too, with ``zero``); otherwise
+    signed and not zero.
+    """
     if isinstance(value, bool) or not isinstance(value, int):
         raise ValidationFailed(details={field: ["Must be a whole number of credits."]})
-    if positive and value <= 0:
+    if positive and zero and value < 0:
+        raise ValidationFailed(details={field: ["Must be zero or more."]})
+    if positive and not zero and value <= 0:
         raise ValidationFailed(details={field: ["Must be greater than zero."]})
     if not positive and value == 0:
         raise ValidationFailed(details={field: ["Must not be zero."]})
+    if abs(value) > CREDITS_MAX:
+        raise ValidationFailed(details={field: [f"Must be at most {CREDITS_MAX} credits."]})
     return value
 
 
@@ -103,6 +117,7 @@ def wallet_get_or_create(*, user) -> tuple[Wallet, bool]:
                     balance_after=bonus,
                     description="Sign-up bonus",
                     idempotency_key=bonus_key(user.pk),
+                    key_scope=LedgerEntry.KeyScope.SYSTEM,
                 )
     except IntegrityError:
         wallet = Wallet.objects.filter(user=user).first()
@@ -115,27 +130,19 @@ def wallet_get_or_create(*, user) -> tuple[Wallet, bool]:
 # --- reservations ------------------------------------------------------------
 
 
-def wallet_reserve(*, user, amount: int, description: str = "") -> Hold:
+def wallet_hold(*, user, amount: int, description: str = "", hold_id: UUID | None = None) -> Hold:
     """Hold ``amount`` credits of the available balance, or raise ``InsufficientFunds``.
 
-    Commits before returning (durable): call the provider afterwards, then
-    ``wallet_settle`` or ``wallet_release`` the hold.
-    """
-    with transaction.atomic(durable=True):
-        return wallet_hold(user=user, amount=amount, description=description)
-
-
-def wallet_hold(*, user, amount: int, description: str = "", hold_id: UUID | None = None) -> Hold:
-    """``wallet_reserve`` inside the caller's transaction, which must commit before the provider is called.
-
-    For a caller that stores other rows with the hold in one commit (the chats
-    app: the question, the pending reply). ``InsufficientFunds`` rolls the
-    caller's writes back with it. The wallet row stays locked from here to the
-    caller's commit, so call it late. ``hold_id`` lets the caller store the
-    hold's id before the hold exists.
+    Runs inside the caller's transaction, which must commit before the
+    provider is called; afterwards ``wallet_settle`` or ``wallet_release``
+    the hold. The caller stores its other rows with the hold in that one
+    commit (the chats app: the question, the pending reply), and
+    ``InsufficientFunds`` rolls them back with it. The wallet row stays locked
+    from here to the caller's commit, so call it late. ``hold_id`` lets the
+    caller store the hold's id before the hold exists.
     """
     if not transaction.get_connection().in_atomic_block:
-        raise RuntimeError("wallet_hold() needs an open transaction; use wallet_reserve() otherwise.")
+        raise RuntimeError("wallet_hold() needs the caller's open transaction (transaction.atomic()).")
     amount = _whole_credits(amount)
     # The wallet by its user: no SELECT for its id first, in the common case
     # where it exists and can pay. None means it cannot pay, or does not exist
@@ -161,8 +168,7 @@ def wallet_settle(*, hold_id: UUID | str, cost: int, description: str) -> Wallet
     idempotent) and the wallet is returned as it is. Not durable: the chats
     app settles inside its own transaction.
     """
-    if isinstance(cost, bool) or not isinstance(cost, int) or cost < 0:
-        raise ValidationFailed(details={"cost": ["Must be a whole number of credits, zero or more."]})
+    cost = _whole_credits(cost, field="cost", zero=True)
     with transaction.atomic():
         wallet, _ = _hold_close(hold_id=hold_id, cost=cost, description=description)
     return wallet
@@ -173,26 +179,6 @@ def wallet_release(*, hold_id: UUID | str) -> Wallet:
     with transaction.atomic():
         wallet, _ = _hold_close(hold_id=hold_id, cost=None, description="")
     return wallet
-
-
-def holds_release_stale(*, older_than: timedelta) -> list[Hold]:
-    """Release every hold still open ``older_than`` after it was made.
-
-    A hold that a live process settles meanwhile is left to it. Each hold is
-    released in its own short transaction, so one hot wallet is never locked
-    for the whole sweep.
-    """
-    cutoff = timezone.now() - older_than
-    stale = Hold.objects.filter(status=Hold.Status.OPEN, created_at__lt=cutoff).values_list("pk", flat=True)
-    released = []
-    for hold_id in list(stale):
-        with transaction.atomic(durable=True):
-            _, closed = _hold_close(hold_id=hold_id, cost=None, description="")
-        if closed:
-            released.append(hold_id)
-    if released:
-        logger.warning("Released %d stale hold(s): %s", len(released), ", ".join(map(str, released)))
-    return list(Hold.objects.filter(pk__in=released).order_by("created_at"))
 
 
 def _hold_close(*, hold_id: UUID | str, cost: int | None, description: str) -> tuple[Wallet, bool]:
@@ -263,19 +249,25 @@ def _wallet_move(
 
     The wallet is ``wallet_id``, or the one of ``user_id`` (unique per user).
     One conditional ``UPDATE`` (the wallet row is locked from here to the
-    commit); returns the updated wallet, or None when it would overdraw (or
-    does not exist).
+    commit); returns the updated wallet, or None when it would overdraw, or
+    take the balance past ``CREDITS_MAX`` (or does not exist).
+
+    The condition does its arithmetic in Python, so no expression in SQL can
+    leave the column's range (PostgreSQL would raise, SQLite turn it into a
+    float): ``balance - held`` lies between 0 and the balance, and the two
+    bounds are computed here from amounts already checked to be in range.
     """
     column, key = ("id", wallet_id) if wallet_id is not None else ("user_id", user_id)
     wallet_table = connection.ops.quote_name(Wallet._meta.db_table)
     sql = (
         f"UPDATE {wallet_table} SET balance = balance + %s, held = held + %s, updated_at = %s"
-        f" WHERE {column} = %s AND balance + %s >= held + %s"
+        f" WHERE {column} = %s AND balance - held >= %s AND balance <= %s"
         f" RETURNING {_WALLET_COLUMNS}"
     )
     now = connection.ops.adapt_datetimefield_value(timezone.now())
+    needed, ceiling = held - balance, CREDITS_MAX - max(balance, 0)
     # A RawQuerySet runs the statement once, on first iteration, and converts the row to a Wallet.
-    return next(iter(Wallet.objects.raw(sql, [balance, held, now, key, balance, held])), None)
+    return next(iter(Wallet.objects.raw(sql, [balance, held, now, key, needed, ceiling])), None)
 
 
 # --- credits in and staff corrections ----------------------------------------
@@ -295,9 +287,10 @@ def wallet_top_up(
 ) -> LedgerEntry:
     """Credit ``amount`` (> 0) with a reason.
 
-    With an ``idempotency_key`` the top-up applies once: a replay returns the
-    original entry and credits nothing; the same key with another user,
-    amount or kind is a ``Conflict`` (409).
+    With an ``idempotency_key`` (the caller's, kept apart from the system's
+    keys) the top-up applies once: a replay returns the original entry and
+    credits nothing; the same key with another user, amount or kind is
+    ``IdempotencyKeyReused`` (a ``Conflict``, 409).
     """
     entry = _Entry(
         LedgerEntry.Kind.TOPUP, _whole_credits(amount), _reason(reason), _key(idempotency_key), actor
@@ -338,6 +331,15 @@ def _ledger_append(*, user, entry: _Entry) -> LedgerEntry:
             moved = _wallet_move(wallet_id=wallet.pk, balance=entry.amount)
             if moved is None:
                 wallet.refresh_from_db(fields=["balance", "held"])
+                if entry.amount > 0:  # only a credit can be refused: it would pass the ceiling
+                    raise ValidationFailed(
+                        details={
+                            "amount": [
+                                f"The balance would pass {CREDITS_MAX} credits, the most a wallet holds "
+                                f"(it holds {wallet.balance})."
+                            ]
+                        }
+                    )
                 raise InsufficientFunds(available=wallet.available, required=-entry.amount)
             return LedgerEntry.objects.create(
                 wallet=moved,
@@ -346,6 +348,7 @@ def _ledger_append(*, user, entry: _Entry) -> LedgerEntry:
                 balance_after=moved.balance,
                 description=entry.description,
                 idempotency_key=entry.idempotency_key,
+                key_scope=LedgerEntry.KeyScope.CALLER if entry.idempotency_key else "",
                 actor=entry.actor,
             )
     except IntegrityError:
@@ -357,7 +360,9 @@ def _ledger_append(*, user, entry: _Entry) -> LedgerEntry:
 
 def _replay(*, user, entry: _Entry) -> LedgerEntry | None:
     original = (
-        LedgerEntry.objects.select_related("wallet").filter(idempotency_key=entry.idempotency_key).first()
+        LedgerEntry.objects.select_related("wallet")
+        .filter(key_scope=LedgerEntry.KeyScope.CALLER, idempotency_key=entry.idempotency_key)
+        .first()
     )
     if original is None:
         return None

@@ -1,10 +1,24 @@
 from django.urls import path
 
-from wallets import views
+from wallets.views import WalletViewSet
 
 app_name = "wallets"
 
+# Explicit maps rather than a router: one wallet per user, so the resource has
+# no id, and a router's list/detail routes would not fit it. ``name`` and
+# ``description`` keep what OPTIONS says about each URL.
+wallet = WalletViewSet.as_view(
+    {"get": "retrieve", "post": "create"},
+    name="Wallet",
+    description=WalletViewSet.retrieve.__doc__,
+)
+transactions = WalletViewSet.as_view(
+    {"get": "transactions"},
+    name="Transaction List",
+    description=WalletViewSet.transactions.__doc__,
+)
+
 urlpatterns = [
-    path("wallet/", views.WalletView.as_view(), name="wallet"),
-    path("wallet/transactions/", views.TransactionListView.as_view(), name="transactions"),
+    path("wallet/", wallet, name="wallet"),
+    path("wallet/transactions/", transactions, name="transactions"),
 ]

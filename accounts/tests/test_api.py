@@ -192,16 +192,16 @@ def test_deactivated_user_cannot_refresh(api_client, user):
     assert_error(post(api_client, "/auth/token/refresh", {"refresh": refresh}), 401, "token_not_valid")
 
 
-def test_deleted_user_refresh_token_is_401_not_500(api_client, user):
-    refresh = str(RefreshToken.for_user(user))
-    User.objects.filter(pk=user.pk).delete()
+def test_deleted_user_refresh_token_is_401_not_500(api_client, walletless_user):
+    refresh = str(RefreshToken.for_user(walletless_user))
+    User.objects.filter(pk=walletless_user.pk).delete()
 
     assert_error(post(api_client, "/auth/token/refresh", {"refresh": refresh}), 401, "token_not_valid")
 
 
-def test_deleted_user_access_token_is_refused(user):
-    client = bearer(str(RefreshToken.for_user(user).access_token))
-    User.objects.filter(pk=user.pk).delete()
+def test_deleted_user_access_token_is_refused(walletless_user):
+    client = bearer(str(RefreshToken.for_user(walletless_user).access_token))
+    User.objects.filter(pk=walletless_user.pk).delete()
 
     assert_error(client.get("/auth/me"), 401, "token_not_valid")
 

@@ -198,17 +198,17 @@ def test_refresh_rotates_once(user):
         services.token_refresh(refresh=old)
 
 
-def test_refresh_of_deleted_user_is_token_not_valid(user):
-    refresh = refresh_for(user)
-    user.delete()
+def test_refresh_of_deleted_user_is_token_not_valid(walletless_user):
+    refresh = refresh_for(walletless_user)
+    walletless_user.delete()
 
     with pytest.raises(TokenNotValid):
         services.token_refresh(refresh=refresh)
 
 
-def test_logout_of_deleted_user_still_kills_the_token(user):
-    refresh = refresh_for(user)
-    user.delete()
+def test_logout_of_deleted_user_still_kills_the_token(walletless_user):
+    refresh = refresh_for(walletless_user)
+    walletless_user.delete()
 
     services.user_logout(refresh=refresh)
 

@@ -18,7 +18,7 @@ from chats import services
 from chats.models import ChatSession, Message
 from chats.tests.test_stream import assert_books_balance, post_stream
 from wallets.models import Hold, LedgerEntry, Wallet
-from wallets.services import wallet_hold
+from wallets.services import wallet_hold, wallet_settle
 
 pytestmark = pytest.mark.django_db
 
@@ -63,6 +63,19 @@ def test_release_stale_holds_uses_the_configured_age(user, settings):
     assert "Released 1 stale hold(s)." in out
     wallet = Wallet.objects.get(user=user)
     assert (wallet.balance, wallet.held) == (100, 20)
+
+
+def test_release_stale_holds_leaves_settled_holds_and_the_books_balance(user):
+    settled = reserve(user, 5)
+    with transaction.atomic():
+        wallet_settle(hold_id=settled.pk, cost=5, description="reply")
+    age_hold(settled, minutes=30)
+    age_hold(reserve(user, 10), minutes=30)
+
+    assert "Released 1 stale hold(s)." in run()
+
+    assert Hold.objects.get(pk=settled.pk).status == Hold.Status.SETTLED
+    call_command("audit_wallets", stdout=StringIO())
 
 
 def test_release_stale_holds_takes_minutes(user):

@@ -9,7 +9,8 @@ from django.contrib.auth.models import Permission
 from django.test import Client
 
 from wallets import services
-from wallets.models import LedgerEntry, Wallet
+from wallets.models import CREDITS_MAX, LedgerEntry, Wallet
+from wallets.tests.conftest import reserve
 
 pytestmark = pytest.mark.django_db
 
@@ -142,6 +143,64 @@ def test_bad_adjustments_show_the_form_again_and_write_nothing(staff_client, wal
     wallet.refresh_from_db()
     assert wallet.balance == 100
     assert wallet.entries.count() == 1
+
+
+def assert_nothing_recorded(response, wallet, *, balance: int = 100, entries: int = 1) -> str:
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert "Nothing was recorded" in page
+    wallet.refresh_from_db()
+    assert (wallet.balance, wallet.entries.count()) == (balance, entries)
+    return page
+
+
+@pytest.mark.parametrize("amount", [10**30, 2**63, -(2**63) - 1, "9" * 5000])
+def test_an_amount_past_the_column_range_is_a_form_error_not_a_500(staff_client, wallet, amount):
+    data = {"kind": "adjustment", "amount": amount, "reason": "x", "idempotency_key": "admin:big"}
+    page = assert_nothing_recorded(staff_client.post(adjust_url(wallet), data), wallet)
+    assert "credits." in page or "whole number" in page
+
+
+def test_a_credit_that_would_overflow_the_balance_is_a_form_error(staff_client, wallet):
+    data = {"kind": "topup", "amount": CREDITS_MAX, "reason": "x", "idempotency_key": "admin:fill"}
+    page = assert_nothing_recorded(staff_client.post(adjust_url(wallet), data), wallet)
+    assert "the most a wallet holds" in page
+
+
+def test_a_key_reused_for_another_amount_is_shown_and_the_form_gets_a_fresh_key(staff_client, wallet):
+    key = fresh_key(staff_client, wallet)
+    data = {"kind": "topup", "amount": 40, "reason": "phone support", "idempotency_key": key}
+    assert staff_client.post(adjust_url(wallet), data).status_code == 302
+
+    response = staff_client.post(adjust_url(wallet), {**data, "amount": 50})
+
+    page = assert_nothing_recorded(response, wallet, balance=140, entries=2)
+    assert "already submitted with other values" in page
+    renewed = re.search(r'name="idempotency_key" value="([^"]+)"', page).group(1)
+    assert renewed != key
+    # Submitting the corrected form again records it, once.
+    assert (
+        staff_client.post(adjust_url(wallet), {**data, "amount": 50, "idempotency_key": renewed}).status_code
+        == 302
+    )
+    wallet.refresh_from_db()
+    assert wallet.balance == 190
+
+
+@pytest.mark.parametrize("key", ["k" * 101, "", "   "])
+def test_a_bad_hidden_key_is_shown_above_the_form(staff_client, wallet, key):
+    data = {"kind": "topup", "amount": 5, "reason": "x", "idempotency_key": key}
+    page = assert_nothing_recorded(staff_client.post(adjust_url(wallet), data), wallet)
+    assert "hidden key is not valid" in page
+    assert re.search(r'name="idempotency_key" value="admin:[0-9a-f-]{36}"', page)
+
+
+def test_not_enough_credits_says_how_many_are_available(staff_client, wallet, user):
+    reserve(user=user, amount=30)
+    data = {"kind": "adjustment", "amount": -80, "reason": "x", "idempotency_key": "admin:k"}
+    page = assert_nothing_recorded(staff_client.post(adjust_url(wallet), data), wallet)
+    assert "does not hold enough credits" in page
+    assert "It has 70 available" in page
 
 
 def test_staff_without_the_adjust_permission_cannot_move_credits(make_user, wallet):

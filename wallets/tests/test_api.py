@@ -1,7 +1,11 @@
 import pytest
+from django.urls import resolve, reverse
 
+from conftest import bearer_client
 from wallets import services
 from wallets.models import LedgerEntry, Wallet
+from wallets.tests.conftest import reserve
+from wallets.views import WalletViewSet
 
 pytestmark = pytest.mark.django_db
 
@@ -10,7 +14,7 @@ TRANSACTIONS = "/api/wallet/transactions/"
 
 
 def test_get_wallet_shows_balance_held_and_available(auth_client, user):
-    services.wallet_reserve(user=user, amount=30)
+    reserve(user=user, amount=30)
     response = auth_client.get(WALLET)
     assert response.status_code == 200
     body = response.json()
@@ -18,21 +22,20 @@ def test_get_wallet_shows_balance_held_and_available(auth_client, user):
     assert (body["balance"], body["held"], body["available"], body["currency"]) == (100, 30, 70, "credits")
 
 
-def test_get_wallet_creates_a_missing_one_with_the_bonus(auth_client, user):
-    Wallet.objects.filter(user=user).delete()
-    response = auth_client.get(WALLET)
+def test_get_wallet_creates_a_missing_one_with_the_bonus(walletless_user):
+    response = bearer_client(walletless_user).get(WALLET)
     assert response.status_code == 200
     assert response.json()["balance"] == 100
-    assert Wallet.objects.get(user=user).entries.count() == 1
+    assert Wallet.objects.get(user=walletless_user).entries.count() == 1
 
 
-def test_post_wallet_is_201_when_created_now_then_200_without_a_second_bonus(auth_client, user):
-    Wallet.objects.filter(user=user).delete()
-    first = auth_client.post(WALLET)
-    again = auth_client.post(WALLET)
+def test_post_wallet_is_201_when_created_now_then_200_without_a_second_bonus(walletless_user):
+    client = bearer_client(walletless_user)
+    first = client.post(WALLET)
+    again = client.post(WALLET)
     assert (first.status_code, again.status_code) == (201, 200)
     assert first.json()["balance"] == again.json()["balance"] == 100
-    assert LedgerEntry.objects.filter(wallet__user=user, kind="bonus").count() == 1
+    assert LedgerEntry.objects.filter(wallet__user=walletless_user, kind="bonus").count() == 1
 
 
 def test_post_wallet_that_exists_is_200(auth_client):
@@ -57,7 +60,7 @@ def test_wallet_cannot_be_deleted_or_edited_through_the_api(auth_client):
 
 
 def test_transactions_are_the_callers_own_newest_first(auth_client, user, other_user):
-    hold = services.wallet_reserve(user=user, amount=10)
+    hold = reserve(user=user, amount=10)
     services.wallet_settle(hold_id=hold.pk, cost=4, description="reply in general")
     services.wallet_top_up(user=user, amount=20, reason="bought")
     services.wallet_top_up(user=other_user, amount=999, reason="not alice's")
@@ -94,3 +97,34 @@ def test_transactions_paginate_in_constant_queries(auth_client, user, django_ass
 def test_get_wallet_reads_in_two_queries(auth_client, django_assert_max_num_queries):
     with django_assert_max_num_queries(2):  # the token's user, the wallet
         assert auth_client.get(WALLET).status_code == 200
+
+
+def test_wallet_urls_keep_their_names_and_are_served_by_the_viewset():
+    assert reverse("wallets:wallet") == WALLET
+    assert reverse("wallets:transactions") == TRANSACTIONS
+    assert resolve(WALLET).func.cls is WalletViewSet
+    assert resolve(TRANSACTIONS).func.cls is WalletViewSet
+
+
+@pytest.mark.parametrize(
+    ("path", "name", "description", "allow"),
+    [
+        (
+            WALLET,
+            "Wallet",
+            "The caller's wallet; reading it creates it (with the bonus) if it is missing.",
+            "GET, POST, HEAD, OPTIONS",
+        ),
+        (TRANSACTIONS, "Transaction List", "The caller's ledger, newest first.", "GET, HEAD, OPTIONS"),
+    ],
+)
+def test_options_describe_each_url_and_no_body_to_send(auth_client, path, name, description, allow):
+    response = auth_client.options(path)
+    assert response.status_code == 200
+    assert response["Allow"] == allow
+    assert response.json() == {
+        "name": name,
+        "description": description,
+        "renders": ["application/json"],
+        "parses": ["application/json"],
+    }

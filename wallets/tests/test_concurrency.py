@@ -17,6 +17,7 @@ from wallets import services
 from wallets.errors import InsufficientFunds
 from wallets.models import Hold, LedgerEntry, Wallet
 from wallets.selectors import wallets_audit
+from wallets.tests.conftest import reserve
 
 pytestmark = [requires_postgres, pytest.mark.django_db(transaction=True)]
 
@@ -46,7 +47,7 @@ def in_parallel(call: Callable[[int], Any], callers: int = CALLERS) -> list[Any]
 
 
 def test_parallel_reservations_never_overspend(user):
-    outcomes = in_parallel(lambda i: services.wallet_reserve(user=user, amount=30, description=f"reply {i}"))
+    outcomes = in_parallel(lambda i: reserve(user=user, amount=30, description=f"reply {i}"))
 
     holds = [o for o in outcomes if isinstance(o, Hold)]
     refused = [o for o in outcomes if isinstance(o, InsufficientFunds)]
@@ -64,7 +65,7 @@ def test_parallel_reservations_never_overspend(user):
 
 
 def test_parallel_settles_of_one_hold_charge_once(user):
-    hold = services.wallet_reserve(user=user, amount=20)
+    hold = reserve(user=user, amount=20)
     outcomes = in_parallel(lambda i: services.wallet_settle(hold_id=hold.pk, cost=15, description="reply"))
     assert all(isinstance(o, Wallet) for o in outcomes), outcomes
     assert LedgerEntry.objects.filter(kind="charge").count() == 1
@@ -73,7 +74,7 @@ def test_parallel_settles_of_one_hold_charge_once(user):
 
 
 def test_settle_racing_release_closes_the_hold_once(user):
-    hold = services.wallet_reserve(user=user, amount=20)
+    hold = reserve(user=user, amount=20)
 
     def close(i: int) -> Wallet:
         if i % 2:
@@ -98,8 +99,8 @@ def test_parallel_top_ups_with_the_same_key_apply_once(user):
     assert LedgerEntry.objects.filter(kind="topup").count() == 1
 
 
-def test_racing_get_or_create_grants_one_bonus(user):
-    Wallet.objects.filter(user=user).delete()
+def test_racing_get_or_create_grants_one_bonus(walletless_user):
+    user = walletless_user
     outcomes = in_parallel(lambda i: services.wallet_get_or_create(user=user))
     assert all(isinstance(o, tuple) for o in outcomes), outcomes
     assert sum(created for _, created in outcomes) == 1
@@ -112,7 +113,7 @@ def test_mixed_traffic_keeps_every_wallet_in_step(user, staff_user):
     def traffic(i: int) -> None:
         for n in range(5):
             try:
-                hold = services.wallet_reserve(user=user, amount=7)
+                hold = reserve(user=user, amount=7)
             except InsufficientFunds:
                 continue
             if (i + n) % 3:
@@ -131,11 +132,11 @@ def test_mixed_traffic_keeps_every_wallet_in_step(user, staff_user):
     assert LedgerEntry.objects.filter(kind="topup").count() == 4
 
 
-def test_parallel_first_reservations_of_a_user_without_a_wallet_all_succeed(user):
+def test_parallel_first_reservations_of_a_user_without_a_wallet_all_succeed(walletless_user):
     """Each finds no wallet; one creates it (with the bonus), and every reservation still fits."""
-    Wallet.objects.filter(user=user).delete()
+    user = walletless_user
 
-    outcomes = in_parallel(lambda i: services.wallet_reserve(user=user, amount=5))
+    outcomes = in_parallel(lambda i: reserve(user=user, amount=5))
 
     assert all(isinstance(o, Hold) for o in outcomes), outcomes
     wallet = Wallet.objects.get(user=user)

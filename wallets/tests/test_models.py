@@ -2,10 +2,12 @@
 
 import pytest
 from django.db import IntegrityError, transaction
-from django.db.models import F
+from django.db.models import F, ProtectedError
 
+from accounts.models import User
 from wallets.models import Hold, LedgerEntry, Wallet
-from wallets.services import bonus_key, wallet_reserve, wallet_settle
+from wallets.services import bonus_key, wallet_settle, wallet_top_up
+from wallets.tests.conftest import reserve
 
 pytestmark = pytest.mark.django_db
 
@@ -69,7 +71,7 @@ def test_ledger_entries_cannot_be_changed_or_deleted(wallet):
 
 
 def test_a_hold_can_be_charged_once_only(user):
-    hold = wallet_reserve(user=user, amount=10)
+    hold = reserve(user=user, amount=10)
     wallet = wallet_settle(hold_id=hold.pk, cost=4, description="reply")
     with pytest.raises(IntegrityError), transaction.atomic():
         LedgerEntry.objects.create(wallet=wallet, kind="charge", amount=-4, balance_after=92, hold=hold)
@@ -98,11 +100,36 @@ def test_available_is_balance_less_held(wallet):
     assert str(wallet) == "Wallet of alice"
 
 
-def test_deleting_a_user_takes_its_wallet_ledger_and_holds(user):
-    hold = wallet_reserve(user=user, amount=10)
+def test_deleting_a_user_keeps_its_wallet_ledger_and_holds(user):
+    hold = reserve(user=user, amount=10)
     wallet_settle(hold_id=hold.pk, cost=4, description="reply")
-    wallet_reserve(user=user, amount=10)
-    user.delete()
-    assert not Wallet.objects.exists()
-    assert not LedgerEntry.objects.exists()
-    assert not Hold.objects.exists()
+    reserve(user=user, amount=10)
+    before = (Wallet.objects.count(), LedgerEntry.objects.count(), Hold.objects.count())
+    with pytest.raises(ProtectedError), transaction.atomic():
+        user.delete()
+    with pytest.raises(ProtectedError), transaction.atomic():
+        User.objects.filter(pk=user.pk).delete()
+    assert User.objects.filter(pk=user.pk).exists()
+    assert (Wallet.objects.count(), LedgerEntry.objects.count(), Hold.objects.count()) == before
+
+
+def test_deleting_a_wallet_keeps_its_ledger_and_holds(wallet, user):
+    reserve(user=user, amount=10)
+    with pytest.raises(ProtectedError), transaction.atomic():
+        wallet.delete()
+    with pytest.raises(ProtectedError), transaction.atomic():
+        Wallet.objects.filter(pk=wallet.pk).delete()
+    assert (LedgerEntry.objects.count(), Hold.objects.count()) == (1, 1)
+
+
+def test_deleting_a_staff_member_keeps_the_entries_they_made(user, staff_user):
+    entry = wallet_top_up(user=user, amount=5, reason="goodwill", actor=staff_user)
+    with pytest.raises(ProtectedError), transaction.atomic():
+        staff_user.delete()
+    entry.refresh_from_db()
+    assert entry.actor == staff_user
+
+
+def test_a_user_without_money_rows_can_still_be_deleted(walletless_user):
+    walletless_user.delete()
+    assert not User.objects.filter(login_id="carol").exists()

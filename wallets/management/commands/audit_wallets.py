@@ -1,7 +1,6 @@
 from datetime import timedelta
 
 from django.conf import settings
-from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
 from wallets.selectors import holds_stale, wallets_audit
@@ -12,20 +11,11 @@ class Command(BaseCommand):
         "Check every wallet against its rows: balance = sum of its ledger = the last entry's balance_after, "
         "available (balance - held) not negative, held = sum of its open holds. Lists each mismatch and "
         "exits non-zero if there is any. Also lists holds open longer than STALE_HOLD_MINUTES "
-        "(--release-stale releases them first)."
+        "(release_stale_holds frees those whose reply is gone)."
     )
 
-    def add_arguments(self, parser):
-        parser.add_argument(
-            "--release-stale",
-            action="store_true",
-            help="Release holds left open longer than STALE_HOLD_MINUTES before checking.",
-        )
-
-    def handle(self, *args, release_stale: bool, **options):
+    def handle(self, *args, **options):
         older_than = timedelta(minutes=settings.STALE_HOLD_MINUTES)
-        if release_stale:
-            call_command("release_stale_holds", stdout=self.stdout, stderr=self.stderr)
         problems = [str(mismatch) for mismatch in wallets_audit()]
         problems += [
             f"wallet {hold.wallet_id} ({hold.wallet.user.login_id}): hold {hold.pk} of {hold.amount} "

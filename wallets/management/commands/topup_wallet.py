@@ -5,6 +5,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from core.errors import DomainError
+from wallets.errors import IdempotencyKeyReused
 from wallets.models import Wallet
 from wallets.services import wallet_top_up
 
@@ -38,7 +39,7 @@ class Command(BaseCommand):
         try:
             entry = wallet_top_up(user=user, amount=amount, reason=reason, idempotency_key=key)
         except DomainError as exc:
-            raise CommandError(_describe(exc)) from None
+            raise CommandError(_describe(exc, key=key)) from None
         balance = Wallet.objects.get(pk=entry.wallet_id).balance
         if entry.created_at < started:
             self.stdout.write(
@@ -47,6 +48,20 @@ class Command(BaseCommand):
         self.stdout.write(f"{user.login_id}: balance {balance} credits")
 
 
-def _describe(exc: DomainError) -> str:
-    fields = "; ".join(f"{field}: {' '.join(map(str, errors))}" for field, errors in exc.details.items())
-    return f"{exc.message} {fields}".strip()
+# The service names its inputs as the API does; the operator typed these.
+_ARGUMENTS = {"amount": "AMOUNT", "reason": "--reason", "idempotency_key": "--key"}
+
+
+def _describe(exc: DomainError, *, key: str | None) -> str:
+    """One sentence per problem, in the command's terms; nothing written, so say nothing twice."""
+    if isinstance(exc, IdempotencyKeyReused):
+        return (
+            f"--key {key!r} was already used for a different operation (another user, amount or kind); "
+            "nothing added."
+        )
+    problems = [
+        f"{_ARGUMENTS.get(field, field)}: {error}"
+        for field, errors in exc.details.items()
+        for error in (errors if isinstance(errors, list) else [errors])
+    ]
+    return " ".join(problems) or exc.message
