@@ -192,6 +192,7 @@ def test_create_takes_an_expiry_with_a_time_zone(auth_client):
         ({"name": "k", "monthly_cap": 2**63}, "monthly_cap"),
         ({"name": "k", "expires_at": "2999-01-01T00:00:00"}, "expires_at"),
         ({"name": "k", "expires_at": "next week"}, "expires_at"),
+        ({"name": "k", "expires_at": "2999-02-30T00:00:00Z"}, "expires_at"),
         ({"name": "k", "expires_at": 1767225600}, "expires_at"),
         ({"name": "k", "expires_at": "2001-01-01T00:00:00Z"}, "expires_at"),
     ],
