@@ -1,4 +1,4 @@
-"""Support staff find users, edit profiles, and deactivate accounts here.
+"""Support staff find users, edit profiles, deactivate accounts and revoke API keys here.
 
 Accounts are deactivated, never deleted: a user's wallet and its ledger must
 outlive them, so the admin offers no delete for a user who has a wallet.
@@ -16,10 +16,11 @@ from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.urls import NoReverseMatch, reverse
+from django.utils import timezone
 from django.utils.html import format_html
 
 from accounts import services
-from accounts.models import User
+from accounts.models import ApiKey, User
 from accounts.selectors import login_id_taken
 from accounts.throttles import AdminLoginThrottle
 
@@ -186,3 +187,76 @@ def admin_login(request: HttpRequest, extra_context=None) -> HttpResponse:
         for throttle in throttles:
             throttle.record_failure()
     return response
+
+
+class ApiKeyStateFilter(admin.SimpleListFilter):
+    title = "state"
+    parameter_name = "state"
+
+    def lookups(self, request: HttpRequest, model_admin) -> list[tuple[str, str]]:
+        return [("live", "live"), ("revoked", "revoked"), ("expired", "expired")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> QuerySet[ApiKey]:
+        now = timezone.now()
+        if self.value() == "live":
+            return queryset.live(now=now)
+        if self.value() == "revoked":
+            return queryset.filter(revoked_at__isnull=False)
+        if self.value() == "expired":
+            return queryset.filter(revoked_at__isnull=True, expires_at__lte=now)
+        return queryset
+
+
+@admin.register(ApiKey)
+class ApiKeyAdmin(admin.ModelAdmin):
+    """Staff see users' API keys and revoke them; users create them (no add), and keys are never deleted.
+
+    The digest is not shown: it identifies nothing a person can use, and the prefix
+    is what the user sees of their key.
+    """
+
+    list_display = (
+        "prefix",
+        "name",
+        "user",
+        "created_at",
+        "last_used_at",
+        "expires_at",
+        "monthly_cap",
+        "state",
+    )
+    list_filter = (("user", admin.RelatedOnlyFieldListFilter), ApiKeyStateFilter)
+    list_select_related = ("user",)
+    search_fields = ("user__login_id", "prefix", "name")
+    ordering = ("-created_at",)
+    fields = (
+        "id",
+        "user",
+        "name",
+        "prefix",
+        "state",
+        "created_at",
+        "last_used_at",
+        "expires_at",
+        "monthly_cap",
+        "revoked_at",
+    )
+    readonly_fields = fields
+    actions = ("revoke_keys",)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: ApiKey | None = None) -> bool:
+        return False
+
+    @admin.display(description="state")
+    def state(self, key: ApiKey) -> str:
+        if key.revoked_at is not None:
+            return "revoked"
+        return "live" if key.is_live() else "expired"
+
+    @admin.action(description="Revoke selected API keys", permissions=["change"])
+    def revoke_keys(self, request: HttpRequest, queryset: QuerySet[ApiKey]) -> None:
+        count = services.api_keys_revoke(keys=queryset)
+        self.message_user(request, f"Revoked {count} API key(s).", messages.SUCCESS)

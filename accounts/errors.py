@@ -1,6 +1,6 @@
 """Errors the accounts app raises beyond the shared ones in :mod:`core.errors`."""
 
-from core.errors import DomainError, InvalidCredentials
+from core.errors import Conflict, DomainError, InvalidCredentials
 
 
 class AccountInactive(InvalidCredentials):
@@ -19,3 +19,10 @@ class GoogleUnavailable(DomainError):
     code = "google_unavailable"
     status_code = 502
     default_message = "Google's signing certificates could not be fetched; try again later."
+
+
+class ApiKeyLimitReached(Conflict):
+    """The user already holds ``API_KEYS_PER_USER`` live keys."""
+
+    code = "api_key_limit"
+    default_message = "You hold the most API keys allowed; revoke one first."

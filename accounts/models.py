@@ -1,5 +1,8 @@
 import hashlib
+import secrets
 import unicodedata
+import uuid
+from datetime import datetime
 
 from django.contrib.auth.base_user import AbstractBaseUser, BaseUserManager
 from django.contrib.auth.models import PermissionsMixin
@@ -105,3 +108,74 @@ class User(AbstractBaseUser, PermissionsMixin):
         if update_fields is not None and "login_id" in update_fields:
             kwargs["update_fields"] = {*update_fields, "login_key"}
         super().save(*args, **kwargs)
+
+
+# --- Personal API keys ---------------------------------------------------------
+
+API_KEY_SCHEME = "pk-"
+API_KEY_PREFIX_LENGTH = 12  # "pk-" and nine characters of the secret: enough to tell keys apart
+
+
+def api_key_secret_new() -> str:
+    """A fresh secret: ``pk-`` and 32 random bytes, URL-safe base64 (46 characters)."""
+    return API_KEY_SCHEME + secrets.token_urlsafe(32)
+
+
+def api_key_digest(secret: str) -> str:
+    """What is stored of a secret: its SHA-256, in hex.
+
+    A plain hash (not a slow password hash) is right here: the secret holds 256 random
+    bits, so it cannot be guessed from its digest, and every API request checks one.
+    """
+    return hashlib.sha256(secret.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+class ApiKeyQuerySet(models.QuerySet["ApiKey"]):
+    def live(self, *, now: datetime | None = None) -> "ApiKeyQuerySet":
+        """Keys that still authenticate: not revoked and not expired."""
+        now = now or timezone.now()
+        return self.filter(revoked_at__isnull=True).filter(
+            models.Q(expires_at__isnull=True) | models.Q(expires_at__gt=now)
+        )
+
+
+class ApiKey(models.Model):
+    """A personal API key: the user's credential for ``/v1/``, stored as a digest only.
+
+    Keys are revoked, never deleted: usage records and ledger entries name them.
+    """
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="api_keys")
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(
+        max_length=API_KEY_PREFIX_LENGTH, db_index=True, help_text="The secret's first characters."
+    )
+    digest = models.CharField(max_length=64, unique=True, help_text="SHA-256 of the secret, in hex.")
+    created_at = models.DateTimeField(default=timezone.now)
+    last_used_at = models.DateTimeField(null=True, blank=True, help_text="Updated at most once a minute.")
+    expires_at = models.DateTimeField(null=True, blank=True)
+    monthly_cap = models.PositiveBigIntegerField(
+        null=True, blank=True, help_text="Most credits this key may spend in a calendar month (UTC)."
+    )
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ApiKeyQuerySet.as_manager()
+
+    class Meta:
+        verbose_name = "API key"
+        indexes = [models.Index(fields=["user", "-created_at"], name="accounts_apikey_user_created")]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(monthly_cap__isnull=True) | models.Q(monthly_cap__gte=1),
+                name="accounts_apikey_monthly_cap_positive",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.prefix}… ({self.name})"
+
+    def is_live(self, *, now: datetime | None = None) -> bool:
+        """Whether the key still authenticates (its user's ``is_active`` aside)."""
+        now = now or timezone.now()
+        return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)

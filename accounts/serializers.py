@@ -1,7 +1,9 @@
 from django.contrib.auth.validators import UnicodeUsernameValidator
+from django.db import models
+from django.utils.dateparse import parse_datetime
 from rest_framework import serializers
 
-from accounts.models import LOGIN_ID_MAX_LENGTH, User, validate_login_key_length
+from accounts.models import LOGIN_ID_MAX_LENGTH, ApiKey, User, validate_login_key_length
 from core.fields import StrictCharField, StrictEmailField
 
 
@@ -68,3 +70,76 @@ class TokenPairSerializer(serializers.Serializer):
 
 class AuthResultSerializer(TokenPairSerializer):
     user = UserSerializer()
+
+
+# --- Personal API keys ---------------------------------------------------------
+
+
+class StrictPositiveIntegerField(serializers.IntegerField):
+    """A JSON integer from 1 up: no strings (``"5"``), floats (``5.0``) or booleans."""
+
+    default_error_messages = {"not_an_integer": "A whole number is required (not a string or a fraction)."}
+
+    def __init__(self, **kwargs) -> None:
+        kwargs.setdefault("min_value", 1)
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data) -> int:
+        if isinstance(data, bool) or not isinstance(data, int):
+            self.fail("not_an_integer")
+        return super().to_internal_value(data)
+
+
+class AwareDateTimeField(serializers.DateTimeField):
+    """An ISO 8601 date and time with its offset (``Z`` or ``+02:00``): a local time is ambiguous."""
+
+    default_error_messages = {"naive": "Give the time zone: end with Z or an offset such as +02:00."}
+
+    def to_internal_value(self, value):
+        if not isinstance(value, str):
+            self.fail("invalid", format="YYYY-MM-DDThh:mm[:ss[.uuuuuu]]±hh:mm")
+        try:
+            parsed = parse_datetime(value)
+        except ValueError:
+            parsed = None
+        if parsed is not None and parsed.tzinfo is None:
+            self.fail("naive")
+        return super().to_internal_value(value)
+
+
+class ApiKeySerializer(serializers.ModelSerializer):
+    class Meta:
+        model = ApiKey
+        fields = [
+            "id",
+            "name",
+            "prefix",
+            "created_at",
+            "last_used_at",
+            "expires_at",
+            "monthly_cap",
+            "revoked_at",
+        ]
+        read_only_fields = fields
+
+
+class ApiKeyCreatedSerializer(ApiKeySerializer):
+    secret = serializers.CharField(read_only=True, help_text="The key itself (pk-…): shown this once only.")
+
+    class Meta(ApiKeySerializer.Meta):
+        fields = [*ApiKeySerializer.Meta.fields, "secret"]
+        read_only_fields = fields
+
+
+class ApiKeyCreateInputSerializer(serializers.Serializer):
+    name = StrictCharField(max_length=100)
+    expires_at = AwareDateTimeField(
+        required=False, allow_null=True, default=None, help_text="ISO 8601 with a time zone; in the future."
+    )
+    monthly_cap = StrictPositiveIntegerField(
+        max_value=models.BigIntegerField.MAX_BIGINT,
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="Credits this key may spend per calendar month (UTC); none for no cap.",
+    )

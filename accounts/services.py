@@ -1,4 +1,4 @@
-"""Writes for accounts: sign-up, sign-in, tokens, profile and password.
+"""Writes for accounts: sign-up, sign-in, tokens, profile, password and personal API keys.
 
 Every function that creates a user runs in one transaction, so the wallet
 that ``wallets.signals`` creates on ``post_save`` commits with the user or not
@@ -6,17 +6,21 @@ at all.
 """
 
 from collections.abc import Iterable
+from datetime import datetime, timedelta
 
+from django.conf import settings
 from django.contrib.auth import authenticate, password_validation
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 from rest_framework_simplejwt.exceptions import TokenError
 from rest_framework_simplejwt.token_blacklist.models import BlacklistedToken, OutstandingToken
 from rest_framework_simplejwt.tokens import RefreshToken
 
-from accounts.models import User
-from accounts.selectors import login_id_taken
+from accounts.errors import ApiKeyLimitReached
+from accounts.models import API_KEY_PREFIX_LENGTH, ApiKey, User, api_key_digest, api_key_secret_new
+from accounts.selectors import api_key_get, login_id_taken
 from core.errors import Conflict, InvalidCredentials, TokenNotValid, ValidationFailed
 
 
@@ -156,3 +160,76 @@ def users_deactivate(*, users: Iterable[User]) -> int:
 def users_activate(*, users: Iterable[User]) -> int:
     ids = [user.pk for user in users]
     return User.objects.filter(pk__in=ids, is_active=False).update(is_active=True)
+
+
+# --- Personal API keys ---------------------------------------------------------
+
+#: ``last_used_at`` is written at most this often per key, so a burst of requests costs no writes.
+API_KEY_LAST_USED_RESOLUTION = timedelta(seconds=60)
+
+
+@transaction.atomic
+def api_key_create(
+    *, user: User, name: str, expires_at: datetime | None = None, monthly_cap: int | None = None
+) -> tuple[ApiKey, str]:
+    """A new key for ``user`` and its secret, which is stored only as a digest: show it once.
+
+    The live keys are counted under a lock on the user's row, so two creations at once
+    cannot both take the last place under ``API_KEYS_PER_USER``.
+    """
+    now = timezone.now()
+    if expires_at is not None and expires_at <= now:
+        message = "The expiry must be in the future."
+        raise ValidationFailed(message, details={"expires_at": [message]})
+    if monthly_cap is not None and monthly_cap < 1:
+        message = "The monthly cap must be a positive number of credits."
+        raise ValidationFailed(message, details={"monthly_cap": [message]})
+    list(User.objects.select_for_update().filter(pk=user.pk).values_list("pk", flat=True))
+    limit = settings.API_KEYS_PER_USER
+    if ApiKey.objects.filter(user=user).live(now=now).count() >= limit:
+        raise ApiKeyLimitReached(
+            f"You hold {limit} live API keys, the most allowed; revoke one first.", details={"limit": limit}
+        )
+    secret = api_key_secret_new()
+    key = ApiKey.objects.create(
+        user=user,
+        name=name,
+        prefix=secret[:API_KEY_PREFIX_LENGTH],
+        digest=api_key_digest(secret),
+        created_at=now,
+        expires_at=expires_at,
+        monthly_cap=monthly_cap,
+    )
+    return key, secret
+
+
+def api_key_revoke(*, user: User, key_id) -> None:
+    """Revoke the user's key; revoking it again changes nothing. Another user's key: 404."""
+    api_keys_revoke(keys=[api_key_get(user=user, key_id=key_id)])
+
+
+def api_keys_revoke(*, keys: Iterable[ApiKey]) -> int:
+    """Revoke ``keys`` (the admin's action); returns how many were not revoked yet.
+
+    The row stays, for the usage records and ledger entries that name it. Every
+    request looks its key up in the database, so the revocation holds at once everywhere.
+    """
+    ids = [key.pk for key in keys]
+    return ApiKey.objects.filter(pk__in=ids, revoked_at__isnull=True).update(revoked_at=timezone.now())
+
+
+def api_key_mark_used(*, api_key: ApiKey, now: datetime | None = None) -> bool:
+    """Record that ``api_key`` was just used, unless that was recorded within the last minute.
+
+    Nothing is written when the loaded key says it was used recently; otherwise one conditional
+    UPDATE, so that of several workers using one key at once, one writes. Returns whether it wrote.
+    """
+    now = now or timezone.now()
+    since = now - API_KEY_LAST_USED_RESOLUTION
+    if api_key.last_used_at is not None and api_key.last_used_at >= since:
+        return False
+    stale = Q(last_used_at__isnull=True) | Q(last_used_at__lt=since)
+    written = ApiKey.objects.filter(stale, pk=api_key.pk).update(last_used_at=now)
+    if written:
+        api_key.last_used_at = now
+    return bool(written)

@@ -1,20 +1,24 @@
-"""The accounts API: two ViewSets, one public (signing in and out) and one for the signed-in user.
+"""The accounts API: signing in and out, the signed-in user's account, and their API keys.
 
 Each action validates its input with an input serializer, calls one service and
-renders the result; the URLs (no trailing slash) come from the router in
-:mod:`accounts.urls`. Responses that carry tokens are never to be stored by a
-cache (``Cache-Control: no-store``).
+renders the result; the ``/auth/`` URLs (no trailing slash) come from the router in
+:mod:`accounts.urls`, ``/api/keys/`` from :mod:`accounts.keys_urls`. Responses that
+carry tokens or secrets are never to be stored by a cache (``Cache-Control: no-store``).
 """
 
-from drf_spectacular.utils import extend_schema
-from rest_framework import status, viewsets
+from drf_spectacular.utils import extend_schema, extend_schema_view
+from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework_simplejwt.authentication import JWTAuthentication
 
-from accounts import google, services
+from accounts import google, selectors, services
 from accounts.serializers import (
+    ApiKeyCreatedSerializer,
+    ApiKeyCreateInputSerializer,
+    ApiKeySerializer,
     AuthResultSerializer,
     GoogleInputSerializer,
     LoginInputSerializer,
@@ -32,6 +36,7 @@ from accounts.throttles import (
     PasswordChangeUserThrottle,
 )
 from core.openapi import error_responses
+from core.pagination import CursorPagination
 
 NO_STORE = {"Cache-Control": "no-store"}
 
@@ -138,4 +143,40 @@ class AccountViewSet(viewsets.GenericViewSet):
         data = PasswordInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         services.user_change_password(user=request.user, **data.validated_data)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+# The caller's personal API keys (/api/keys/): list, create (the secret shown once), revoke.
+# JWT only, whatever the project's defaults: a key cannot make or revoke keys.
+@extend_schema_view(
+    list=extend_schema(responses={200: ApiKeySerializer(many=True), **error_responses(400, 401, 404)}),
+    destroy=extend_schema(
+        description="Revokes the key: it is refused at once; the row stays, listed with its revoked_at.",
+        responses={204: None, **error_responses(401, 404)},
+    ),
+)
+class ApiKeyViewSet(
+    mixins.ListModelMixin, mixins.CreateModelMixin, mixins.DestroyModelMixin, viewsets.GenericViewSet
+):
+    authentication_classes = [JWTAuthentication]
+    serializer_class = ApiKeySerializer
+    pagination_class = CursorPagination  # newest first
+
+    def get_queryset(self):
+        return selectors.api_keys_for_user(user=self.request.user)
+
+    @extend_schema(
+        request=ApiKeyCreateInputSerializer,
+        responses={201: ApiKeyCreatedSerializer, **error_responses(400, 401, 409, 413)},
+        description="The secret is in this answer only; 409 `api_key_limit` at API_KEYS_PER_USER live keys.",
+    )
+    def create(self, request: Request) -> Response:
+        data = ApiKeyCreateInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        key, secret = services.api_key_create(user=request.user, **data.validated_data)
+        key.secret = secret
+        return Response(ApiKeyCreatedSerializer(key).data, status=status.HTTP_201_CREATED, headers=NO_STORE)
+
+    def destroy(self, request: Request, pk=None) -> Response:
+        services.api_key_revoke(user=request.user, key_id=pk)
         return Response(status=status.HTTP_204_NO_CONTENT)

@@ -171,6 +171,9 @@ SIMPLE_JWT = {
     "AUTH_HEADER_TYPES": ("Bearer",),
 }
 
+# Live (not revoked, not expired) personal API keys a user may hold at once.
+API_KEYS_PER_USER = setting("API_KEYS_PER_USER", env.int, default=20, minimum=1)
+
 GOOGLE_CLIENT_ID = setting("GOOGLE_CLIENT_ID", env.list, default=[])
 # accounts.google verifies ID tokens against every id in GOOGLE_CLIENT_ID (web, Android, iOS
 # clients). allauth itself wants exactly one visible app per provider (SocialAccount.__str__ in the

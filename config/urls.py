@@ -11,6 +11,7 @@ urlpatterns = [
     path("admin/login/", admin_login, name="admin-login"),  # admin.site.login, throttled
     path("admin/", admin.site.urls),
     path("auth/", include("accounts.urls")),
+    path("api/", include("accounts.keys_urls")),
     path("api/", include("wallets.urls")),
     path("api/", include("chats.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),

@@ -27,8 +27,8 @@ from model_bakery import baker
 from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import RefreshToken
 
-from accounts.models import User
-from accounts.services import users_deactivate
+from accounts.models import ApiKey, User
+from accounts.services import api_key_create, users_deactivate
 from accounts.tests.google_idp import GoogleIdentityPlatform
 from chats.models import ChatSession, Message
 from conftest import PASSWORD, bearer_client
@@ -46,7 +46,7 @@ ALICE_BALANCE = 100 + 1234  # the sign-up bonus and a top-up: a number Bob's wal
 @dataclass(frozen=True)
 class Endpoint:
     method: str
-    path: str  # "{id}" stands for the session under test
+    path: str  # "{id}" stands for the session under test (Alice's API key under /api/keys/)
     body: Callable[["World"], Any] | None = None
     public: bool = False
     # What a public endpoint answers an anonymous caller with this body.
@@ -67,9 +67,11 @@ class World:
     bob: User
     session: ChatSession  # Alice's
     google: GoogleIdentityPlatform
+    api_key: ApiKey  # Alice's
 
     def url(self, endpoint: Endpoint) -> str:
-        return endpoint.path.replace("{id}", str(self.session.id))
+        target = self.api_key.id if endpoint.path.startswith("/api/keys/") else self.session.id
+        return endpoint.path.replace("{id}", str(target))
 
 
 ENDPOINTS = [
@@ -121,6 +123,9 @@ ENDPOINTS = [
     Endpoint("GET", "/api/wallet/"),
     Endpoint("POST", "/api/wallet/"),
     Endpoint("GET", "/api/wallet/transactions/"),
+    Endpoint("GET", "/api/keys/"),
+    Endpoint("POST", "/api/keys/", lambda w: {"name": "mallory's"}),
+    Endpoint("DELETE", "/api/keys/{id}/"),
     Endpoint("GET", "/api/sessions/"),
     Endpoint("POST", "/api/sessions/", lambda w: {"category": "general", "title": "mine"}),
     Endpoint("GET", "/api/sessions/{id}/"),
@@ -151,7 +156,8 @@ def world(user, other_user, google_configured, general_category) -> World:
     baker.make(Message, session=session, role="assistant", content=ALICE_REPLY, status="complete")
     wallet_top_up(user=user, amount=ALICE_BALANCE - 100, reason="alice's top-up")
     baker.make(ChatSession, user=other_user, category=general_category, title="bob's own chat")
-    return World(alice=user, bob=other_user, session=session, google=google_configured)
+    api_key, _ = api_key_create(user=user, name="alice-secret-key")
+    return World(alice=user, bob=other_user, session=session, google=google_configured, api_key=api_key)
 
 
 def call(client: APIClient, endpoint: Endpoint, world: World, **extra):
@@ -172,6 +178,7 @@ def alice_snapshot(world: World) -> dict:
         "wallet": wallet,
         "ledger": list(LedgerEntry.objects.filter(wallet__user=alice).values_list("pk", flat=True)),
         "holds": Hold.objects.filter(wallet__user=alice).count(),
+        "api_keys": list(ApiKey.objects.filter(user=alice).values().order_by("pk")),
     }
 
 
@@ -385,6 +392,7 @@ def admin_url(name: str, world: World) -> str:
         "wallets_ledgerentry": LedgerEntry.objects.filter(wallet__user=world.alice).first().pk,
         "chats_chatsession": world.session.pk,
         "chats_category": world.session.category.pk,
+        "accounts_apikey": world.api_key.pk,
     }
     if name == "object-bare-url":
         return reverse("admin:accounts_user_changelist") + f"{world.alice.pk}/"

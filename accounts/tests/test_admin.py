@@ -6,6 +6,7 @@ from django.core.management import CommandError, call_command
 from rest_framework_simplejwt.token_blacklist.models import OutstandingToken
 from rest_framework_simplejwt.tokens import RefreshToken
 
+from accounts import services
 from accounts.models import User
 
 pytestmark = pytest.mark.django_db
@@ -282,3 +283,91 @@ def test_user_without_a_wallet_can_still_be_deleted(staff_client, make_user, set
 
     assert response.status_code == 302
     assert not User.objects.filter(pk=stray.pk).exists()
+
+
+# --- API keys -------------------------------------------------------------------
+
+KEYS_CHANGELIST = "/admin/accounts/apikey/"
+
+
+def listed_keys(response) -> set[str]:
+    return {key.name for key in response.context["cl"].result_list}
+
+
+@pytest.fixture
+def keys(user, other_user):
+    mine, secret = services.api_key_create(user=user, name="alice-laptop")
+    theirs, _ = services.api_key_create(user=other_user, name="bob-ci")
+    return mine, theirs, secret
+
+
+def test_key_changelist_lists_keys_without_secrets_or_digests(staff_client, keys):
+    mine, _, secret = keys
+
+    response = staff_client.get(KEYS_CHANGELIST)
+
+    assert response.status_code == 200
+    assert listed_keys(response) == {"alice-laptop", "bob-ci"}
+    page = response.content.decode()
+    assert mine.prefix in page
+    assert secret not in page and mine.digest not in page
+
+
+def test_key_changelist_filters_by_user(staff_client, keys, user):
+    response = staff_client.get(KEYS_CHANGELIST, {"user__id__exact": user.pk})
+
+    assert listed_keys(response) == {"alice-laptop"}
+
+
+@pytest.mark.parametrize(("query", "expected"), [("bob", {"bob-ci"}), ("laptop", {"alice-laptop"})])
+def test_key_changelist_searches_login_id_and_name(staff_client, keys, query, expected):
+    assert listed_keys(staff_client.get(KEYS_CHANGELIST, {"q": query})) == expected
+
+
+def test_key_changelist_searches_the_prefix(staff_client, keys):
+    mine, _, _ = keys
+
+    assert listed_keys(staff_client.get(KEYS_CHANGELIST, {"q": mine.prefix})) == {"alice-laptop"}
+
+
+def test_key_changelist_filters_by_state(staff_client, keys):
+    mine, _, _ = keys
+    services.api_keys_revoke(keys=[mine])
+
+    assert listed_keys(staff_client.get(KEYS_CHANGELIST, {"state": "revoked"})) == {"alice-laptop"}
+    assert listed_keys(staff_client.get(KEYS_CHANGELIST, {"state": "live"})) == {"bob-ci"}
+    assert listed_keys(staff_client.get(KEYS_CHANGELIST, {"state": "expired"})) == set()
+
+
+def test_key_change_page_is_read_only_without_the_digest(staff_client, keys):
+    mine, _, secret = keys
+
+    response = staff_client.get(f"{KEYS_CHANGELIST}{mine.pk}/change/")
+
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert mine.digest not in page and secret not in page
+    assert "live" in page
+
+
+def test_staff_revoke_keys_with_the_action(staff_client, keys):
+    mine, theirs, _ = keys
+
+    response = staff_client.post(
+        KEYS_CHANGELIST, {"action": "revoke_keys", "_selected_action": [str(mine.pk)]}, follow=True
+    )
+
+    assert response.status_code == 200
+    assert "Revoked 1 API key(s)." in response.content.decode()
+    mine.refresh_from_db()
+    theirs.refresh_from_db()
+    assert mine.revoked_at is not None and theirs.revoked_at is None
+
+
+def test_keys_cannot_be_added_or_deleted_in_the_admin(staff_client, keys):
+    mine, _, _ = keys
+
+    assert staff_client.get(f"{KEYS_CHANGELIST}add/").status_code == 403
+    assert staff_client.get(f"{KEYS_CHANGELIST}{mine.pk}/delete/").status_code == 403
+    actions = dict(staff_client.get(KEYS_CHANGELIST).context["action_form"].fields["action"].choices)
+    assert "revoke_keys" in actions and "delete_selected" not in actions

@@ -1,0 +1,74 @@
+"""``Authorization: Bearer pk-…``: a personal API key, for the OpenAI-compatible ``/v1/``.
+
+Every request reads its key from the database (one query, the key and its user), with no
+cache: a revoked key, an expired one or a deactivated user is refused at once by every
+worker. ``/api/keys/`` itself does not accept keys (JWT only): a key cannot make keys.
+"""
+
+from django.utils import timezone
+from rest_framework.authentication import BaseAuthentication, get_authorization_header
+from rest_framework.exceptions import AuthenticationFailed
+from rest_framework.request import Request
+
+from accounts.models import API_KEY_SCHEME, ApiKey, User
+from accounts.selectors import api_key_by_secret
+from accounts.services import api_key_mark_used
+
+KEYWORD = "Bearer"
+# Longer than any key this server issues ("pk-" and 43 characters); a longer one is not ours.
+SECRET_MAX_LENGTH = 256
+
+
+class ApiKeyNotValid(AuthenticationFailed):
+    """A ``pk-`` key was sent and is refused: unknown, revoked, expired, or its user inactive."""
+
+    default_detail = "The API key is not valid."
+    default_code = "invalid_api_key"
+
+
+def api_key_authenticate(secret: str) -> ApiKey:
+    """The live key ``secret`` belongs to, its ``user`` loaded and active; or ``ApiKeyNotValid``.
+
+    One query, plus one UPDATE at most once a minute per key (``last_used_at``).
+    """
+    key = api_key_by_secret(secret) if len(secret) <= SECRET_MAX_LENGTH else None
+    if key is None:
+        raise ApiKeyNotValid("Unknown API key.")
+    now = timezone.now()
+    if key.revoked_at is not None:
+        raise ApiKeyNotValid("This API key has been revoked.")
+    if key.expires_at is not None and key.expires_at <= now:
+        raise ApiKeyNotValid("This API key has expired.")
+    if not key.user.is_active:
+        raise ApiKeyNotValid("This API key's account is deactivated.")
+    api_key_mark_used(api_key=key, now=now)
+    return key
+
+
+class ApiKeyAuthentication(BaseAuthentication):
+    """DRF authentication by personal API key; ``request.auth`` is the :class:`ApiKey`.
+
+    Any other header (another scheme, a bearer token not starting with ``pk-``, such as a
+    JWT) is left to the next authentication class.
+    """
+
+    www_authenticate_realm = "api"
+
+    def authenticate(self, request: Request) -> tuple[User, ApiKey] | None:
+        parts = get_authorization_header(request).split()
+        if len(parts) < 2 or parts[0].lower() != KEYWORD.lower().encode():
+            return None
+        if not parts[1].startswith(API_KEY_SCHEME.encode()):
+            return None
+        if len(parts) > 2:
+            raise ApiKeyNotValid("Invalid Authorization header: the API key must not contain spaces.")
+        try:
+            secret = parts[1].decode("ascii")
+        except UnicodeDecodeError:
+            raise ApiKeyNotValid("Unknown API key.") from None
+        key = api_key_authenticate(secret)
+        return key.user, key
+
+    def authenticate_header(self, request: Request) -> str:
+        # As simplejwt's JWTAuthentication says it, so a 401 asks for the same thing.
+        return f'{KEYWORD} realm="{self.www_authenticate_realm}"'
