@@ -583,6 +583,7 @@ def orchestrate(args: argparse.Namespace) -> int:
                 "LLM_MAX_TOKENS": "256",
                 "INITIAL_WALLET_BALANCE": str(args.balance),
                 "AUTH_THROTTLE_RATE": "1000/min",
+                "MESSAGE_THROTTLE_RATE": "1000000/min",  # one user sends every reply: not what a soak tests
                 "JWT_ACCESS_MINUTES": "600",
                 "LOG_LEVEL": "WARNING",
             }
