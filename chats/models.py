@@ -3,6 +3,7 @@ import uuid
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 
 
 class Category(models.Model):
@@ -25,6 +26,7 @@ class Category(models.Model):
     )
     is_active = models.BooleanField(default=True)
     order = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
 
     class Meta:
         ordering = ["order", "slug"]
@@ -97,3 +99,37 @@ class Message(models.Model):
 
     def __str__(self) -> str:
         return f"{self.role}: {self.content[:40]}"
+
+
+class UsageRecord(models.Model):
+    """One ``/v1/`` request: what it used and cost, and how long it took; never its content."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        COMPLETE = "complete"
+        INCOMPLETE = "incomplete"
+        FAILED = "failed"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="usage_records")
+    api_key = models.ForeignKey("accounts.ApiKey", on_delete=models.PROTECT, related_name="usage_records")
+    category = models.ForeignKey(Category, on_delete=models.PROTECT, related_name="usage_records")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    prompt_tokens = models.PositiveIntegerField(default=0)
+    completion_tokens = models.PositiveIntegerField(default=0)
+    cost = models.PositiveBigIntegerField(default=0)
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    # The wallet hold that pays for it while it streams, and its lease, as on Message.
+    hold_id = models.UUIDField(null=True, blank=True, editable=False)
+    lease_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["user", "created_at"], name="chats_usage_user_time"),
+            models.Index(fields=["api_key", "created_at"], name="chats_usage_key_time"),
+            models.Index(fields=["created_at"], name="chats_usage_pending", condition=Q(status="pending")),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.api_key_id} {self.category_id} {self.status} {self.cost}"

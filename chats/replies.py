@@ -15,8 +15,9 @@ never outlives the request.
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
@@ -38,9 +39,10 @@ class Delta:
 
 @dataclass(frozen=True)
 class Finished:
-    """The reply ended normally: stored ``complete`` and charged."""
+    """The reply ended normally: stored ``complete`` and charged; why the model stopped."""
 
-    reply: services.ReplyResult
+    reply: services.ReplyResult | services.CompletionResult
+    finish_reason: str = "stop"
 
 
 @dataclass(frozen=True)
@@ -48,7 +50,7 @@ class Failed:
     """The model failed: the reply is stored (``failed``, or ``incomplete`` with what came) and settled."""
 
     error: LLMUnavailable
-    reply: services.ReplyResult
+    reply: services.ReplyResult | services.CompletionResult
 
 
 ReplyOutcome = Delta | Finished | Failed
@@ -64,36 +66,28 @@ def release_connection() -> None:
         connection.close()
 
 
-def _finish_in_thread(**kwargs) -> services.ReplyResult:
+def _in_thread(work: Callable[..., Any], **kwargs: Any) -> Any:
     try:
-        return services.reply_finish(**kwargs)
+        return work(**kwargs)
     finally:
         release_connection()
 
 
-async def reply_settle(plan: services.ReplyPlan, *, content: str, usage, status: str) -> services.ReplyResult:
-    """Store the reply and settle its hold; runs to its end even if the caller is cancelled."""
-    work = sync_to_async(_finish_in_thread, thread_sensitive=True)
-    return await asyncio.shield(work(plan=plan, content=content, usage=usage, status=status))
+async def run_shielded(work: Callable[..., Any], **kwargs: Any) -> Any:
+    """A service that settles money, run in a thread to its end even if the caller is cancelled."""
+    return await asyncio.shield(sync_to_async(_in_thread, thread_sensitive=True)(work, **kwargs))
 
 
-def _renew_in_thread(plan: services.ReplyPlan) -> bool:
-    try:
-        return services.reply_lease_renew(plan=plan)
-    finally:
-        release_connection()
-
-
-async def _keep_lease(plan: services.ReplyPlan) -> None:
-    """Renew the reply's lease while it streams, so the stale sweep knows its process is alive."""
-    renew = sync_to_async(_renew_in_thread, thread_sensitive=True)
+async def _keep_lease(renew: Callable[..., bool], plan: Any) -> None:
+    """Renew the lease while the reply streams, so the stale sweep knows its process is alive."""
+    renew_in_thread = sync_to_async(_in_thread, thread_sensitive=True)
     while True:
         await asyncio.sleep(settings.REPLY_LEASE_SECONDS / 3)
         try:
-            if not await renew(plan):
+            if not await renew_in_thread(renew, plan=plan):
                 return  # no longer pending: settled, or closed by the sweep
         except Exception:  # a database hiccup must not end the reply; the next renewal may work
-            logger.warning("Renewing the lease of reply %s failed", plan.assistant_message_id, exc_info=True)
+            logger.warning("Renewing the lease of a reply failed", exc_info=True)
 
 
 async def _close_quietly(stream: LLMStream | None) -> None:
@@ -105,17 +99,27 @@ async def _close_quietly(stream: LLMStream | None) -> None:
         logger.warning("Closing the upstream stream failed", exc_info=True)
 
 
-async def reply_outcomes(plan: services.ReplyPlan) -> AsyncIterator[ReplyOutcome]:
+def reply_outcomes(plan: services.ReplyPlan) -> AsyncIterator[ReplyOutcome]:
+    """A chat reply's outcomes: stored as a message of its session."""
+    return _outcomes(plan, finish=services.reply_finish, renew=services.reply_lease_renew)
+
+
+def completion_outcomes(plan: services.CompletionPlan) -> AsyncIterator[ReplyOutcome]:
+    """A ``/v1/`` completion's outcomes: stored as a usage record, its content nowhere."""
+    return _outcomes(plan, finish=services.completion_finish, renew=services.completion_lease_renew)
+
+
+async def _outcomes(plan, *, finish, renew) -> AsyncIterator[ReplyOutcome]:
     """Deltas as they come, then ``Finished`` or ``Failed``; settles on every path."""
     parts: list[str] = []
     stream: LLMStream | None = None
     failure: LLMUnavailable | None = None
     interrupted = False
-    lease = asyncio.create_task(_keep_lease(plan))
+    lease = asyncio.create_task(_keep_lease(renew, plan))
     try:
         try:
             stream = await get_provider().stream(
-                messages=plan.prompt, model=plan.model, max_tokens=plan.max_tokens
+                messages=plan.prompt, model=plan.model, max_tokens=plan.max_tokens, options=plan.options
             )
             async for delta in stream:
                 if delta:
@@ -143,6 +147,9 @@ async def reply_outcomes(plan: services.ReplyPlan) -> AsyncIterator[ReplyOutcome
         try:
             await _close_quietly(stream)
         finally:
-            result = await reply_settle(plan, content=content, usage=usage, status=status)
+            result = await run_shielded(finish, plan=plan, content=content, usage=usage, status=status)
 
-    yield Finished(result) if failure is None else Failed(failure, result)
+    if failure is None:
+        yield Finished(result, finish_reason=stream.finish_reason or "stop")
+    else:
+        yield Failed(failure, result)

@@ -11,8 +11,9 @@ ever held while the LLM talks:
    real cost, in one transaction, on every path.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
+from typing import Any
 from uuid import uuid4
 
 from django.conf import settings
@@ -21,8 +22,9 @@ from django.db.models import F
 from django.utils import timezone
 
 from chats import selectors
+from chats.errors import ModelNotFound
 from chats.llm import ChatMessage, Usage, estimate_message_tokens, estimate_prompt_tokens, estimate_usage
-from chats.models import Category, ChatSession, Message
+from chats.models import Category, ChatSession, Message, UsageRecord
 from chats.pricing import prompt_tokens_upper_bound, reply_cost
 from core.errors import NotFound, ValidationFailed
 from wallets import selectors as wallet_selectors
@@ -84,6 +86,7 @@ class ReplyPlan:
     prompt: list[ChatMessage]
     model: str
     max_tokens: int
+    options: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -182,6 +185,30 @@ def reply_begin(*, user, session_id, content: str) -> ReplyPlan:
     )
 
 
+def _usage_and_cost(plan, *, content: str, usage: Usage | None, status: str) -> tuple[Usage, int]:
+    """What a reply used and costs: nothing if it failed, else the reported (or estimated) usage.
+
+    Never more than was held: the hold is the most the reply may cost.
+    """
+    if status == Message.Status.FAILED:
+        usage = Usage(prompt_tokens=0, completion_tokens=0)
+    elif usage is None:
+        usage = estimate_usage(plan.prompt, content)
+    cost = reply_cost(
+        category=plan.category, prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens
+    )
+    return usage, min(cost, plan.held)
+
+
+def _settle_hold(*, user, hold_id, status: str, cost: int, description: str):
+    """Charge ``cost`` from the hold (or release it for a failure); the wallet as it is then."""
+    if hold_id is None:
+        return wallet_selectors.wallet_for_user(user=user)
+    if status == Message.Status.FAILED:
+        return wallet_services.wallet_release(hold_id=hold_id)
+    return wallet_services.wallet_settle(hold_id=hold_id, cost=cost, description=description)
+
+
 def reply_finish(*, plan: ReplyPlan, content: str, usage: Usage | None, status: str) -> ReplyResult:
     """Store the reply and settle its hold, atomically, whatever happened to the stream.
 
@@ -191,25 +218,21 @@ def reply_finish(*, plan: ReplyPlan, content: str, usage: Usage | None, status: 
     meanwhile (by ``release_stale_holds``, or a second call) is left as it is
     and nothing is charged twice.
     """
-    if status == Message.Status.FAILED:
-        usage = Usage(prompt_tokens=0, completion_tokens=0)
-    elif usage is None:
-        usage = estimate_usage(plan.prompt, content)
-    cost = min(
-        reply_cost(
-            category=plan.category,
-            prompt_tokens=usage.prompt_tokens,
-            completion_tokens=usage.completion_tokens,
-        ),
-        plan.held,
-    )
+    usage, cost = _usage_and_cost(plan, content=content, usage=usage, status=status)
+    user = plan.user_message.session.user
     with transaction.atomic():
         message = Message.objects.select_for_update().filter(pk=plan.assistant_message_id).first()
         if message is not None and message.status != Message.Status.PENDING:
-            wallet = wallet_selectors.wallet_for_user(user=plan.user_message.session.user)
+            wallet = wallet_selectors.wallet_for_user(user=user)
             return ReplyResult(message=message, usage=usage, cost=message.cost, balance=wallet.balance)
         # Pending, or gone with its deleted session: the hold is settled either way.
-        wallet = _settle_hold(plan, status=status, cost=cost)
+        wallet = _settle_hold(
+            user=user,
+            hold_id=plan.hold_id,
+            status=status,
+            cost=cost,
+            description=f"Reply {plan.assistant_message_id}",
+        )
         if message is None:
             message = Message(id=plan.assistant_message_id, role=Message.Role.ASSISTANT)
         else:
@@ -226,17 +249,6 @@ def reply_finish(*, plan: ReplyPlan, content: str, usage: Usage | None, status: 
     return ReplyResult(message=message, usage=usage, cost=cost, balance=wallet.balance)
 
 
-def _settle_hold(plan: ReplyPlan, *, status: str, cost: int):
-    if plan.hold_id is None:
-        wallet = wallet_selectors.wallet_for_user(user=plan.user_message.session.user)
-        return wallet
-    if status == Message.Status.FAILED:
-        return wallet_services.wallet_release(hold_id=plan.hold_id)
-    return wallet_services.wallet_settle(
-        hold_id=plan.hold_id, cost=cost, description=f"Reply {plan.assistant_message_id}"
-    )
-
-
 def _lease_end():
     return timezone.now() + timedelta(seconds=settings.REPLY_LEASE_SECONDS)
 
@@ -250,26 +262,30 @@ def reply_lease_renew(*, plan: ReplyPlan) -> bool:
 def replies_close_stale() -> int:
     """Close replies left ``pending`` by a process that died mid-stream: ``failed``, hold released.
 
-    A reply is stale once its lease has run out: a live one renews it however
-    long a slow model takes. Each in its own transaction, the message locked
-    first as in ``reply_finish``, so a late finish and this job never both
-    settle one hold.
+    Chat replies and ``/v1/`` requests alike. A reply is stale once its lease
+    has run out: a live one renews it however long a slow model takes. Each
+    in its own transaction, the row locked first as in ``reply_finish``, so a
+    late finish and this job never both settle one hold.
     """
-    stale = Message.objects.filter(status=Message.Status.PENDING, lease_expires_at__lt=timezone.now())
+    return _close_stale(Message) + _close_stale(UsageRecord)
+
+
+def _close_stale(model) -> int:
+    pending = model.objects.filter(status=Message.Status.PENDING)
     closed = 0
-    for message_id in stale.values_list("pk", flat=True):
+    for row_id in pending.filter(lease_expires_at__lt=timezone.now()).values_list("pk", flat=True):
         with transaction.atomic():
-            message = (
-                Message.objects.select_for_update(skip_locked=True)
-                .filter(pk=message_id, status=Message.Status.PENDING, lease_expires_at__lt=timezone.now())
+            row = (
+                pending.select_for_update(skip_locked=True)
+                .filter(pk=row_id, lease_expires_at__lt=timezone.now())
                 .first()
             )
-            if message is None:
+            if row is None:
                 continue
-            if message.hold_id is not None:
-                wallet_services.wallet_release(hold_id=message.hold_id)
-            message.status = Message.Status.FAILED
-            message.save(update_fields=["status"])
+            if row.hold_id is not None:
+                wallet_services.wallet_release(hold_id=row.hold_id)
+            row.status = Message.Status.FAILED
+            row.save(update_fields=["status"])
             closed += 1
     return closed
 
@@ -281,14 +297,132 @@ def holds_release_orphaned(*, older_than: timedelta) -> list:
     reserving and storing, or a reply's session was deleted as it ended);
     a hold whose reply still renews its lease is left to that reply.
     """
-    live = Message.objects.filter(
-        status=Message.Status.PENDING, lease_expires_at__gte=timezone.now(), hold_id__isnull=False
-    ).values_list("hold_id", flat=True)
+    live = [
+        hold_id
+        for model in (Message, UsageRecord)
+        for hold_id in model.objects.filter(
+            status=Message.Status.PENDING, lease_expires_at__gte=timezone.now(), hold_id__isnull=False
+        ).values_list("hold_id", flat=True)
+    ]
     released = []
-    for hold in wallet_selectors.holds_stale(older_than=older_than).exclude(pk__in=list(live)):
+    for hold in wallet_selectors.holds_stale(older_than=older_than).exclude(pk__in=live):
         with transaction.atomic(durable=True):
             wallet_services.wallet_release(hold_id=hold.pk)
         hold.refresh_from_db()
         if hold.status == hold.Status.RELEASED:  # not settled by its reply meanwhile
             released.append(hold)
     return released
+
+
+# --- /v1/ chat completions -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CompletionPlan:
+    """A ``/v1/`` request reserved and recorded: everything its stream needs."""
+
+    record_id: object
+    user: Any
+    key_label: str
+    hold_id: object | None
+    held: int
+    category: Category
+    prompt: list[ChatMessage]
+    model: str
+    max_tokens: int
+    options: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CompletionResult:
+    record_id: object
+    usage: Usage
+    cost: int
+    balance: int
+
+
+def completion_begin(
+    *,
+    user,
+    api_key,
+    model: str,
+    messages: list[ChatMessage],
+    max_tokens: int | None = None,
+    options: dict[str, Any] | None = None,
+) -> CompletionPlan:
+    """Reserve the most a ``/v1/`` request can cost and record it, in one commit, before the provider.
+
+    ``model`` names a category: its system prompt goes first, its model and
+    prices apply. The conversation is the caller's and is not stored.
+    """
+    category = selectors.categories_active().filter(slug=model).first()
+    if category is None:
+        raise ModelNotFound(f"The model {model!r} does not exist.", details={"model": model})
+    system = [ChatMessage(role="system", content=category.system_prompt)] if category.system_prompt else []
+    prompt = [*system, *messages]
+    max_tokens = min(max_tokens or settings.LLM_MAX_TOKENS, settings.LLM_MAX_TOKENS)
+    held = reply_max_cost(category=category, prompt=prompt, max_tokens=max_tokens)
+    hold_id = uuid4() if held > 0 else None
+    key_label = f"{api_key.prefix} ({api_key.name})" if api_key.name else api_key.prefix
+    with transaction.atomic(durable=True):
+        record = UsageRecord.objects.create(
+            user=user,
+            api_key=api_key,
+            category=category,
+            status=UsageRecord.Status.PENDING,
+            hold_id=hold_id,
+            lease_expires_at=_lease_end(),
+        )
+        if hold_id is not None:
+            wallet_services.wallet_hold(
+                user=user, amount=held, description=f"API request with key {key_label}", hold_id=hold_id
+            )
+    return CompletionPlan(
+        record_id=record.id,
+        user=user,
+        key_label=key_label,
+        hold_id=hold_id,
+        held=held,
+        category=category,
+        prompt=prompt,
+        model=category.model or settings.LLM_MODEL,
+        max_tokens=max_tokens,
+        options=options or {},
+    )
+
+
+def completion_finish(
+    *, plan: CompletionPlan, content: str, usage: Usage | None, status: str
+) -> CompletionResult:
+    """Record what a ``/v1/`` request used and settle its hold, as ``reply_finish`` does for a chat reply.
+
+    The ledger entry names the key. The content is not stored.
+    """
+    usage, cost = _usage_and_cost(plan, content=content, usage=usage, status=status)
+    with transaction.atomic():
+        record = UsageRecord.objects.select_for_update().get(pk=plan.record_id)
+        if record.status != UsageRecord.Status.PENDING:  # closed meanwhile by the stale sweep
+            wallet = wallet_selectors.wallet_for_user(user=plan.user)
+            return CompletionResult(
+                record_id=record.id, usage=usage, cost=record.cost, balance=wallet.balance
+            )
+        wallet = _settle_hold(
+            user=plan.user,
+            hold_id=plan.hold_id,
+            status=status,
+            cost=cost,
+            description=f"API request {record.id} with key {plan.key_label}",
+        )
+        record.status = status
+        record.prompt_tokens = usage.prompt_tokens
+        record.completion_tokens = usage.completion_tokens
+        record.cost = cost
+        record.duration_ms = round((timezone.now() - record.created_at).total_seconds() * 1000)
+        record.save(update_fields=["status", "prompt_tokens", "completion_tokens", "cost", "duration_ms"])
+    return CompletionResult(record_id=record.id, usage=usage, cost=cost, balance=wallet.balance)
+
+
+def completion_lease_renew(*, plan: CompletionPlan) -> bool:
+    """Vouch for a streaming ``/v1/`` request a while longer; False once it is no longer pending."""
+    pending = UsageRecord.objects.filter(pk=plan.record_id, status=UsageRecord.Status.PENDING)
+    return bool(pending.update(lease_expires_at=_lease_end()))

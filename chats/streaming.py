@@ -14,7 +14,8 @@ the same URL (the history) is the DRF view :class:`chats.views.SessionMessagesVi
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from functools import partial
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -37,7 +38,7 @@ from chats.replies import (
     ReplyOutcome,
     release_connection,
     reply_outcomes,
-    reply_settle,
+    run_shielded,
 )
 from chats.serializers import MessageInputSerializer, MessageSerializer, ReplySerializer
 from chats.throttles import MessageThrottle
@@ -71,30 +72,24 @@ SSE_EVENT_SCHEMA = {
 }
 
 
-class MessagePostView(APIView):
-    """DRF's checks for a new message, and its reservation, in one trip to a thread.
+class AdmittingView(APIView):
+    """DRF's checks for a streamed endpoint, and its reservation, in one trip to a thread.
 
-    Authentication and permissions are the project's defaults (a JWT,
-    ``IsAuthenticated``); the body goes through the project's JSON parser, so
-    another content type is a 415 as on every endpoint.
+    Authentication, permissions, throttles and the JSON parser are DRF's, as
+    on every endpoint; ``begin`` (the subclass's) reserves the reply. The
+    stream itself then runs on the event loop, outside DRF.
     """
 
-    throttle_classes = [MessageThrottle]
-
-    def admit(self, request: HttpRequest, pk) -> services.ReplyPlan | Response:
-        """The reply's plan, or the error response that refuses it."""
-        drf_request = self.initialize_request(request, pk=pk)
-        self.request, self.args, self.kwargs = drf_request, (), {"pk": pk}
+    def admit(self, request: HttpRequest, **kwargs: Any) -> Any:
+        """The reply's plan, or the rendered error response that refuses it."""
+        drf_request = self.initialize_request(request, **kwargs)
+        self.request, self.args, self.kwargs = drf_request, (), kwargs
         self.headers = self.default_response_headers
         try:
             self.perform_authentication(drf_request)
             self.check_permissions(drf_request)
             self.check_throttles(drf_request)
-            data = MessageInputSerializer(data=drf_request.data)
-            data.is_valid(raise_exception=True)
-            return services.reply_begin(
-                user=drf_request.user, session_id=pk, content=data.validated_data["content"]
-            )
+            return self.begin(drf_request, **kwargs)
         except Exception as exc:
             response = self.finalize_response(drf_request, self.handle_exception(exc))
             return response.render()
@@ -103,13 +98,27 @@ class MessagePostView(APIView):
             # would let a few hundred readers starve every other request.
             release_connection()
 
+    def begin(self, request: Request, **kwargs: Any) -> Any:
+        raise NotImplementedError
+
+
+class MessagePostView(AdmittingView):
+    """A new message: a JWT (the project's default), the per-user message throttle."""
+
+    throttle_classes = [MessageThrottle]
+
+    def begin(self, request: Request, *, pk) -> services.ReplyPlan:
+        data = MessageInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        return services.reply_begin(user=request.user, session_id=pk, content=data.validated_data["content"])
+
 
 @csrf_exempt
 async def session_messages_endpoint(request: HttpRequest, pk) -> HttpResponse:
     """One URL, two natures: the history is a DRF list; a new message streams its reply."""
     if request.method != "POST":
         return await sync_to_async(_history)(request, pk=pk)
-    admitted = await _admit(MessagePostView(), request, pk)
+    admitted = await admit_in_thread(partial(MessagePostView().admit, request, pk=pk), services.reply_finish)
     if isinstance(admitted, HttpResponse):
         return admitted
     if _wants_json(request):
@@ -155,27 +164,32 @@ session_messages_endpoint.cls = SessionMessagesURLView
 session_messages_endpoint.initkwargs = {}
 
 
-async def _admit(view: MessagePostView, request: HttpRequest, pk) -> services.ReplyPlan | HttpResponse:
-    """``view.admit`` in a thread; if the client leaves meanwhile, undo what it committed.
+async def admit_in_thread(
+    admit: Callable[[], Any], finish: Callable[..., Any], *, plan_of: Callable[[Any], Any] = lambda plan: plan
+) -> Any:
+    """``admit()`` (DRF's checks, then a reservation) in a thread; if the client leaves meanwhile,
+    undo what it committed.
 
     Django cancels the view when the client disconnects, but the thread
-    running ``reply_begin`` cannot be stopped and may still commit the
-    question, the pending reply and the hold: then release the hold at once
-    (the reply is stored ``failed``, nothing charged) rather than leaving it
-    to the stale-hold sweep.
+    running the reservation cannot be stopped and may still commit it: then
+    ``finish`` the reply at once as ``failed`` (the hold released, nothing
+    charged) rather than leave it to the stale-hold sweep. ``plan_of`` finds
+    the plan in what ``admit`` returned.
     """
-    begin = asyncio.ensure_future(sync_to_async(view.admit)(request, pk))
+    begin = asyncio.ensure_future(sync_to_async(admit)())
     try:
         return await asyncio.shield(begin)
     except asyncio.CancelledError:
-        await asyncio.shield(_abandon(begin))
+        await asyncio.shield(_abandon(begin, finish, plan_of))
         raise
 
 
-async def _abandon(begin: asyncio.Future) -> None:
+async def _abandon(begin: asyncio.Future, finish: Callable[..., Any], plan_of: Callable[[Any], Any]) -> None:
     admitted = await begin
-    if isinstance(admitted, services.ReplyPlan):
-        await reply_settle(admitted, content="", usage=None, status=Message.Status.FAILED)
+    if not isinstance(admitted, HttpResponse):
+        await run_shielded(
+            finish, plan=plan_of(admitted), content="", usage=None, status=Message.Status.FAILED
+        )
 
 
 def _wants_json(request: HttpRequest) -> bool:
@@ -222,7 +236,7 @@ async def _sse(plan: services.ReplyPlan) -> AsyncIterator[bytes]:
         match outcome:
             case Delta(content):
                 yield _sse_frame("delta", {"content": content})
-            case Finished(reply):
+            case Finished(reply=reply):
                 yield _sse_frame("done", _done_data(reply))
             case Failed():
                 yield _sse_frame("error", _error_data(outcome))

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from types import TracebackType
 from typing import Any, Literal, Self
@@ -125,8 +125,20 @@ class LLMProvider(ABC):
     name: str = ""
 
     @abstractmethod
-    async def stream(self, *, messages: list[ChatMessage], model: str, max_tokens: int) -> LLMStream:
-        """Start a reply; raises :class:`LLMUnavailable` if it cannot start."""
+    async def stream(
+        self,
+        *,
+        messages: list[ChatMessage],
+        model: str,
+        max_tokens: int,
+        options: Mapping[str, Any] | None = None,
+    ) -> LLMStream:
+        """Start a reply; raises :class:`LLMUnavailable` if it cannot start.
+
+        ``options`` are sampling parameters in OpenAI's names (``temperature``,
+        ``top_p``, ``stop``, ``seed``…), passed through by ``/v1/``; a provider
+        that has no use for them ignores them.
+        """
 
 
 def estimate_tokens(text: str) -> int:

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import Mapping
+from typing import Any
 
 from .base import (
     BYTES_PER_TOKEN,
@@ -76,7 +78,14 @@ class EchoProvider(LLMProvider):
     def __init__(self, *, delay: float = 0.0) -> None:
         self.delay = delay
 
-    async def stream(self, *, messages: list[ChatMessage], model: str, max_tokens: int) -> LLMStream:
+    async def stream(
+        self,
+        *,
+        messages: list[ChatMessage],
+        model: str,
+        max_tokens: int,
+        options: Mapping[str, Any] | None = None,
+    ) -> LLMStream:
         full = echo_reply(messages)
         reply = truncate_to_tokens(full, max_tokens)
         usage = Usage(

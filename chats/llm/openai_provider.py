@@ -31,7 +31,9 @@ import json
 import logging
 import ssl
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import anyio
 import httpx2
@@ -248,7 +250,14 @@ class OpenAIStream(LLMStream):
 class OpenAIProvider(LLMProvider):
     name = "openai"
 
-    async def stream(self, *, messages: list[ChatMessage], model: str, max_tokens: int) -> LLMStream:
+    async def stream(
+        self,
+        *,
+        messages: list[ChatMessage],
+        model: str,
+        max_tokens: int,
+        options: Mapping[str, Any] | None = None,
+    ) -> LLMStream:
         """Send the request through the SDK's generic ``post``, not ``chat.completions.create``.
 
         ``create`` first walks the whole request through the SDK's TypedDict
@@ -266,6 +275,7 @@ class OpenAIProvider(LLMProvider):
             "max_tokens": max_tokens,
             "stream": True,
             "stream_options": {"include_usage": True},
+            **(options or {}),
         }
         try:
             # Returns once the headers are in. Only the SDK's stream wrapper is

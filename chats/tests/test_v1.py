@@ -1,0 +1,326 @@
+"""``/v1/`` end to end: Parley under uvicorn on loopback, the fake upstream behind it, and clients
+nobody here wrote (the official ``openai`` SDK, sync and async; LangChain's ``ChatOpenAI``) in front.
+
+Each money scenario ends with the wallet audit passing and no hold left open.
+"""
+
+import json
+
+import httpx
+import openai
+import pytest
+from django.core.management import call_command
+from langchain_openai import ChatOpenAI
+from rest_framework_simplejwt.tokens import RefreshToken
+
+from accounts.models import User
+from chats.models import UsageRecord
+from chats.tests.test_stream import assert_books_balance, expected_cost
+from wallets.models import Hold, LedgerEntry, Wallet
+from wallets.services import wallet_adjust
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+QUESTION = [{"role": "user", "content": "Say hello"}]
+
+
+@pytest.fixture
+def key(user):
+    from accounts.services import api_key_create
+
+    api_key, secret = api_key_create(user=user, name="laptop script")
+    return api_key, secret
+
+
+@pytest.fixture
+def client(live_asgi_url, key, openai_settings, general_category):
+    with openai.OpenAI(base_url=f"{live_asgi_url}/v1", api_key=key[1], max_retries=0) as client:
+        yield client
+
+
+def record() -> UsageRecord:
+    return UsageRecord.objects.get()
+
+
+def balance(user) -> int:
+    return Wallet.objects.get(user=user).balance
+
+
+# --- /v1/models -----------------------------------------------------------------------
+
+
+def test_models_are_the_active_categories(client, general_category):
+    general_category.__class__.objects.create(
+        slug="retired", name="Retired", prompt_price=1, completion_price=1, is_active=False
+    )
+
+    models = client.models.list()
+
+    assert [model.id for model in models.data] == ["general"]
+    assert models.data[0].owned_by == "parley"
+    assert client.models.retrieve("general").id == "general"
+    with pytest.raises(openai.NotFoundError) as raised:
+        client.models.retrieve("retired")
+    assert raised.value.code == "model_not_found"
+
+
+# --- completions, not streamed ----------------------------------------------------------
+
+
+def test_completion_answers_in_openais_format_and_charges_the_keys_owner(client, key, user, openai_settings):
+    openai_settings.configure(reply="Hello there friend", prompt_tokens=120, completion_tokens=30)
+
+    answer = client.chat.completions.create(
+        model="general", messages=QUESTION, temperature=0.2, seed=7, stop=["\n\n"], max_tokens=10**6
+    )
+
+    assert answer.object == "chat.completion"
+    assert answer.model == "general"
+    assert answer.choices[0].message.content == "Hello there friend"
+    assert answer.choices[0].finish_reason == "stop"
+    assert (answer.usage.prompt_tokens, answer.usage.completion_tokens, answer.usage.total_tokens) == (
+        120,
+        30,
+        150,
+    )
+    cost = expected_cost(120, 30)
+    assert balance(user) == 100 - cost
+    usage = record()
+    assert (usage.status, usage.prompt_tokens, usage.completion_tokens, usage.cost) == (
+        "complete",
+        120,
+        30,
+        cost,
+    )
+    assert usage.api_key_id == key[0].id and usage.duration_ms is not None
+    charge = LedgerEntry.objects.get(kind="charge")
+    assert charge.amount == -cost
+    assert key[0].prefix in charge.description
+    # What went upstream: the category's system prompt first, the options passed, max_tokens capped.
+    sent = openai_settings.last_request.body
+    assert sent["messages"] == [{"role": "system", "content": "Be brief."}, *QUESTION]
+    assert (sent["temperature"], sent["seed"], sent["stop"]) == (0.2, 7, ["\n\n"])
+    assert sent["max_tokens"] == 1024
+    assert_books_balance(user)
+
+
+def test_content_as_a_list_of_text_parts_is_joined(client, openai_settings):
+    client.chat.completions.create(
+        model="general",
+        messages=[
+            {"role": "user", "content": [{"type": "text", "text": "Hel"}, {"type": "text", "text": "lo"}]}
+        ],
+    )
+    assert openai_settings.last_request.body["messages"][-1] == {"role": "user", "content": "Hello"}
+
+
+# --- completions, streamed ----------------------------------------------------------------
+
+
+async def test_streamed_completion_with_usage_through_the_async_client(
+    live_asgi_url, key, user, openai_settings, general_category
+):
+    openai_settings.configure(reply="one two three", prompt_tokens=50, completion_tokens=3)
+    async with openai.AsyncOpenAI(base_url=f"{live_asgi_url}/v1", api_key=key[1], max_retries=0) as client:
+        stream = await client.chat.completions.create(
+            model="general", messages=QUESTION, stream=True, stream_options={"include_usage": True}
+        )
+        chunks = [chunk async for chunk in stream]
+
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == "one two three"
+    assert chunks[0].choices[0].delta.role == "assistant"
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "stop"
+    assert chunks[-1].choices == [] and chunks[-1].usage.completion_tokens == 3
+    usage = await UsageRecord.objects.aget()
+    assert (usage.status, usage.cost) == ("complete", expected_cost(50, 3))
+
+
+def test_streamed_completion_without_usage_has_no_usage_chunk(client, openai_settings):
+    stream = client.chat.completions.create(model="general", messages=QUESTION, stream=True)
+    chunks = list(stream)
+    assert all(chunk.usage is None for chunk in chunks)
+    assert record().status == "complete"
+
+
+def test_a_client_that_leaves_mid_stream_stops_the_upstream_and_pays_what_was_produced(
+    live_asgi_url, key, user, openai_settings, general_category
+):
+    openai_settings.configure(reply=" ".join(f"w{i}" for i in range(40)), chunk_delay=0.05)
+    body = {"model": "general", "messages": QUESTION, "stream": True}
+    with (
+        httpx.Client(timeout=10) as http,
+        http.stream(
+            "POST",
+            f"{live_asgi_url}/v1/chat/completions",
+            json=body,
+            headers={"Authorization": f"Bearer {key[1]}"},
+        ) as response,
+    ):
+        seen = 0
+        for line in response.iter_lines():
+            if line.startswith("data: ") and "content" in line:
+                seen += 1
+                if seen == 4:
+                    break
+
+    assert openai_settings.wait_until_sync(lambda: openai_settings.last_request.disconnected, timeout=5)
+    call_command("release_stale_holds", "--minutes", "0")  # nothing of a settled request to release
+    usage = record()
+    assert usage.status == "incomplete"
+    assert 0 < usage.cost <= Hold.objects.get(pk=usage.hold_id).amount
+    assert balance(user) == 100 - usage.cost
+    assert_books_balance(user)
+
+
+def test_a_failure_before_any_token_is_free(client, user, openai_settings):
+    openai_settings.configure(fail_status=500)
+
+    with pytest.raises(openai.APIStatusError) as raised:
+        client.chat.completions.create(model="general", messages=QUESTION)
+
+    assert raised.value.status_code == 502
+    assert raised.value.body["type"] == "api_error"
+    assert (record().status, record().cost) == ("failed", 0)
+    assert balance(user) == 100
+    assert_books_balance(user)
+
+
+def test_a_failure_mid_stream_is_an_error_event_the_sdk_raises(client, user, openai_settings):
+    openai_settings.configure(reply="a b c d e f", error_event_after_chunks=2)
+
+    with pytest.raises(openai.APIError):
+        list(client.chat.completions.create(model="general", messages=QUESTION, stream=True))
+
+    assert record().status == "incomplete"
+    assert_books_balance(user)
+
+
+# --- refusals, as the SDK raises them ---------------------------------------------------------
+
+
+def test_a_revoked_key_is_refused_at_once(client, key, user):
+    from accounts.services import api_key_revoke
+
+    api_key_revoke(user=user, key_id=key[0].id)
+
+    with pytest.raises(openai.AuthenticationError) as raised:
+        client.chat.completions.create(model="general", messages=QUESTION)
+    assert raised.value.code == "invalid_api_key"
+    assert not UsageRecord.objects.exists()
+
+
+def test_a_deactivated_users_key_is_refused_at_once(client, user):
+    User.objects.filter(pk=user.pk).update(is_active=False)
+
+    with pytest.raises(openai.AuthenticationError):
+        client.models.list()
+
+
+def test_a_jwt_is_not_a_key_and_a_key_is_not_a_jwt(live_asgi_url, key, user, openai_settings):
+    jwt = str(RefreshToken.for_user(user).access_token)
+    with httpx.Client(base_url=live_asgi_url, timeout=10) as http:
+        refused = http.get("/v1/models", headers={"Authorization": f"Bearer {jwt}"})
+        assert refused.status_code == 401
+        assert refused.json()["error"]["code"] == "invalid_api_key"
+        assert http.get("/api/wallet/", headers={"Authorization": f"Bearer {key[1]}"}).status_code == 401
+
+
+def test_an_unknown_model_is_model_not_found(client):
+    with pytest.raises(openai.NotFoundError) as raised:
+        client.chat.completions.create(model="gpt-9", messages=QUESTION)
+    assert raised.value.code == "model_not_found"
+
+
+@pytest.mark.parametrize(
+    ("extra", "param"),
+    [
+        ({"tools": [{"type": "function", "function": {"name": "f", "parameters": {}}}]}, "tools"),
+        ({"n": 2}, "n"),
+        ({"logprobs": True}, "logprobs"),
+        ({"response_format": {"type": "json_object"}}, "response_format"),
+        ({"temperature": 5}, "temperature"),
+        ({"stop": ["a", "b", "c", "d", "e"]}, "stop"),
+    ],
+)
+def test_an_unsupported_or_bad_parameter_is_a_400_naming_it(client, extra, param):
+    with pytest.raises(openai.BadRequestError) as raised:
+        client.chat.completions.create(model="general", messages=QUESTION, **extra)
+    assert raised.value.param == param
+    assert not UsageRecord.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("messages", "param"),
+    [
+        ([{"role": "tool", "content": "x", "tool_call_id": "1"}], "messages[0].tool_call_id"),
+        ([{"role": "developer", "content": "x"}], "messages[0].role"),
+        (
+            [{"role": "user", "content": [{"type": "image_url", "image_url": {"url": "x"}}]}],
+            "messages[0].content[0]",
+        ),
+        ([], "messages"),
+    ],
+)
+def test_unsupported_messages_are_a_400_naming_them(client, messages, param):
+    with pytest.raises(openai.BadRequestError) as raised:
+        client.chat.completions.create(model="general", messages=messages)
+    assert raised.value.param == param
+
+
+def test_missing_credits_are_402_insufficient_quota_and_not_retried(
+    live_asgi_url, key, user, openai_settings, general_category
+):
+    wallet_adjust(user=user, amount=-100, reason="spent elsewhere", actor=user)
+    with (
+        openai.OpenAI(base_url=f"{live_asgi_url}/v1", api_key=key[1], max_retries=3) as client,
+        pytest.raises(openai.APIStatusError) as raised,
+    ):
+        client.chat.completions.create(model="general", messages=QUESTION)
+
+    assert raised.value.status_code == 402
+    assert raised.value.code == "insufficient_quota"
+    assert raised.value.body["type"] == "insufficient_quota"
+    assert openai_settings.requests == []  # the provider was never called
+    assert not UsageRecord.objects.exists()
+
+
+def test_the_message_throttle_is_shared_with_chat_replies(client, user, settings, general_category):
+    settings.MESSAGE_THROTTLE_RATE = "2/min"
+    client.chat.completions.create(model="general", messages=QUESTION)
+    client.chat.completions.create(model="general", messages=QUESTION)
+
+    with pytest.raises(openai.RateLimitError) as raised:
+        client.chat.completions.create(model="general", messages=QUESTION)
+    assert raised.value.code == "rate_limit_exceeded"
+
+
+def test_a_body_that_is_not_json_is_a_400_in_openais_shape(live_asgi_url, key):
+    response = httpx.post(
+        f"{live_asgi_url}/v1/chat/completions",
+        content=b"{not json",
+        headers={"Authorization": f"Bearer {key[1]}", "Content-Type": "application/json"},
+    )
+    assert response.status_code == 400
+    error = response.json()["error"]
+    assert {"message", "type", "param", "code", "details"} <= set(error)
+
+
+# --- a client nobody here wrote ---------------------------------------------------------------
+
+
+def test_langchain_chat_openai_talks_to_parley(live_asgi_url, key, user, openai_settings, general_category):
+    openai_settings.configure(reply="Hi from upstream")
+    chat = ChatOpenAI(base_url=f"{live_asgi_url}/v1", api_key=key[1], model="general", max_retries=0)
+
+    assert chat.invoke("Say hello").content == "Hi from upstream"
+    assert "".join(chunk.content for chunk in chat.stream("Again")) == "Hi from upstream"
+    assert UsageRecord.objects.filter(status="complete").count() == 2
+    assert_books_balance(user)
+
+
+def test_json_dumps_of_a_failure_never_leaks_internals(client, openai_settings):
+    openai_settings.configure(fail_status=500, fail_message="secret upstream detail")
+    with pytest.raises(openai.APIStatusError) as raised:
+        client.chat.completions.create(model="general", messages=QUESTION)
+    assert "secret upstream detail" not in json.dumps(raised.value.body)
