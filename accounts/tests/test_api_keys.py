@@ -2,20 +2,16 @@
 
 import hashlib
 import sys
-import threading
-from collections.abc import Callable
 from datetime import timedelta
-from typing import Any
 
 import pytest
-from django.db import connection
 from django.utils import timezone
 from rest_framework.test import APIClient
 
 from accounts import services
 from accounts.errors import ApiKeyLimitReached
 from accounts.models import ApiKey, api_key_digest
-from conftest import bearer_client, requires_postgres
+from conftest import bearer_client, in_parallel, requires_postgres
 from core.errors import NotFound, ValidationFailed
 from core.tests.asserts import assert_error
 from core.tests.test_settings import run
@@ -335,28 +331,6 @@ def test_bad_api_keys_per_user_stops_the_process(value):
 
 
 # --- concurrency (PostgreSQL) --------------------------------------------------
-
-
-def in_parallel(call: Callable[[int], Any], callers: int) -> list[Any]:
-    """Run ``call(i)`` in ``callers`` threads released together; results or exceptions, in order."""
-    barrier = threading.Barrier(callers)
-    outcomes: list[Any] = [None] * callers
-
-    def run_one(index: int) -> None:
-        try:
-            barrier.wait(timeout=10)
-            outcomes[index] = call(index)
-        except Exception as exc:
-            outcomes[index] = exc
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run_one, args=(i,)) for i in range(callers)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
-    return outcomes
 
 
 @requires_postgres

@@ -9,13 +9,16 @@ import json
 import httpx
 import openai
 import pytest
+from asgiref.sync import sync_to_async
 from django.core.management import call_command
 from langchain_openai import ChatOpenAI
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from accounts.models import User
 from chats.models import UsageRecord
+from chats.replies import release_connection
 from chats.tests.test_stream import assert_books_balance, expected_cost
+from conftest import in_parallel, requires_postgres
 from wallets.models import Hold, LedgerEntry, Wallet
 from wallets.services import wallet_adjust
 
@@ -67,7 +70,9 @@ def test_models_are_the_active_categories(client, general_category):
 # --- completions, not streamed ----------------------------------------------------------
 
 
-def test_completion_answers_in_openais_format_and_charges_the_keys_owner(client, key, user, openai_settings):
+def test_completion_answers_in_openais_format_and_charges_the_keys_owner(
+    client, key, user, openai_settings, general_category
+):
     openai_settings.configure(reply="Hello there friend", prompt_tokens=120, completion_tokens=30)
 
     answer = client.chat.completions.create(
@@ -98,7 +103,7 @@ def test_completion_answers_in_openais_format_and_charges_the_keys_owner(client,
     assert key[0].prefix in charge.description
     # What went upstream: the category's system prompt first, the options passed, max_tokens capped.
     sent = openai_settings.last_request.body
-    assert sent["messages"] == [{"role": "system", "content": "Be brief."}, *QUESTION]
+    assert sent["messages"] == [{"role": "system", "content": general_category.system_prompt}, *QUESTION]
     assert (sent["temperature"], sent["seed"], sent["stop"]) == (0.2, 7, ["\n\n"])
     assert sent["max_tokens"] == 1024
     assert_books_balance(user)
@@ -132,8 +137,11 @@ async def test_streamed_completion_with_usage_through_the_async_client(
     assert chunks[0].choices[0].delta.role == "assistant"
     assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "stop"
     assert chunks[-1].choices == [] and chunks[-1].usage.completion_tokens == 3
-    usage = await UsageRecord.objects.aget()
-    assert (usage.status, usage.cost) == ("complete", expected_cost(50, 3))
+    try:
+        usage = await UsageRecord.objects.aget()
+        assert (usage.status, usage.cost) == ("complete", expected_cost(50, 3))
+    finally:
+        await sync_to_async(release_connection)()  # the ORM's async call ran in asgiref's thread
 
 
 def test_streamed_completion_without_usage_has_no_usage_chunk(client, openai_settings):
@@ -324,3 +332,78 @@ def test_json_dumps_of_a_failure_never_leaks_internals(client, openai_settings):
     with pytest.raises(openai.APIStatusError) as raised:
         client.chat.completions.create(model="general", messages=QUESTION)
     assert "secret upstream detail" not in json.dumps(raised.value.body)
+
+
+# --- concurrency (PostgreSQL: real row locks) ---------------------------------------------------
+
+
+def worst_cost(general_category) -> int:
+    from chats.llm import ChatMessage
+    from chats.services import reply_max_cost
+
+    prompt = [ChatMessage("system", general_category.system_prompt), ChatMessage("user", "Say hello")]
+    return reply_max_cost(category=general_category, prompt=prompt, max_tokens=1024)
+
+
+@requires_postgres
+def test_twenty_concurrent_streams_with_one_key_never_spend_past_the_wallet(
+    live_asgi_url, key, user, openai_settings, general_category
+):
+    """The wallet covers five worst cases; every stream lasts long enough to overlap all the others."""
+    held = worst_cost(general_category)
+    wallet_adjust(user=user, amount=5 * held - 100, reason="covers five", actor=user)
+    openai_settings.configure(reply=" ".join(f"w{i}" for i in range(20)), chunk_delay=0.1)
+
+    def stream(_: int) -> str:
+        with openai.OpenAI(base_url=f"{live_asgi_url}/v1", api_key=key[1], max_retries=0) as client:
+            chunks = client.chat.completions.create(model="general", messages=QUESTION, stream=True)
+            return "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+
+    outcomes = in_parallel(stream, callers=20)
+
+    served = [o for o in outcomes if isinstance(o, str)]
+    refused = [o for o in outcomes if isinstance(o, openai.APIStatusError)]
+    assert len(served) + len(refused) == 20, outcomes
+    assert 1 <= len(served) <= 5
+    assert all(o.status_code == 402 and o.code == "insufficient_quota" for o in refused)
+    assert Wallet.objects.get(user=user).balance >= 0
+    assert UsageRecord.objects.filter(status="complete").count() == len(served)
+    assert_books_balance(user)
+
+
+@requires_postgres
+def test_concurrent_streams_and_chat_replies_share_one_wallet_safely(
+    live_asgi_url, key, user, openai_settings, general_category
+):
+    from chats.models import ChatSession, Message
+
+    held = worst_cost(general_category)
+    wallet_adjust(user=user, amount=6 * held - 100, reason="covers about six", actor=user)
+    openai_settings.configure(reply=" ".join(f"w{i}" for i in range(20)), chunk_delay=0.1)
+    session = ChatSession.objects.create(user=user, category=general_category)
+    jwt = str(RefreshToken.for_user(user).access_token)
+
+    def one(index: int):
+        if index % 2:
+            with openai.OpenAI(base_url=f"{live_asgi_url}/v1", api_key=key[1], max_retries=0) as client:
+                return (
+                    client.chat.completions.create(model="general", messages=QUESTION)
+                    .choices[0]
+                    .finish_reason
+                )
+        response = httpx.post(
+            f"{live_asgi_url}/api/sessions/{session.id}/messages/",
+            json={"content": "Say hello"},
+            headers={"Authorization": f"Bearer {jwt}", "Accept": "application/json"},
+            timeout=30,
+        )
+        return response.status_code
+
+    outcomes = in_parallel(one, callers=20)
+
+    assert all(o in ("stop", 201, 402) or isinstance(o, openai.APIStatusError) for o in outcomes), outcomes
+    served = outcomes.count("stop") + outcomes.count(201)
+    assert 1 <= served <= 6
+    assert Wallet.objects.get(user=user).balance >= 0
+    assert Message.objects.filter(role="assistant", status="pending").count() == 0
+    assert_books_balance(user)

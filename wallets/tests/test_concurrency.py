@@ -5,14 +5,10 @@ real; SQLite serialises writers, so these only run on PostgreSQL.
 """
 
 import contextlib
-import threading
-from collections.abc import Callable
-from typing import Any
 
 import pytest
-from django.db import connection
 
-from conftest import requires_postgres
+from conftest import in_parallel, requires_postgres
 from wallets import services
 from wallets.errors import InsufficientFunds
 from wallets.models import Hold, LedgerEntry, Wallet
@@ -22,28 +18,6 @@ from wallets.tests.conftest import reserve
 pytestmark = [requires_postgres, pytest.mark.django_db(transaction=True)]
 
 CALLERS = 8  # below the connection pool's default size, so all of them really run at once
-
-
-def in_parallel(call: Callable[[int], Any], callers: int = CALLERS) -> list[Any]:
-    """Run ``call(i)`` in ``callers`` threads released together; results or exceptions, in order."""
-    barrier = threading.Barrier(callers)
-    outcomes: list[Any] = [None] * callers
-
-    def run(index: int) -> None:
-        try:
-            barrier.wait(timeout=10)
-            outcomes[index] = call(index)
-        except Exception as exc:
-            outcomes[index] = exc
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(callers)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
-    return outcomes
 
 
 def test_parallel_reservations_never_overspend(user):
