@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from chats.models import Category, ChatSession, Message
+from chats.models import Category, ChatSession, Message, UsageRecord
 
 
 @admin.register(Category)
@@ -39,4 +39,34 @@ class ChatSessionAdmin(admin.ModelAdmin):
     inlines = [MessageInline]
 
     def has_add_permission(self, request) -> bool:
+        return False
+
+
+@admin.register(UsageRecord)
+class UsageRecordAdmin(admin.ModelAdmin):
+    """What each ``/v1/`` request used and cost, read-only: the ledger holds the money."""
+
+    list_display = [
+        "created_at",
+        "user",
+        "api_key",
+        "category",
+        "status",
+        "prompt_tokens",
+        "completion_tokens",
+        "cost",
+        "duration_ms",
+    ]
+    list_filter = ["status", "category"]
+    search_fields = ["user__login_id", "api_key__prefix", "api_key__name"]
+    list_select_related = ["user", "api_key", "category"]
+    date_hierarchy = "created_at"
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
         return False

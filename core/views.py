@@ -8,7 +8,7 @@ from django.views import defaults
 
 from core.exceptions import error_response
 
-API_PREFIXES = ("/api/", "/auth/")
+API_PREFIXES = ("/api/", "/auth/", "/v1/")
 
 
 def healthz(request: HttpRequest) -> JsonResponse:

@@ -68,3 +68,26 @@ def test_anonymous_cannot_reach_the_admin(client):
     response = client.get("/admin/chats/chatsession/")
     assert response.status_code == 302
     assert "/admin/login/" in response["Location"]
+
+
+def test_staff_read_usage_records_filtered_by_status_and_cannot_change_them(
+    admin_client, user, general_category
+):
+    from accounts.services import api_key_create
+    from chats.models import UsageRecord
+
+    api_key, _ = api_key_create(user=user, name="script")
+    done = UsageRecord.objects.create(
+        user=user, api_key=api_key, category=general_category, status="complete", cost=7, prompt_tokens=11
+    )
+    UsageRecord.objects.create(user=user, api_key=api_key, category=general_category, status="failed")
+
+    page = admin_client.get("/admin/chats/usagerecord/?status=complete&q=script")
+
+    assert page.status_code == 200
+    assert list(page.context["cl"].result_list) == [done]
+    assert admin_client.get("/admin/chats/usagerecord/add/").status_code == 403
+    assert (
+        admin_client.post(f"/admin/chats/usagerecord/{done.pk}/delete/", {"post": "yes"}).status_code == 403
+    )
+    assert UsageRecord.objects.count() == 2

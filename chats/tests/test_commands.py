@@ -3,6 +3,7 @@
 import threading
 import time
 from datetime import timedelta
+from functools import partial
 from io import StringIO
 
 import pytest
@@ -147,3 +148,32 @@ def test_sweep_during_a_slow_stream_leaves_it_to_finish_and_be_charged(
     assert reply.cost >= 1
     assert LedgerEntry.objects.filter(kind="charge", amount=-reply.cost).count() == 1
     assert_books_balance(session.user)
+
+
+def test_a_v1_request_whose_lease_ran_out_is_closed_and_a_live_one_left_alone(user, general_category):
+    from accounts.services import api_key_create
+    from chats.llm import ChatMessage
+    from chats.models import UsageRecord
+
+    api_key, _ = api_key_create(user=user, name="script")
+    begin = partial(
+        services.completion_begin,
+        user=user,
+        api_key=api_key,
+        model="general",
+        messages=[ChatMessage("user", "hi")],
+    )
+    dead, live = begin(), begin()
+    UsageRecord.objects.filter(pk=dead.record_id).update(
+        lease_expires_at=timezone.now() - timedelta(seconds=1)
+    )
+    age_hold(Hold.objects.get(pk=live.hold_id), minutes=120)
+
+    out = run("--minutes", "0")
+
+    assert "Closed 1 stale reply as failed." in out
+    assert "Released 0 stale hold(s)." in out
+    assert UsageRecord.objects.get(pk=dead.record_id).status == UsageRecord.Status.FAILED
+    assert Hold.objects.get(pk=dead.hold_id).status == Hold.Status.RELEASED
+    assert UsageRecord.objects.get(pk=live.record_id).status == UsageRecord.Status.PENDING
+    assert Hold.objects.get(pk=live.hold_id).status == Hold.Status.OPEN

@@ -7,6 +7,7 @@ import pytest
 from django.apps import apps as django_apps
 from django.db import connection
 from django.test import override_settings
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from model_bakery import baker
 
@@ -247,3 +248,26 @@ def test_concurrent_replies_never_reserve_more_than_the_wallet_holds(make_user):
     assert wallet.held == 99
     assert wallet.balance - wallet.held == 1
     assert Message.objects.filter(session=session, role="assistant", status="pending").count() == 9
+
+
+def test_a_v1_request_is_reserved_in_a_fixed_handful_of_statements(
+    user, general_category, django_assert_num_queries
+):
+    """Before the request leaves for the upstream: the model, then one transaction (the usage
+    record, the wallet's conditional UPDATE, the hold). Savepoints are not statements we send."""
+    from accounts.services import api_key_create
+    from chats.models import UsageRecord
+
+    api_key, _ = api_key_create(user=user, name="script")
+    for message in range(2):  # the history's length changes nothing
+        messages = [ChatMessage("user", f"question {n}") for n in range(message * 20 + 1)]
+        with CaptureQueriesContext(connection) as captured:
+            services.completion_begin(user=user, api_key=api_key, model="general", messages=messages)
+        statements = [q["sql"].split()[0].upper() for q in captured.captured_queries]
+        assert [s for s in statements if s not in ("SAVEPOINT", "RELEASE")] == [
+            "SELECT",
+            "INSERT",
+            "UPDATE",
+            "INSERT",
+        ]
+    assert UsageRecord.objects.filter(status="pending").count() == 2

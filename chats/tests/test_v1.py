@@ -407,3 +407,11 @@ def test_concurrent_streams_and_chat_replies_share_one_wallet_safely(
     assert Wallet.objects.get(user=user).balance >= 0
     assert Message.objects.filter(role="assistant", status="pending").count() == 0
     assert_books_balance(user)
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_an_unknown_v1_path_answers_json(api_client, settings, debug):
+    settings.DEBUG = debug
+    response = api_client.get("/v1/embeddings")
+    assert response.status_code == 404
+    assert response.json()["error"]["code"] == "not_found"
