@@ -1,6 +1,6 @@
 """The chats app's domain errors; :mod:`core.exceptions` renders them."""
 
-from core.errors import NotFound, ValidationFailed
+from core.errors import Conflict, DomainError, NotFound, ValidationFailed
 
 
 class ModelNotFound(NotFound):
@@ -21,3 +21,39 @@ class UnsupportedParameter(InvalidParameter):
     """A ``/v1/`` request parameter Parley does not support (tools, ``n`` > 1, images…): never dropped."""
 
     code = "unsupported_parameter"
+
+
+class TooManyReplies(DomainError):
+    """The user already runs ``MAX_CONCURRENT_REPLIES`` replies: nothing was stored or reserved."""
+
+    code = "too_many_replies"
+    status_code = 429
+    default_message = "Too many replies are running at once; wait for one to end."
+
+
+class ShuttingDown(DomainError):
+    """This worker is stopping and takes no new replies; another worker (or a retry) will."""
+
+    code = "shutting_down"
+    status_code = 503
+    default_message = "The server is restarting; try again in a moment."
+
+
+class ReplyEnded(Conflict):
+    default_message = "This reply has already ended."
+
+
+class ReplyFailed(DomainError):
+    """What a resumed reader learns of a reply that failed and whose events have expired."""
+
+    code = "llm_unavailable"
+    status_code = 502
+    default_message = "The language model could not produce this reply."
+
+
+class ReplyUnavailable(DomainError):
+    """A reply still pending whose worker is gone: the stale sweep will close it."""
+
+    code = "reply_unavailable"
+    status_code = 503
+    default_message = "This reply's worker is gone; the reply will be closed shortly."

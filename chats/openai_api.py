@@ -33,7 +33,7 @@ from chats.openai_format import (
     openai_error,
     usage_json,
 )
-from chats.replies import Delta, Failed, Finished, ReplyOutcome, completion_outcomes
+from chats.replies import Delta, Failed, Finished, ReplyOutcome, completion_outcomes, run_shielded
 from chats.streaming import AdmittingView, admit_in_thread
 from chats.throttles import MessageThrottle
 from core.exceptions import exception_handler
@@ -100,9 +100,7 @@ async def chat_completions(request: HttpRequest) -> HttpResponse:
     if request.method != "POST":
         return _error_response({"code": "method_not_allowed", "message": "Use POST."}, status=405)
     admitted = await admit_in_thread(
-        partial(CompletionPostView().admit, request),
-        services.completion_finish,
-        plan_of=lambda admitted: admitted[0],
+        partial(CompletionPostView().admit, request), _abandoned, plan_of=lambda admitted: admitted[0]
     )
     if isinstance(admitted, HttpResponse):
         return admitted
@@ -113,6 +111,11 @@ async def chat_completions(request: HttpRequest) -> HttpResponse:
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"
     return response
+
+
+async def _abandoned(plan: services.CompletionPlan) -> None:
+    """The client left while its request was reserved: on ``/v1/`` a disconnect ends the request."""
+    await run_shielded(services.completion_finish, plan=plan, content="", usage=None, status="failed")
 
 
 def _error_response(error: dict[str, Any], *, status: int) -> JsonResponse:

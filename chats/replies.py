@@ -90,6 +90,12 @@ async def _keep_lease(renew: Callable[..., bool], plan: Any) -> None:
             logger.warning("Renewing the lease of a reply failed", exc_info=True)
 
 
+async def _close_when_set(stop: asyncio.Event, stream: LLMStream) -> None:
+    """Stop within one chunk: close the upstream as soon as asked, even while it is silent."""
+    await stop.wait()
+    await _close_quietly(stream)
+
+
 async def _close_quietly(stream: LLMStream | None) -> None:
     if stream is None:
         return
@@ -99,9 +105,15 @@ async def _close_quietly(stream: LLMStream | None) -> None:
         logger.warning("Closing the upstream stream failed", exc_info=True)
 
 
-def reply_outcomes(plan: services.ReplyPlan) -> AsyncIterator[ReplyOutcome]:
-    """A chat reply's outcomes: stored as a message of its session."""
-    return _outcomes(plan, finish=services.reply_finish, renew=services.reply_lease_renew)
+def reply_outcomes(
+    plan: services.ReplyPlan, *, stop: asyncio.Event | None = None
+) -> AsyncIterator[ReplyOutcome]:
+    """A chat reply's outcomes: stored as a message of its session.
+
+    Once ``stop`` is set the upstream is closed, and the reply ends
+    ``incomplete``, charged for what was produced, as a ``Finished``.
+    """
+    return _outcomes(plan, finish=services.reply_finish, renew=services.reply_lease_renew, stop=stop)
 
 
 def completion_outcomes(plan: services.CompletionPlan) -> AsyncIterator[ReplyOutcome]:
@@ -109,24 +121,30 @@ def completion_outcomes(plan: services.CompletionPlan) -> AsyncIterator[ReplyOut
     return _outcomes(plan, finish=services.completion_finish, renew=services.completion_lease_renew)
 
 
-async def _outcomes(plan, *, finish, renew) -> AsyncIterator[ReplyOutcome]:
+async def _outcomes(plan, *, finish, renew, stop: asyncio.Event | None = None) -> AsyncIterator[ReplyOutcome]:
     """Deltas as they come, then ``Finished`` or ``Failed``; settles on every path."""
     parts: list[str] = []
     stream: LLMStream | None = None
     failure: LLMUnavailable | None = None
     interrupted = False
     lease = asyncio.create_task(_keep_lease(renew, plan))
+    stopper: asyncio.Task | None = None
     try:
         try:
             stream = await get_provider().stream(
                 messages=plan.prompt, model=plan.model, max_tokens=plan.max_tokens, options=plan.options
             )
+            if stop is not None:
+                stopper = asyncio.create_task(_close_when_set(stop, stream))
             async for delta in stream:
                 if delta:
                     parts.append(delta)
                     yield Delta(delta)
+                if stop is not None and stop.is_set():
+                    break
         except LLMUnavailable as exc:
-            failure = exc
+            if stop is None or not stop.is_set():  # a stream closed on purpose is not a failure
+                failure = exc
     except BaseException:
         # The client went away (CancelledError, or GeneratorExit when the
         # server drops the generator): keep and charge what was produced.
@@ -137,8 +155,11 @@ async def _outcomes(plan, *, finish, renew) -> AsyncIterator[ReplyOutcome]:
         # that closes the upstream: the reply is stored and its hold settled
         # all the same, as it ended.
         lease.cancel()
+        if stopper is not None:
+            stopper.cancel()
+        stopped = stop is not None and stop.is_set()
         content = "".join(parts)
-        if interrupted or (failure is not None and content):
+        if interrupted or stopped or (failure is not None and content):
             status, usage = Message.Status.INCOMPLETE, None
         elif failure is not None:
             status, usage = Message.Status.FAILED, None

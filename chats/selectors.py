@@ -73,3 +73,12 @@ def prompt_history(*, session: ChatSession, budget_tokens: int, estimate) -> lis
             chosen.append(message)
         if len(page) < HISTORY_PAGE:
             return chosen[::-1]
+
+
+def reply_get(*, user, session_id, message_id) -> Message:
+    """An assistant reply of the caller's session; anything else is "not found"."""
+    session = session_get(user=user, session_id=session_id)
+    reply = Message.objects.filter(session=session, pk=message_id, role=Message.Role.ASSISTANT).first()
+    if reply is None:
+        raise NotFound("Reply not found.")
+    return reply

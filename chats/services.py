@@ -14,7 +14,7 @@ ever held while the LLM talks:
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
-from uuid import uuid4
+from uuid import UUID, uuid4
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -131,7 +131,7 @@ def reply_max_cost(*, category: Category, prompt: list[ChatMessage], max_tokens:
     return reply_cost(category=category, prompt_tokens=upper, completion_tokens=max_tokens)
 
 
-def reply_begin(*, user, session_id, content: str) -> ReplyPlan:
+def reply_begin(*, user, session_id, content: str, reply_id: UUID | None = None) -> ReplyPlan:
     """Check, reserve, then store the question; raises before anything is stored."""
     session = selectors.session_get(user=user, session_id=session_id)
     content = _validated_content(content)
@@ -153,6 +153,7 @@ def reply_begin(*, user, session_id, content: str) -> ReplyPlan:
                     session=session, role=Message.Role.USER, content=content, status=Message.Status.COMPLETE
                 ),
                 Message(
+                    id=reply_id or uuid4(),
                     session=session,
                     role=Message.Role.ASSISTANT,
                     status=Message.Status.PENDING,

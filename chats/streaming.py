@@ -17,6 +17,7 @@ import json
 from collections.abc import AsyncIterator, Callable
 from functools import partial
 from typing import Any
+from uuid import uuid4
 
 from asgiref.sync import sync_to_async
 from django.core.serializers.json import DjangoJSONEncoder
@@ -29,21 +30,16 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from chats import services
+from chats import reply_log, reply_runner, selectors, services
+from chats.errors import ReplyEnded, ReplyFailed, ReplyUnavailable, ShuttingDown, TooManyReplies
 from chats.models import Message
-from chats.replies import (
-    Delta,
-    Failed,
-    Finished,
-    ReplyOutcome,
-    release_connection,
-    reply_outcomes,
-    run_shielded,
-)
+from chats.replies import Failed, Finished, ReplyOutcome, release_connection
+from chats.reply_slots import reply_slot_give_back, reply_slot_take
 from chats.serializers import MessageInputSerializer, MessageSerializer, ReplySerializer
 from chats.throttles import MessageThrottle
 from chats.views import SessionMessagesView
 from core.openapi import error_responses
+from wallets import selectors as wallet_selectors
 
 
 def _sse_event_schema(name: str, data: str) -> dict:
@@ -108,25 +104,81 @@ class MessagePostView(AdmittingView):
     throttle_classes = [MessageThrottle]
 
     def begin(self, request: Request, *, pk) -> services.ReplyPlan:
+        if reply_runner.shutdown.asked_at is not None:
+            raise ShuttingDown()
         data = MessageInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        return services.reply_begin(user=request.user, session_id=pk, content=data.validated_data["content"])
+        # The reply's id is its slot among the user's running replies: taken before anything is
+        # reserved, given back when the reply ends (or now, if it never begins).
+        reply_id = uuid4()
+        slot = {"user_id": request.user.pk, "token": str(reply_id)}
+        if not reply_slot_take(**slot):
+            raise TooManyReplies()
+        try:
+            return services.reply_begin(
+                user=request.user, session_id=pk, content=data.validated_data["content"], reply_id=reply_id
+            )
+        except BaseException:
+            reply_slot_give_back(**slot)
+            raise
+
+
+class ReplyView(AdmittingView):
+    """An existing reply of the caller's session: to follow its events, or to stop it."""
+
+    def begin(self, request: Request, *, pk, message_id) -> Message:
+        return selectors.reply_get(user=request.user, session_id=pk, message_id=message_id)
+
+
+class ReplyStopView(ReplyView):
+    def begin(self, request: Request, *, pk, message_id) -> Message:
+        reply = super().begin(request, pk=pk, message_id=message_id)
+        if reply.status != Message.Status.PENDING:
+            raise ReplyEnded()
+        return reply
 
 
 @csrf_exempt
 async def session_messages_endpoint(request: HttpRequest, pk) -> HttpResponse:
-    """One URL, two natures: the history is a DRF list; a new message streams its reply."""
+    """One URL, two natures: the history is a DRF list; a new message starts a reply and follows it."""
     if request.method != "POST":
         return await sync_to_async(_history)(request, pk=pk)
-    admitted = await admit_in_thread(partial(MessagePostView().admit, request, pk=pk), services.reply_finish)
+    admitted = await admit_in_thread(
+        partial(MessagePostView().admit, request, pk=pk), reply_runner.reply_start
+    )
     if isinstance(admitted, HttpResponse):
         return admitted
+    # The reply runs on its own: this request is only its first reader.
+    running = reply_runner.reply_start(admitted)
     if _wants_json(request):
-        return await _reply_as_json(admitted)
-    response = StreamingHttpResponse(_sse(admitted), content_type="text/event-stream")
-    response["Cache-Control"] = "no-cache"
-    response["X-Accel-Buffering"] = "no"
-    return response
+        return _reply_as_json(admitted, await asyncio.shield(running))
+    return _event_stream(_follow(admitted.assistant_message_id, after=0, final=None))
+
+
+@csrf_exempt
+async def reply_events_endpoint(request: HttpRequest, pk, message_id) -> HttpResponse:
+    """``GET …/messages/{id}/events/``: the events after ``Last-Event-ID`` (or ``?after=``), then live."""
+    if request.method != "GET":
+        return _method_not_allowed("GET")
+    after = _after(request)
+    if isinstance(after, HttpResponse):
+        return after
+    admitted = await sync_to_async(ReplyView().admit)(request, pk=pk, message_id=message_id)
+    if isinstance(admitted, HttpResponse):
+        return admitted
+    return _event_stream(_follow(admitted.id, after=after, final=admitted))
+
+
+@csrf_exempt
+async def reply_stop_endpoint(request: HttpRequest, pk, message_id) -> HttpResponse:
+    """``POST …/messages/{id}/stop/``: 202; the reply stops within one chunk wherever it runs."""
+    if request.method != "POST":
+        return _method_not_allowed("POST")
+    admitted = await sync_to_async(ReplyStopView().admit)(request, pk=pk, message_id=message_id)
+    if isinstance(admitted, HttpResponse):
+        return admitted
+    await reply_runner.reply_stop(admitted.id)
+    return JsonResponse({"id": str(admitted.id), "status": "stopping"}, status=status.HTTP_202_ACCEPTED)
 
 
 class SessionMessagesURLView(SessionMessagesView):
@@ -165,31 +217,36 @@ session_messages_endpoint.initkwargs = {}
 
 
 async def admit_in_thread(
-    admit: Callable[[], Any], finish: Callable[..., Any], *, plan_of: Callable[[Any], Any] = lambda plan: plan
+    admit: Callable[[], Any],
+    abandoned: Callable[[Any], Any],
+    *,
+    plan_of: Callable[[Any], Any] = lambda plan: plan,
 ) -> Any:
     """``admit()`` (DRF's checks, then a reservation) in a thread; if the client leaves meanwhile,
-    undo what it committed.
+    hand what it committed to ``abandoned``.
 
     Django cancels the view when the client disconnects, but the thread
     running the reservation cannot be stopped and may still commit it: then
-    ``finish`` the reply at once as ``failed`` (the hold released, nothing
-    charged) rather than leave it to the stale-hold sweep. ``plan_of`` finds
-    the plan in what ``admit`` returned.
+    ``abandoned(plan)`` takes over (a chat reply runs anyway; a ``/v1/``
+    request is finished as ``failed``), rather than leave the hold to the
+    stale-hold sweep. ``plan_of`` finds the plan in what ``admit`` returned.
     """
     begin = asyncio.ensure_future(sync_to_async(admit)())
     try:
         return await asyncio.shield(begin)
     except asyncio.CancelledError:
-        await asyncio.shield(_abandon(begin, finish, plan_of))
+        await asyncio.shield(_abandon(begin, abandoned, plan_of))
         raise
 
 
-async def _abandon(begin: asyncio.Future, finish: Callable[..., Any], plan_of: Callable[[Any], Any]) -> None:
+async def _abandon(
+    begin: asyncio.Future, abandoned: Callable[[Any], Any], plan_of: Callable[[Any], Any]
+) -> None:
     admitted = await begin
     if not isinstance(admitted, HttpResponse):
-        await run_shielded(
-            finish, plan=plan_of(admitted), content="", usage=None, status=Message.Status.FAILED
-        )
+        outcome = abandoned(plan_of(admitted))
+        if asyncio.iscoroutine(outcome):
+            await outcome
 
 
 def _wants_json(request: HttpRequest) -> bool:
@@ -197,58 +254,76 @@ def _wants_json(request: HttpRequest) -> bool:
     return "application/json" in accept and "text/event-stream" not in accept
 
 
-def _sse_frame(name: str, data: dict) -> bytes:
-    # Bytes, not str: Django would otherwise look the charset up in the
-    # Content-Type header again for each of a reply's frames.
-    return f"event: {name}\ndata: {json.dumps(data, cls=DjangoJSONEncoder)}\n\n".encode()
+def _method_not_allowed(allowed: str) -> JsonResponse:
+    body = {"error": {"code": "method_not_allowed", "message": f"Use {allowed}.", "details": {}}}
+    return JsonResponse(body, status=status.HTTP_405_METHOD_NOT_ALLOWED, headers={"Allow": allowed})
 
 
-def _done_data(reply: services.ReplyResult) -> dict[str, Any]:
-    return {
-        "message": MessageSerializer(reply.message).data,
-        "usage": {
-            "prompt_tokens": reply.usage.prompt_tokens,
-            "completion_tokens": reply.usage.completion_tokens,
-        },
-        "cost": reply.cost,
-        "balance": reply.balance,
-    }
-
-
-def _error_data(failed: Failed) -> dict[str, Any]:
-    error = failed.error
-    return {
-        "error": {
-            "code": error.code,
-            "message": error.message,
-            "details": {**error.details, **_done_data(failed.reply)},
+def _after(request: HttpRequest) -> int | HttpResponse:
+    """The last event the client saw: ``Last-Event-ID`` (what browsers resend), else ``?after=``."""
+    raw = request.headers.get("Last-Event-ID", request.GET.get("after", "0"))
+    if not raw.isascii() or not raw.isdigit() or len(raw) > 9:
+        body = {
+            "error": {
+                "code": "validation_error",
+                "message": "The request is not valid.",
+                "details": {"after": ["A whole number of events, zero or more."]},
+            }
         }
+        return JsonResponse(body, status=status.HTTP_400_BAD_REQUEST)
+    return int(raw)
+
+
+def _event_stream(frames: AsyncIterator[bytes]) -> StreamingHttpResponse:
+    response = StreamingHttpResponse(frames, content_type="text/event-stream")
+    response["Cache-Control"] = "no-cache"
+    response["X-Accel-Buffering"] = "no"
+    return response
+
+
+async def _follow(reply_id, *, after: int, final: Message | None) -> AsyncIterator[bytes]:
+    """The log's events after ``after``; once it has expired, the stored reply as one last event."""
+    try:
+        async for event in reply_log.follow(reply_id, after=after):
+            yield event.frame()
+        return
+    except reply_log.LogMissing:
+        if final is None:
+            raise
+    yield await sync_to_async(_final_frame, thread_sensitive=True)(final)
+
+
+def _final_frame(reply: Message) -> bytes:
+    """A reply whose events are gone, from the database: ``done``, or ``error`` if it failed."""
+    try:
+        reply.refresh_from_db()
+        wallet = wallet_selectors.wallet_for_user(user=reply.session.user)
+    finally:
+        release_connection()
+    data = {
+        "message": MessageSerializer(reply).data,
+        "usage": {"prompt_tokens": reply.prompt_tokens, "completion_tokens": reply.completion_tokens},
+        "cost": reply.cost,
+        "balance": wallet.balance,
     }
+    if reply.status == Message.Status.FAILED:
+        error = ReplyFailed()
+        data = {"error": {"code": error.code, "message": error.message, "details": data}}
+        return reply_log.Event(0, "error", json.dumps(data, cls=DjangoJSONEncoder)).frame()
+    if reply.status == Message.Status.PENDING:
+        error = ReplyUnavailable()
+        data = {"error": {"code": error.code, "message": error.message, "details": data}}
+        return reply_log.Event(0, "error", json.dumps(data, cls=DjangoJSONEncoder)).frame()
+    return reply_log.Event(0, "done", json.dumps(data, cls=DjangoJSONEncoder)).frame()
 
 
-async def _sse(plan: services.ReplyPlan) -> AsyncIterator[bytes]:
-    start = {
-        "user_message": MessageSerializer(plan.user_message).data,
-        "assistant_message_id": plan.assistant_message_id,
-    }
-    yield _sse_frame("start", start)
-    async for outcome in reply_outcomes(plan):
-        match outcome:
-            case Delta(content):
-                yield _sse_frame("delta", {"content": content})
-            case Finished(reply=reply):
-                yield _sse_frame("done", _done_data(reply))
-            case Failed():
-                yield _sse_frame("error", _error_data(outcome))
-
-
-async def _reply_as_json(plan: services.ReplyPlan) -> JsonResponse:
-    last: ReplyOutcome | None = None
-    async for last in reply_outcomes(plan):  # noqa: B007 - only the final outcome is rendered
-        pass
+def _reply_as_json(plan: services.ReplyPlan, last: ReplyOutcome | None) -> JsonResponse:
     if isinstance(last, Failed):
-        return JsonResponse(_error_data(last), status=last.error.status_code)
-    done = _done_data(last.reply)
+        return JsonResponse(reply_runner.error_data(last), status=last.error.status_code)
+    if not isinstance(last, Finished):
+        error = {"code": "server_error", "message": "An unexpected error occurred.", "details": {}}
+        return JsonResponse({"error": error}, status=500)
+    done = reply_runner.done_data(last.reply)
     body = {
         "user_message": MessageSerializer(plan.user_message).data,
         "assistant_message": done.pop("message"),

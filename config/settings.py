@@ -248,6 +248,12 @@ STALE_HOLD_MINUTES = setting("STALE_HOLD_MINUTES", env.int, default=15, minimum=
 # A streaming reply renews its lease every third of this; the stale sweep leaves it alone until
 # the lease has run out, so only replies whose process died are closed.
 REPLY_LEASE_SECONDS = setting("REPLY_LEASE_SECONDS", env.int, default=60, minimum=1)
+# A reply's events stay readable (to resume) this long after it ends.
+REPLY_EVENTS_TTL = setting("REPLY_EVENTS_TTL", env.int, default=600, minimum=1)
+# Replies one user may run at once, counted across workers (Redis) or in the process.
+MAX_CONCURRENT_REPLIES = setting("MAX_CONCURRENT_REPLIES", env.int, default=3, minimum=1)
+# On SIGTERM, how long running replies may go on before they are stopped and settled.
+REPLY_SHUTDOWN_GRACE = setting("REPLY_SHUTDOWN_GRACE", env.float, default=30.0, minimum=0)
 
 # --- LLM -------------------------------------------------------------------
 LLM_PROVIDER = setting("LLM_PROVIDER", env.str, default="echo", choices={"echo", "openai"})

@@ -401,7 +401,10 @@ def test_concurrent_streams_and_chat_replies_share_one_wallet_safely(
 
     outcomes = in_parallel(one, callers=20)
 
-    assert all(o in ("stop", 201, 402) or isinstance(o, openai.APIStatusError) for o in outcomes), outcomes
+    # A chat reply may also be refused for running more than MAX_CONCURRENT_REPLIES at once (429).
+    assert all(o in ("stop", 201, 402, 429) or isinstance(o, openai.APIStatusError) for o in outcomes), (
+        outcomes
+    )
     served = outcomes.count("stop") + outcomes.count(201)
     assert 1 <= served <= 6
     assert Wallet.objects.get(user=user).balance >= 0

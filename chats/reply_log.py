@@ -1,0 +1,194 @@
+"""A reply's event log: its events, numbered 1, 2, 3…, for whoever reads them, whenever.
+
+The reply writes each event once (:func:`append`); readers follow the log
+from any point (:func:`follow`): the POST that started the reply is simply
+its first reader, and a client that lost its connection resumes after the
+last event it saw. The writer never waits for a reader.
+
+Two stores behind one interface:
+
+- in the process (always): the replies this worker runs, kept
+  ``REPLY_EVENTS_TTL`` seconds after they end. Local readers read here,
+  with no round trip.
+- a Redis stream per reply (when ``REDIS_URL`` is set): the same events,
+  so that any worker can serve a reader (``XADD``, ``XREAD BLOCK``),
+  expired ``REPLY_EVENTS_TTL`` seconds after the end.
+
+Both hold one reply's events, no more (a reply has at most
+``LLM_MAX_TOKENS`` deltas), whoever reads them or not: a slow reader, or
+none, costs the writer nothing.
+"""
+
+import asyncio
+import json
+import logging
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.conf import settings
+
+logger = logging.getLogger(__name__)
+
+TERMINAL = frozenset({"done", "error"})
+# While a reply runs its Redis stream lives this long at most: a worker that
+# dies mid-reply leaves nothing behind for ever.
+RUNNING_TTL_SECONDS = 3600
+# How long one XREAD waits before checking that the stream still exists.
+READ_BLOCK_MS = 5000
+
+
+@dataclass(frozen=True)
+class Event:
+    id: int
+    name: str
+    data: str  # JSON
+
+    def frame(self) -> bytes:
+        return f"id: {self.id}\nevent: {self.name}\ndata: {self.data}\n\n".encode()
+
+    @property
+    def terminal(self) -> bool:
+        return self.name in TERMINAL
+
+
+@dataclass
+class _LocalLog:
+    events: list[Event] = field(default_factory=list)
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+    ended: bool = False
+
+
+class LogMissing(Exception):
+    """No log for this reply here: it never ran, or its events have expired."""
+
+
+class _Store:
+    """The logs of this process, and the Redis mirror when there is one."""
+
+    def __init__(self) -> None:
+        self.local: dict[str, _LocalLog] = {}
+        self._redis: dict[asyncio.AbstractEventLoop, Any] = {}
+
+    def redis(self):
+        """The asyncio Redis client of the running loop (its connections belong to that loop)."""
+        if not settings.REDIS_URL:
+            return None
+        import redis.asyncio as aioredis
+
+        loop = asyncio.get_running_loop()
+        for closed in [other for other in self._redis if other.is_closed()]:
+            del self._redis[closed]
+        if loop not in self._redis:
+            self._redis[loop] = aioredis.Redis.from_url(settings.REDIS_URL, max_connections=4096)
+        return self._redis[loop]
+
+
+_store = _Store()
+
+
+def redis_client():
+    """The running loop's asyncio Redis client, or None without ``REDIS_URL``."""
+    return _store.redis()
+
+
+def _key(reply_id: Any) -> str:
+    return f"parley:reply:{reply_id}:events"
+
+
+def open_log(reply_id: Any) -> None:
+    """Start this process's log of a reply (before its first event, so readers can wait on it)."""
+    _store.local[str(reply_id)] = _LocalLog()
+
+
+def runs_here(reply_id: Any) -> bool:
+    return str(reply_id) in _store.local
+
+
+async def append(reply_id: Any, event_id: int, name: str, data: dict[str, Any]) -> Event:
+    """Write one event; readers here are woken, and the Redis stream gets it too."""
+    event = Event(event_id, name, json.dumps(data, separators=(",", ":"), default=str))
+    log = _store.local[str(reply_id)]
+    log.events.append(event)
+    log.changed.set()
+    log.changed = asyncio.Event()
+    redis = _store.redis()
+    if redis is not None:
+        try:
+            await _redis_append(redis, reply_id, event)
+        except Exception:  # the reply goes on; only readers on other workers miss it
+            logger.warning("Could not write event %s of reply %s to Redis", event_id, reply_id, exc_info=True)
+    if event.terminal:
+        _end(reply_id)
+    return event
+
+
+async def _redis_append(redis, reply_id: Any, event: Event) -> None:
+    key = _key(reply_id)
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.xadd(key, {"e": event.name, "d": event.data}, id=f"{event.id}-0")
+        if event.id == 1:
+            pipe.expire(key, RUNNING_TTL_SECONDS)
+        if event.terminal:
+            pipe.expire(key, settings.REPLY_EVENTS_TTL)
+        await pipe.execute()
+
+
+def _end(reply_id: Any) -> None:
+    log = _store.local[str(reply_id)]
+    log.ended = True
+    asyncio.get_running_loop().call_later(settings.REPLY_EVENTS_TTL, _store.local.pop, str(reply_id), None)
+
+
+async def follow(reply_id: Any, *, after: int = 0) -> AsyncIterator[Event]:
+    """Every event after ``after``, once and in order, then live until the last one.
+
+    From this process when the reply runs (or ran) here, else from Redis;
+    :class:`LogMissing` when neither has it.
+    """
+    log = _store.local.get(str(reply_id))
+    if log is not None:
+        async for event in _follow_local(log, after):
+            yield event
+        return
+    redis = _store.redis()
+    if redis is None or not await redis.exists(_key(reply_id)):
+        raise LogMissing(reply_id)
+    async for event in _follow_redis(redis, reply_id, after):
+        yield event
+
+
+async def _follow_local(log: _LocalLog, after: int) -> AsyncIterator[Event]:
+    position = 0
+    while True:
+        changed = log.changed
+        while position < len(log.events):
+            event = log.events[position]
+            position += 1
+            if event.id > after:
+                yield event
+            if event.terminal:
+                return
+        if log.ended:
+            return
+        await changed.wait()
+
+
+async def _follow_redis(redis, reply_id: Any, after: int) -> AsyncIterator[Event]:
+    key, last = _key(reply_id), f"{after}-0"
+    while True:
+        answer = await redis.xread({key: last}, block=READ_BLOCK_MS, count=256)
+        if not answer:
+            if not await redis.exists(key):
+                return  # expired while we waited: the caller falls back to the database
+            continue
+        for entry_id, fields in answer[0][1]:
+            last = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
+            event = Event(int(last.split("-")[0]), _text(fields[b"e"]), _text(fields[b"d"]))
+            yield event
+            if event.terminal:
+                return
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value

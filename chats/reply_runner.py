@@ -1,0 +1,195 @@
+"""Chat replies that outlive their request: each runs as a task of its own on this worker.
+
+:func:`reply_start` launches the reply once it is reserved; the task renders
+its outcomes as Server-Sent Events into the reply's log
+(:mod:`chats.reply_log`), whoever reads them: the POST that started it, a
+client resuming on any worker, or nobody. A reply stops early when asked
+(:func:`reply_stop`, through Redis from any worker), and a worker shutting
+down lets its replies run for ``REPLY_SHUTDOWN_GRACE`` seconds, then stops
+and settles the rest (:func:`replies_shutdown`).
+"""
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+
+from chats import reply_log, services
+from chats.replies import Delta, Failed, Finished, ReplyOutcome, reply_outcomes
+from chats.reply_slots import reply_slot_give_back, reply_slot_renew
+from chats.serializers import MessageSerializer
+
+logger = logging.getLogger(__name__)
+
+STOP_CHANNEL = "parley:reply-stops"
+
+
+@dataclass
+class _Running:
+    task: asyncio.Task
+    stop: asyncio.Event
+
+
+_running: dict[str, _Running] = {}
+_listeners: dict[asyncio.AbstractEventLoop, asyncio.Task] = {}
+
+
+class _Shutdown:
+    """Set when the worker was asked to stop: no new replies, and since when."""
+
+    asked_at: float | None = None
+
+
+shutdown = _Shutdown()
+
+
+# --- rendering: a reply's outcomes as the events a client reads ----------------------
+
+
+def start_data(plan: services.ReplyPlan) -> dict[str, Any]:
+    return {
+        "user_message": MessageSerializer(plan.user_message).data,
+        "assistant_message_id": plan.assistant_message_id,
+    }
+
+
+def done_data(reply: services.ReplyResult) -> dict[str, Any]:
+    return {
+        "message": MessageSerializer(reply.message).data,
+        "usage": {
+            "prompt_tokens": reply.usage.prompt_tokens,
+            "completion_tokens": reply.usage.completion_tokens,
+        },
+        "cost": reply.cost,
+        "balance": reply.balance,
+    }
+
+
+def error_data(failed: Failed) -> dict[str, Any]:
+    error = failed.error
+    details = {**error.details, **done_data(failed.reply)}
+    return {"error": {"code": error.code, "message": error.message, "details": details}}
+
+
+def _event(outcome: ReplyOutcome) -> tuple[str, dict[str, Any]]:
+    match outcome:
+        case Delta(content):
+            return "delta", {"content": content}
+        case Finished(reply=reply):
+            return "done", done_data(reply)
+        case Failed():
+            return "error", error_data(outcome)
+
+
+# --- running ---------------------------------------------------------------------------
+
+
+def reply_start(plan: services.ReplyPlan) -> asyncio.Task:
+    """Run the reply to its end whatever becomes of the request; the task's result is its last outcome."""
+    reply_id = str(plan.assistant_message_id)
+    reply_log.open_log(reply_id)
+    stop = asyncio.Event()
+    task = asyncio.create_task(_run(plan, stop))
+    _running[reply_id] = _Running(task, stop)
+    task.add_done_callback(lambda _: _running.pop(reply_id, None))
+    _listen_for_stops()
+    return task
+
+
+async def _run(plan: services.ReplyPlan, stop: asyncio.Event) -> ReplyOutcome | None:
+    reply_id, user_id = str(plan.assistant_message_id), plan.user_message.session.user_id
+    slot = asyncio.create_task(_keep_slot(user_id, reply_id))
+    number, last = 1, None
+    try:
+        await reply_log.append(reply_id, number, "start", start_data(plan))
+        async for last in reply_outcomes(plan, stop=stop):
+            number += 1
+            await reply_log.append(reply_id, number, *_event(last))
+        return last
+    except Exception:
+        logger.exception("Reply %s failed", reply_id)
+        if not isinstance(last, Finished | Failed):
+            error = {"code": "server_error", "message": "An unexpected error occurred.", "details": {}}
+            await reply_log.append(reply_id, number + 1, "error", {"error": error})
+        return None
+    finally:
+        slot.cancel()
+        await sync_to_async(reply_slot_give_back, thread_sensitive=False)(user_id=user_id, token=reply_id)
+
+
+async def _keep_slot(user_id: Any, token: str) -> None:
+    renew = sync_to_async(reply_slot_renew, thread_sensitive=False)
+    while True:
+        await asyncio.sleep(settings.REPLY_LEASE_SECONDS / 3)
+        try:
+            await renew(user_id=user_id, token=token)
+        except Exception:
+            logger.warning("Renewing the slot of reply %s failed", token, exc_info=True)
+
+
+# --- stopping ------------------------------------------------------------------------------
+
+
+async def reply_stop(reply_id: Any) -> None:
+    """Ask a running reply to stop, on whichever worker runs it."""
+    running = _running.get(str(reply_id))
+    if running is not None:
+        running.stop.set()
+        return
+    redis = reply_log.redis_client()
+    if redis is not None:
+        await redis.publish(STOP_CHANNEL, str(reply_id))
+
+
+def _listen_for_stops() -> None:
+    """One subscriber per worker (per event loop) to the stop channel, started with its first reply."""
+    loop = asyncio.get_running_loop()
+    if reply_log.redis_client() is None or (loop in _listeners and not _listeners[loop].done()):
+        return
+    _listeners[loop] = asyncio.create_task(_stops())
+
+
+async def _stops() -> None:
+    pubsub = reply_log.redis_client().pubsub()
+    try:
+        await pubsub.subscribe(STOP_CHANNEL)
+        async for message in pubsub.listen():
+            if message["type"] != "message":
+                continue
+            reply_id = message["data"].decode() if isinstance(message["data"], bytes) else message["data"]
+            running = _running.get(reply_id)
+            if running is not None:
+                running.stop.set()
+    except Exception:
+        logger.warning("The reply stop listener stopped", exc_info=True)
+    finally:
+        await pubsub.aclose()
+
+
+# --- shutting down ---------------------------------------------------------------------------
+
+
+def shutdown_asked() -> None:
+    """The worker was asked to stop (SIGTERM): take no new replies from now."""
+    if shutdown.asked_at is None:
+        shutdown.asked_at = time.monotonic()
+
+
+async def replies_shutdown() -> None:
+    """Let running replies finish within the grace (counted from SIGTERM), then stop and settle the rest."""
+    shutdown_asked()
+    tasks = [running.task for running in _running.values()]
+    if tasks:
+        grace = settings.REPLY_SHUTDOWN_GRACE - (time.monotonic() - shutdown.asked_at)
+        _, pending = await asyncio.wait(tasks, timeout=max(grace, 0))
+        for running in list(_running.values()):
+            running.stop.set()
+        if pending:
+            logger.warning("Stopping %d reply(ies) still running after the shutdown grace", len(pending))
+            await asyncio.wait(pending, timeout=settings.LLM_TIMEOUT)
+    for listener in _listeners.values():
+        listener.cancel()

@@ -1,0 +1,78 @@
+"""How many replies a user runs at once: at most ``MAX_CONCURRENT_REPLIES``, across workers.
+
+A user's running replies are a set of slots, each with a lease that its
+reply renews while it runs: a slot whose worker died expires on its own,
+so a crash never locks a user out for longer than a lease. In Redis (one
+sorted set per user, scores = lease ends, taken by one Lua script, so two
+workers can never both take the last slot); in the process without
+``REDIS_URL``.
+"""
+
+import threading
+import time
+from functools import cache
+
+from django.conf import settings
+
+# Drop expired slots, refuse if the user has ``limit`` live ones, else take one.
+_TAKE = """
+redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', ARGV[1])
+if redis.call('ZCARD', KEYS[1]) >= tonumber(ARGV[3]) then return 0 end
+redis.call('ZADD', KEYS[1], ARGV[1] + ARGV[2], ARGV[4])
+redis.call('EXPIRE', KEYS[1], math.ceil(ARGV[2]))
+return 1
+"""
+
+
+def _lease() -> float:
+    return settings.REPLY_LEASE_SECONDS * 2
+
+
+def _key(user_id) -> str:
+    return f"parley:replies-running:{user_id}"
+
+
+@cache
+def _redis(url: str):
+    import redis
+
+    return redis.Redis.from_url(url)
+
+
+_local: dict[object, dict[str, float]] = {}
+_local_lock = threading.Lock()
+
+
+def reply_slot_take(*, user_id, token: str) -> bool:
+    """Take one of the user's slots for ``token``; False when all are taken."""
+    now, limit = time.time(), settings.MAX_CONCURRENT_REPLIES
+    if settings.REDIS_URL:
+        client = _redis(settings.REDIS_URL)
+        return bool(client.eval(_TAKE, 1, _key(user_id), now, _lease(), limit, token))
+    with _local_lock:
+        slots = {t: end for t, end in _local.get(user_id, {}).items() if end > now}
+        if len(slots) >= limit:
+            return False
+        slots[token] = now + _lease()
+        _local[user_id] = slots
+        return True
+
+
+def reply_slot_renew(*, user_id, token: str) -> None:
+    end = time.time() + _lease()
+    if settings.REDIS_URL:
+        client = _redis(settings.REDIS_URL)
+        client.zadd(_key(user_id), {token: end}, xx=True)
+        client.expire(_key(user_id), int(_lease()) + 1)
+        return
+    with _local_lock:
+        if token in _local.get(user_id, {}):
+            _local[user_id][token] = end
+
+
+def reply_slot_give_back(*, user_id, token: str) -> None:
+    if settings.REDIS_URL:
+        _redis(settings.REDIS_URL).zrem(_key(user_id), token)
+        return
+    with _local_lock:
+        _local.get(user_id, {}).pop(token, None)
