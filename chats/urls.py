@@ -14,5 +14,15 @@ urlpatterns = [
     path(
         "sessions/<uuid_any_case:pk>/messages/", streaming.session_messages_endpoint, name="session-messages"
     ),
+    path(
+        "sessions/<uuid_any_case:pk>/messages/<uuid_any_case:message_id>/events/",
+        streaming.reply_events_endpoint,
+        name="reply-events",
+    ),
+    path(
+        "sessions/<uuid_any_case:pk>/messages/<uuid_any_case:message_id>/stop/",
+        streaming.reply_stop_endpoint,
+        name="reply-stop",
+    ),
     *router.urls,
 ]

@@ -11,6 +11,10 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 with exit_on_setting_error():  # a bad setting: one line naming it, and uvicorn exits
     django_application = get_asgi_application()
 
-from core.asgi import RequestBodyLimit  # needs settings, configured above
+from chats.reply_runner import replies_shutdown, shutdown_asked
+from core.asgi import Lifespan, RequestBodyLimit
 
-application = RequestBodyLimit(django_application)
+# SIGTERM: running replies may finish for REPLY_SHUTDOWN_GRACE, then are stopped and settled.
+application = Lifespan(
+    RequestBodyLimit(django_application), on_signal=shutdown_asked, on_shutdown=replies_shutdown
+)

@@ -1,4 +1,4 @@
-"""ASGI middleware in front of Django: a hard cap on request bodies.
+"""ASGI middleware in front of Django: a hard cap on request bodies, and the lifespan protocol.
 
 Django's ASGI handler reads the whole body into a temporary file before any
 view or setting can refuse it, and a body sent ``Transfer-Encoding:
@@ -8,7 +8,10 @@ Content-Length, or while it streams in), and a chunked body that fits is
 handed to Django with the Content-Length it turned out to have.
 """
 
+import asyncio
+import contextlib
 import json
+import signal
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -91,3 +94,51 @@ async def _refuse(send: Send, limit: int) -> None:
         }
     )
     await send({"type": "http.response.body", "body": body})
+
+
+class Lifespan:
+    """The ASGI lifespan protocol, which Django does not speak: a hook for the worker's shutdown.
+
+    On ``lifespan.startup`` it also chains a handler on SIGTERM, so that
+    ``on_signal`` learns of the shutdown as soon as it is asked for, before
+    the server has finished closing its connections; ``on_shutdown`` runs
+    once the server has stopped taking requests.
+    """
+
+    def __init__(
+        self,
+        app: Callable[[Scope, Receive, Send], Awaitable[None]],
+        *,
+        on_signal: Callable[[], None],
+        on_shutdown: Callable[[], Awaitable[None]],
+    ) -> None:
+        self.app = app
+        self.on_signal = on_signal
+        self.on_shutdown = on_shutdown
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "lifespan":
+            await self.app(scope, receive, send)
+            return
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                self._chain_sigterm()
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.on_shutdown()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    def _chain_sigterm(self) -> None:
+        previous = signal.getsignal(signal.SIGTERM)
+        loop = asyncio.get_running_loop()
+
+        def asked_to_stop(signum, frame) -> None:
+            loop.call_soon_threadsafe(self.on_signal)
+            if callable(previous):
+                previous(signum, frame)
+
+        # Not the main thread (an embedded server): no signal, the shutdown hook still runs.
+        with contextlib.suppress(ValueError):
+            signal.signal(signal.SIGTERM, asked_to_stop)
