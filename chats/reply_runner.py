@@ -39,12 +39,23 @@ _listeners: dict[asyncio.AbstractEventLoop, asyncio.Task] = {}
 
 
 class _Shutdown:
-    """Set when the worker was asked to stop: no new replies, and since when."""
+    """When the worker's event loop was asked to stop (SIGTERM), and which loop.
+
+    Per loop, because a process may run several servers one after the other
+    (a test run does): one server's shutdown must not refuse the next one's
+    replies.
+    """
 
     asked_at: float | None = None
+    loop: asyncio.AbstractEventLoop | None = None
 
 
 shutdown = _Shutdown()
+
+
+def shutting_down() -> bool:
+    """Whether this worker (the running loop) takes no new replies."""
+    return shutdown.loop is asyncio.get_running_loop()
 
 
 # --- rendering: a reply's outcomes as the events a client reads ----------------------
@@ -173,10 +184,15 @@ async def _stops() -> None:
 # --- shutting down ---------------------------------------------------------------------------
 
 
+def replies_startup() -> None:
+    """A server starts on this process: it takes replies (until it is asked to stop)."""
+    shutdown.asked_at = shutdown.loop = None
+
+
 def shutdown_asked() -> None:
     """The worker was asked to stop (SIGTERM): take no new replies from now."""
-    if shutdown.asked_at is None:
-        shutdown.asked_at = time.monotonic()
+    if not shutting_down():
+        shutdown.asked_at, shutdown.loop = time.monotonic(), asyncio.get_running_loop()
 
 
 async def replies_shutdown() -> None:

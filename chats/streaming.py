@@ -104,8 +104,6 @@ class MessagePostView(AdmittingView):
     throttle_classes = [MessageThrottle]
 
     def begin(self, request: Request, *, pk) -> services.ReplyPlan:
-        if reply_runner.shutdown.asked_at is not None:
-            raise ShuttingDown()
         data = MessageInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         # The reply's id is its slot among the user's running replies: taken before anything is
@@ -143,6 +141,10 @@ async def session_messages_endpoint(request: HttpRequest, pk) -> HttpResponse:
     """One URL, two natures: the history is a DRF list; a new message starts a reply and follows it."""
     if request.method != "POST":
         return await sync_to_async(_history)(request, pk=pk)
+    if reply_runner.shutting_down():
+        error = ShuttingDown()
+        body = {"error": {"code": error.code, "message": error.message, "details": {}}}
+        return JsonResponse(body, status=error.status_code, headers={"Retry-After": "1"})
     admitted = await admit_in_thread(
         partial(MessagePostView().admit, request, pk=pk), reply_runner.reply_start
     )

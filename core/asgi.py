@@ -109,10 +109,12 @@ class Lifespan:
         self,
         app: Callable[[Scope, Receive, Send], Awaitable[None]],
         *,
+        on_startup: Callable[[], None],
         on_signal: Callable[[], None],
         on_shutdown: Callable[[], Awaitable[None]],
     ) -> None:
         self.app = app
+        self.on_startup = on_startup
         self.on_signal = on_signal
         self.on_shutdown = on_shutdown
 
@@ -123,6 +125,7 @@ class Lifespan:
         while True:
             message = await receive()
             if message["type"] == "lifespan.startup":
+                self.on_startup()
                 self._chain_sigterm()
                 await send({"type": "lifespan.startup.complete"})
             elif message["type"] == "lifespan.shutdown":

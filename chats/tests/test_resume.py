@@ -33,7 +33,7 @@ def headers(user):
 
 
 def read_events(lines, *, stop_after_deltas: int | None = None) -> list[dict]:
-    """SSE events as ``{id, event, data}`` from a response or its lines; at most ``stop_after_deltas`` deltas."""
+    """SSE events as ``{id, event, data}`` from a response or its lines; at most ``stop_after_deltas``."""
     if isinstance(lines, httpx.Response):
         lines = lines.iter_lines()
     events, current, deltas = [], {}, 0
