@@ -17,15 +17,19 @@ The paths, in interleaved rounds (the order rotates each round, so drift hits
 them alike): *direct*, the fake's ``/v1/chat/completions``; *parley*,
 ``POST /api/sessions/{id}/messages/`` (SSE; a client per user, a new session
 every 5 messages); *litellm*, the proxy's ``POST /chat/completions`` with
-``stream``; *variant*. Every reply is checked: each delta in order, then
-``done`` or ``[DONE]``. At 1 client and at 32 concurrent clients, it records
+``stream``; *v1*, Parley's OpenAI API, ``POST /v1/chat/completions`` with
+``stream`` and a personal key (``pk-…``, one per client, made with
+``POST /api/keys/``; model ``general``, whose system prompt Parley adds, so
+the body carries only the user's message and the upstream gets the same
+prompt as through LiteLLM); *variant*. Every reply is checked: each delta in
+order, then ``done`` or ``[DONE]``. At 1 client and at 32 concurrent clients, it records
 the time to first token (TTFT: from sending to the first content delta).
 
 Reported per path: added TTFT (the path's percentile minus direct's) p50 and
 p99 at 1 client and p99 at 32 clients, and the server's CPU per reply (the
 worker's utime + stime from ``/proc``, over all its rounds; for Parley the
 PostgreSQL backends' CPU is printed beside it). Then the ratios Parley ÷
-LiteLLM (and variant ÷ Parley), for each run, and their median and range
+LiteLLM, v1 ÷ LiteLLM (and variant ÷ Parley), for each run, and their median and range
 across ``--runs`` (the servers stay up between runs). Lower is better.
 """
 
@@ -98,12 +102,12 @@ class BadReply(Exception):
 class Client:
     """One simulated user: a connection to each path, and for Parley a session it rotates."""
 
-    def __init__(self, urls: dict[str, str], token: str, expected: list[str], turns: int) -> None:
+    def __init__(self, urls: dict[str, str], token: str, key: str, expected: list[str], turns: int) -> None:
         limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
         self.http = {
             path: httpx.AsyncClient(base_url=url, timeout=120, limits=limits) for path, url in urls.items()
         }
-        self.token, self.expected, self.turns = token, expected, turns
+        self.token, self.key, self.expected, self.turns = token, key, expected, turns
         self.sessions: dict[str, tuple[str, int]] = {}
         messages = [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": QUESTION}]
         self.completion = {
@@ -113,6 +117,7 @@ class Client:
             "stream": True,
             "stream_options": {"include_usage": True},
         }
+        self.v1 = {**self.completion, "model": "general", "messages": messages[1:]}  # + the category's
 
     async def aclose(self) -> None:
         for client in self.http.values():
@@ -125,6 +130,8 @@ class Client:
             request = http.stream(
                 "POST", "/chat/completions", json=self.completion, headers=bearer(MASTER_KEY)
             )
+        elif path == "v1":
+            request = http.stream("POST", "/v1/chat/completions", json=self.v1, headers=bearer(self.key))
         else:
             session, sent = self.sessions.get(path, ("", 0))
             if sent % self.turns == 0:  # a fresh conversation, untimed
@@ -177,7 +184,9 @@ async def phase(
     await asyncio.gather(*(loop(index, client) for index, client in enumerate(clients)))
 
 
-async def one_run(args, urls: dict[str, str], pids: dict[str, int], tokens: list[str]) -> dict:
+async def one_run(
+    args, urls: dict[str, str], pids: dict[str, int], tokens: list[str], keys: list[str]
+) -> dict:
     """One run: each level's rounds, paths interleaved; TTFT samples and CPU per path."""
     expected = chunks(args.chunks)
     spread = args.chunk_delay * (args.chunks + 1)  # one reply's length: clients out of lockstep
@@ -187,7 +196,7 @@ async def one_run(args, urls: dict[str, str], pids: dict[str, int], tokens: list
     errors: list[str] = []
     paths = list(urls)
     for clients_count, per_client in args.levels:
-        clients = [Client(urls, tokens[i], expected, args.turns) for i in range(clients_count)]
+        clients = [Client(urls, tokens[i], keys[i], expected, args.turns) for i in range(clients_count)]
         try:
             for path in paths:  # warm-up: connections, pools, caches
                 await phase(clients, path, args.warmup, spread, [], errors)
@@ -284,6 +293,9 @@ def main() -> int:
         for path, tree in trees.items():
             server = stack.enter_context(Server(env, tree=tree, log=workdir / f"{path}.log"))
             urls[path], pids[path] = server.url, server.pid
+            if path == "parley":  # the same worker, its OpenAI API; a personal key per client
+                urls["v1"], pids["v1"] = server.url, server.pid
+                keys = [api_key(server.url, token) for token in tokens]
         if args.litellm:
             port = free_port()
             config = workdir / "litellm.yaml"
@@ -299,10 +311,12 @@ def main() -> int:
             )
             stack.enter_context(proxy)
             urls["litellm"], pids["litellm"] = f"http://127.0.0.1:{port}", proxy.pid
-        results = [run_and_report(number, args, urls, pids, tokens) for number in range(1, args.runs + 1)]
+        results = [
+            run_and_report(number, args, urls, pids, tokens, keys) for number in range(1, args.runs + 1)
+        ]
     pairs = [
         (top, bottom)
-        for top, bottom in (("parley", "litellm"), ("variant", "parley"))
+        for top, bottom in (("parley", "litellm"), ("v1", "litellm"), ("variant", "parley"))
         if top in urls and bottom in urls
     ]
     for top, bottom in pairs:
@@ -315,16 +329,25 @@ def main() -> int:
     return 1 if any(result["errors"] for result in results) else 0
 
 
-def run_and_report(number: int, args, urls: dict[str, str], pids: dict[str, int], tokens: list[str]) -> dict:
+def api_key(base_url: str, token: str) -> str:
+    """``POST /api/keys/`` with the user's JWT: the new personal key's secret."""
+    answer = httpx.post(f"{base_url}/api/keys/", json={"name": "bench"}, headers=bearer(token), timeout=60)
+    answer.raise_for_status()
+    return answer.json()["secret"]
+
+
+def run_and_report(
+    number: int, args, urls: dict[str, str], pids: dict[str, int], tokens: list[str], keys: list[str]
+) -> dict:
     started = time.monotonic()
-    run = asyncio.run(one_run(args, urls, pids, tokens))
+    run = asyncio.run(one_run(args, urls, pids, tokens, keys))
     table = summarize(run, list(urls), args.levels)
     print(f"\n== run {number}: {time.monotonic() - started:.0f} s, {sum(run['replies'].values())} replies ==")
     print_table(table)
-    if "litellm" in table:
+    for top in ("parley", "v1") if "litellm" in table else ():
         print(
-            "parley ÷ litellm:",
-            {key: round(value, 2) for key, value in ratios(table, "parley", "litellm").items()},
+            f"{top} ÷ litellm:",
+            {key: round(value, 2) for key, value in ratios(table, top, "litellm").items()},
         )
     for error in run["errors"][:5]:
         print("  error:", error)
