@@ -24,3 +24,14 @@ class LedgerEntrySerializer(serializers.ModelSerializer):
         model = LedgerEntry
         fields = ["id", "kind", "amount", "balance_after", "description", "created_at"]
         read_only_fields = fields
+
+
+class RedeemInputSerializer(serializers.Serializer):
+    code = serializers.CharField(
+        max_length=64,
+        help_text="A redemption code, e.g. ABCD-EFGH-JKLM-NPQR; spaces, dashes and case are ignored.",
+    )
+
+
+class RedeemResultSerializer(serializers.Serializer):
+    balance = serializers.IntegerField(read_only=True, help_text="The wallet's balance after the top-up.")

@@ -17,8 +17,14 @@ transactions = WalletViewSet.as_view(
     name="Transaction List",
     description=WalletViewSet.transactions.__doc__,
 )
+redeem = WalletViewSet.as_view(
+    {"post": "redeem"},
+    name="Redeem",
+    description=WalletViewSet.redeem.__doc__,
+)
 
 urlpatterns = [
     path("wallet/", wallet, name="wallet"),
     path("wallet/transactions/", transactions, name="transactions"),
+    path("wallet/redeem/", redeem, name="redeem"),
 ]
