@@ -1,5 +1,6 @@
 from rest_framework import serializers
 
+from core.fields import StrictCharField
 from wallets.models import LedgerEntry, Wallet
 
 
@@ -27,7 +28,7 @@ class LedgerEntrySerializer(serializers.ModelSerializer):
 
 
 class RedeemInputSerializer(serializers.Serializer):
-    code = serializers.CharField(
+    code = StrictCharField(
         max_length=64,
         help_text="A redemption code, e.g. ABCD-EFGH-JKLM-NPQR; spaces, dashes and case are ignored.",
     )
