@@ -207,12 +207,21 @@ def test_create_codes_expire_at_the_end_of_the_given_day_utc():
         (["--count", "2", "--credits", "5", "--name", " "], "--name: A name is required."),
     ],
 )
-def test_create_codes_bad_input_is_one_sentence_exit_1_and_writes_nothing(capsys, args, sentence):
-    with pytest.raises(SystemExit) as exited:
-        load_command_class("wallets", "create_codes").run_from_argv(["manage.py", "create_codes", *args])
+def test_create_codes_bad_input_is_one_sentence_and_writes_nothing(args, sentence):
+    out, err = StringIO(), StringIO()
+    with pytest.raises(CommandError) as caught:
+        call_command("create_codes", *args, stdout=out, stderr=err)
 
+    assert str(caught.value).startswith(sentence) and "\n" not in str(caught.value)
+    assert (out.getvalue(), err.getvalue()) == ("", "")
+    assert not CodeBatch.objects.exists() and not RedemptionCode.objects.exists()
+
+
+def test_create_codes_bad_input_exits_1_from_the_command_line(capsys):
+    command = load_command_class("wallets", "create_codes")
+    with pytest.raises(SystemExit) as exited:
+        command.run_from_argv(["manage.py", "create_codes", "--count", "2", "--credits", "-5"])
     assert exited.value.code == 1
     out, err = capsys.readouterr()
-    assert out == ""
-    assert err.startswith(f"CommandError: {sentence}") and err.count("\n") == 1
-    assert not CodeBatch.objects.exists() and not RedemptionCode.objects.exists()
+    assert (out, err) == ("", "CommandError: --credits: Must be greater than zero.\n")
+    # (run_from_argv closes the connections, so "nothing written" is checked through call_command above.)
