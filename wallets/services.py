@@ -9,8 +9,9 @@ are written *before* the wallet row is touched, so the wallet stays locked
 only from its ``UPDATE`` to the commit: the ``UPDATE``, at most one ledger
 ``INSERT``, and ``COMMIT``.
 
-Transactions: the outermost money operations (top-up, refund, adjust) are
-``atomic(durable=True)`` so nobody nests them by accident.
+Transactions: the outermost money operations (top-up, refund, adjust, and
+redeeming, making and voiding codes) are ``atomic(durable=True)`` so nobody
+nests them by accident.
 ``wallet_get_or_create`` runs inside the user's creation (the ``post_save``
 receiver), ``wallet_hold`` inside the chats app's transaction that stores the
 question and the pending reply, and ``wallet_settle``/``wallet_release``
