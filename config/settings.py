@@ -204,6 +204,8 @@ def _throttle_rate(name: str, default: str) -> str:
 AUTH_THROTTLE_RATE = setting("AUTH_THROTTLE_RATE", _throttle_rate, default="10/min")
 # Messages sent per user, on the streamed message endpoint (and later /v1/), counted in the cache.
 MESSAGE_THROTTLE_RATE = setting("MESSAGE_THROTTLE_RATE", _throttle_rate, default="30/min")
+# Redemption code attempts (POST /api/wallet/redeem/), per user and per client address.
+REDEEM_THROTTLE_RATE = setting("REDEEM_THROTTLE_RATE", _throttle_rate, default="10/min")
 # How many proxies (load balancers) append to X-Forwarded-For in front of the app. With 0 the
 # header is ignored, so a client cannot pick its own address to dodge the per-IP rate limits.
 NUM_PROXIES = setting("NUM_PROXIES", env.int, default=0, minimum=0)

@@ -34,7 +34,7 @@ from chats.models import ChatSession, Message
 from conftest import PASSWORD, bearer_client
 from core.tests.asserts import assert_error
 from wallets.models import Hold, LedgerEntry, Wallet
-from wallets.services import wallet_top_up
+from wallets.services import code_batch_create, wallet_top_up
 
 ALICE_TITLE = "alice-secret-title"
 ALICE_NOTES = "alice-secret-notes"
@@ -123,6 +123,11 @@ ENDPOINTS = [
     Endpoint("GET", "/api/wallet/"),
     Endpoint("POST", "/api/wallet/"),
     Endpoint("GET", "/api/wallet/transactions/"),
+    Endpoint(
+        "POST",
+        "/api/wallet/redeem/",
+        lambda w: {"code": code_batch_create(name="t", count=1, credits=5)[1][0]},
+    ),
     Endpoint("GET", "/api/keys/"),
     Endpoint("POST", "/api/keys/", lambda w: {"name": "mallory's"}),
     Endpoint("DELETE", "/api/keys/{id}/"),

@@ -4,6 +4,10 @@ Nothing here can edit a balance: the wallet page is read-only, ledger
 entries and holds have no add, change or delete, and the "top up / adjust"
 page calls ``wallet_top_up``/``wallet_refund``/``wallet_adjust`` with the
 staff member as ``actor``.
+
+Redemption codes: the batch's add page calls ``code_batch_create`` and
+answers with the codes themselves, once (they are stored as digests only);
+the "void" action calls ``code_batch_void``; codes are read-only.
 """
 
 from django.contrib import admin, messages
@@ -15,9 +19,9 @@ from django.urls import path, reverse
 from django.utils.html import format_html
 
 from core.errors import DomainError
-from wallets import services
-from wallets.forms import WalletAdjustForm
-from wallets.models import Hold, LedgerEntry, Wallet
+from wallets import selectors, services
+from wallets.forms import CodeBatchForm, WalletAdjustForm
+from wallets.models import CodeBatch, Hold, LedgerEntry, RedemptionCode, Wallet
 
 INLINE_LEDGER_ROWS = 50
 ADJUST_PERMISSION = "wallets.adjust_wallet"
@@ -155,3 +159,96 @@ class HoldAdmin(ReadOnlyMixin, admin.ModelAdmin):
     list_select_related = ["wallet__user"]
     search_fields = ["wallet__user__login_id", "=id"]
     ordering = ["-created_at"]
+
+
+@admin.register(CodeBatch)
+class CodeBatchAdmin(admin.ModelAdmin):
+    list_display = [
+        "name",
+        "credits",
+        "redeemed_of_count",
+        "voided",
+        "expires_at",
+        "created_by",
+        "created_at",
+    ]
+    search_fields = ["name"]
+    fields = ["name", "credits", "count", "redeemed", "voided", "expires_at", "created_by", "created_at"]
+    readonly_fields = fields
+    ordering = ["-created_at", "-pk"]
+    actions = ["void_unredeemed"]
+
+    def get_queryset(self, request):
+        return selectors.code_batches_with_counts()
+
+    # Batches are made by the add page below, never edited, never deleted (their codes protect them).
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_void_permission(self, request) -> bool:
+        return request.user.has_perm("wallets.change_codebatch")
+
+    @admin.display(description="redeemed", ordering="redeemed")
+    def redeemed_of_count(self, batch: CodeBatch) -> str:
+        return f"{batch.redeemed} / {batch.count}"
+
+    @admin.display(description="redeemed", ordering="redeemed")
+    def redeemed(self, batch: CodeBatch) -> int:
+        return batch.redeemed
+
+    @admin.display(description="voided", ordering="voided")
+    def voided(self, batch: CodeBatch) -> int:
+        return batch.voided
+
+    @admin.action(description="Void the unredeemed codes of the selected batches", permissions=["void"])
+    def void_unredeemed(self, request: HttpRequest, queryset) -> None:
+        voided = sum(services.code_batch_void(batch=batch, actor=request.user) for batch in queryset)
+        self.message_user(request, f"{voided} unredeemed code(s) voided.", messages.SUCCESS)
+
+    def add_view(self, request: HttpRequest, form_url: str = "", extra_context=None) -> HttpResponse:
+        """Make a batch; the answer to the POST is the only page that ever shows its codes."""
+        if not self.has_add_permission(request):
+            raise PermissionDenied
+        form = CodeBatchForm(request.POST or None)
+        batch, codes = None, []
+        if request.method == "POST" and form.is_valid():
+            try:
+                batch, codes = services.code_batch_create(**form.cleaned_data, actor=request.user)
+            except DomainError as exc:
+                form.add_service_error(exc)
+            else:
+                self.log_addition(request, batch, [{"added": {}}])
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Codes of {batch}" if batch else "Make redemption codes",
+            "opts": self.opts,
+            "form": form,
+            "batch": batch,
+            "codes": codes,
+        }
+        response = TemplateResponse(request, "admin/wallets/codebatch/add.html", context)
+        response["Cache-Control"] = "no-store"  # the codes must not outlive this page in any cache
+        return response
+
+
+@admin.register(RedemptionCode)
+class RedemptionCodeAdmin(ReadOnlyMixin, admin.ModelAdmin):
+    list_display = ["digest_start", "batch", "redeemed_by", "redeemed_at", "voided_at"]
+    list_filter = [("redeemed_at", admin.EmptyFieldListFilter), ("voided_at", admin.EmptyFieldListFilter)]
+    list_select_related = ["batch", "redeemed_by"]
+    search_fields = ["batch__name", "redeemed_by__login_id", "=digest"]
+    ordering = ["-pk"]
+
+    def get_search_results(self, request, queryset, search_term):
+        """A code as a customer typed it finds its row, by digest: support can see why it was refused."""
+        found, may_have_duplicates = super().get_search_results(request, queryset, search_term)
+        if search_term.strip():
+            found = found | queryset.filter(digest=services.code_digest(search_term))
+        return found, may_have_duplicates
+
+    @admin.display(description="digest")
+    def digest_start(self, code: RedemptionCode) -> str:
+        return f"{code.digest[:12]}…"

@@ -29,3 +29,11 @@ class HoldNotFound(NotFound):
 
 class IdempotencyKeyReused(Conflict):
     default_message = "That idempotency key was already used for a different operation."
+
+
+class InvalidCode(DomainError):
+    """Unknown, expired, voided and used codes alike: the answer never says which."""
+
+    code = "invalid_code"
+    status_code = 400
+    default_message = "That code is not valid."

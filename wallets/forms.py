@@ -84,3 +84,28 @@ def _sentence(exc: DomainError) -> str:
             f"and this takes {exc.details['required']}."
         )
     return exc.message
+
+
+class CodeBatchForm(forms.Form):
+    """What staff fill in to make a batch of redemption codes; ``code_batch_create`` checks the rest."""
+
+    name = forms.CharField(max_length=100, help_text="Named on the ledger entry of every redemption.")
+    count = forms.IntegerField(min_value=1, max_value=10_000, help_text="How many codes to make.")
+    credits = forms.IntegerField(
+        min_value=1,
+        max_value=CREDITS_MAX,
+        error_messages={"max_value": "At most %(limit_value)s credits."},
+        help_text="Credits each code adds to the wallet that redeems it.",
+    )
+    expires_at = forms.DateTimeField(
+        required=False,
+        label="Expires at",
+        help_text="Optional, in the server's time zone (UTC), e.g. 2026-12-31 23:59. Empty: never.",
+    )
+
+    def add_service_error(self, exc: DomainError) -> None:
+        for field, errors in exc.details.items():
+            for error in errors if isinstance(errors, list) else [errors]:
+                self.add_error(field if field in self.fields else None, error)
+        if not exc.details:
+            self.add_error(None, exc.message)

@@ -181,3 +181,81 @@ class Hold(models.Model):
 
     def __str__(self) -> str:
         return f"Hold {self.amount} ({self.status})"
+
+
+class CodeBatch(models.Model):
+    """Redemption codes made together: each is worth ``credits``, until ``expires_at`` if set.
+
+    The codes themselves are shown once, when the batch is made, and stored
+    only as digests (:class:`RedemptionCode`).
+    """
+
+    name = models.CharField(max_length=100, help_text="Named on each redemption's ledger entry.")
+    credits = models.BigIntegerField(help_text="Credits each code adds.")
+    count = models.PositiveIntegerField(help_text="How many codes were made.")
+    expires_at = models.DateTimeField(null=True, blank=True, help_text="Empty: the codes never expire.")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+        help_text="The staff member who made the batch; empty when an operator ran create_codes.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name_plural = "code batches"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(credits__gt=0, credits__lte=CREDITS_MAX),
+                name="wallets_codebatch_credits_in_range",
+            ),
+            models.CheckConstraint(condition=Q(count__gt=0), name="wallets_codebatch_count_gt_0"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} (#{self.pk})"
+
+
+class RedemptionCode(models.Model):
+    """One code of a batch, by the SHA-256 of its normalised text; redeemed or voided at most once."""
+
+    batch = models.ForeignKey(CodeBatch, on_delete=models.PROTECT, related_name="codes")
+    digest = models.CharField(max_length=64, unique=True, help_text="Hex SHA-256 of the normalised code.")
+    redeemed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+    redeemed_at = models.DateTimeField(null=True, blank=True)
+    entry = models.OneToOneField(
+        LedgerEntry,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="redemption",
+        help_text="The top-up this code made.",
+    )
+    voided_at = models.DateTimeField(null=True, blank=True)
+    voided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(redeemed_at__isnull=True, redeemed_by__isnull=True, entry__isnull=True)
+                | Q(redeemed_at__isnull=False, redeemed_by__isnull=False),
+                name="wallets_redemptioncode_redeemed_consistent",
+            ),
+            models.CheckConstraint(
+                condition=Q(voided_at__isnull=False) | Q(voided_by__isnull=True),
+                name="wallets_redemptioncode_voided_consistent",
+            ),
+            models.CheckConstraint(
+                condition=Q(redeemed_at__isnull=True) | Q(voided_at__isnull=True),
+                name="wallets_redemptioncode_redeemed_or_voided",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Code {self.digest[:12]}… of {self.batch_id}"

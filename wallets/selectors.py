@@ -4,11 +4,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import timedelta
 
-from django.db.models import F, OuterRef, Q, QuerySet, Subquery, Sum, Value
+from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
-from wallets.models import Hold, LedgerEntry, Wallet
+from wallets.models import CodeBatch, Hold, LedgerEntry, Wallet
 
 
 def wallet_for_user(*, user) -> Wallet:
@@ -83,3 +83,11 @@ def wallets_audit() -> Iterator[WalletMismatch]:
         if wallet.held != wallet.open_holds:
             problems.append(f"held {wallet.held} != open holds {wallet.open_holds}")
         yield WalletMismatch(wallet.pk, wallet.user.login_id, problems)
+
+
+def code_batches_with_counts() -> QuerySet[CodeBatch]:
+    """Batches with ``redeemed`` and ``voided`` counts of their codes, in one query."""
+    return CodeBatch.objects.select_related("created_by").annotate(
+        redeemed=Count("codes", filter=Q(codes__redeemed_at__isnull=False)),
+        voided=Count("codes", filter=Q(codes__voided_at__isnull=False)),
+    )

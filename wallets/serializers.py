@@ -1,5 +1,6 @@
 from rest_framework import serializers
 
+from core.fields import StrictCharField
 from wallets.models import LedgerEntry, Wallet
 
 
@@ -24,3 +25,14 @@ class LedgerEntrySerializer(serializers.ModelSerializer):
         model = LedgerEntry
         fields = ["id", "kind", "amount", "balance_after", "description", "created_at"]
         read_only_fields = fields
+
+
+class RedeemInputSerializer(serializers.Serializer):
+    code = StrictCharField(
+        max_length=64,
+        help_text="A redemption code, e.g. ABCD-EFGH-JKLM-NPQR; spaces, dashes and case are ignored.",
+    )
+
+
+class RedeemResultSerializer(serializers.Serializer):
+    balance = serializers.IntegerField(read_only=True, help_text="The wallet's balance after the top-up.")

@@ -17,8 +17,12 @@ transactions = WalletViewSet.as_view(
     name="Transaction List",
     description=WalletViewSet.transactions.__doc__,
 )
+# A routed @action gets its own arguments (here the throttles) from the router; mapped by hand,
+# it gets them from here.
+redeem = WalletViewSet.as_view({"post": "redeem"}, **{**WalletViewSet.redeem.kwargs, "name": "Redeem"})
 
 urlpatterns = [
     path("wallet/", wallet, name="wallet"),
     path("wallet/transactions/", transactions, name="transactions"),
+    path("wallet/redeem/", redeem, name="redeem"),
 ]

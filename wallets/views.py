@@ -1,13 +1,19 @@
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status, viewsets
 from rest_framework.decorators import action
 from rest_framework.metadata import SimpleMetadata
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from core.openapi import error_responses
+from core.openapi import ErrorSerializer, error_responses
 from wallets import selectors, services
-from wallets.serializers import LedgerEntrySerializer, WalletSerializer
+from wallets.serializers import (
+    LedgerEntrySerializer,
+    RedeemInputSerializer,
+    RedeemResultSerializer,
+    WalletSerializer,
+)
+from wallets.throttles import RedeemIPThrottle, RedeemUserThrottle
 
 
 class NoBodyMetadata(SimpleMetadata):
@@ -22,7 +28,8 @@ class WalletViewSet(viewsets.GenericViewSet):
 
     ``retrieve`` (GET) and ``create`` (POST) share ``/api/wallet/``;
     ``transactions`` (GET ``/api/wallet/transactions/``) is the ledger,
-    paginated. ``wallets/urls.py`` maps the methods.
+    paginated; ``redeem`` (POST ``/api/wallet/redeem/``) tops the wallet up
+    with a redemption code. ``wallets/urls.py`` maps the methods.
     """
 
     serializer_class = WalletSerializer
@@ -53,3 +60,25 @@ class WalletViewSet(viewsets.GenericViewSet):
         """The caller's ledger, newest first."""
         page = self.paginate_queryset(self.get_queryset())
         return self.get_paginated_response(LedgerEntrySerializer(page, many=True).data)
+
+    @extend_schema(
+        request=RedeemInputSerializer,
+        responses={
+            200: RedeemResultSerializer,
+            400: OpenApiResponse(
+                ErrorSerializer,
+                description=(
+                    "invalid_code: the code is unknown, expired, voided or already used (one answer for "
+                    "all four); validation_error: no code, or not a string."
+                ),
+            ),
+            **error_responses(401, 413, 429),
+        },
+    )
+    @action(detail=False, methods=["post"], throttle_classes=[RedeemUserThrottle, RedeemIPThrottle])
+    def redeem(self, request: Request) -> Response:
+        """Redeem a code: its credits are added to the caller's wallet, once."""
+        data = RedeemInputSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        entry = services.code_redeem(user=request.user, code=data.validated_data["code"])
+        return Response(RedeemResultSerializer({"balance": entry.balance_after}).data)

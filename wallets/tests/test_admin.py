@@ -9,7 +9,7 @@ from django.contrib.auth.models import Permission
 from django.test import Client
 
 from wallets import services
-from wallets.models import CREDITS_MAX, LedgerEntry, Wallet
+from wallets.models import CREDITS_MAX, CodeBatch, LedgerEntry, RedemptionCode, Wallet
 from wallets.tests.conftest import reserve
 
 pytestmark = pytest.mark.django_db
@@ -238,3 +238,99 @@ def test_user_added_in_the_admin_gets_the_bonus_once(staff_client):
     erin = User.objects.get(login_id="erin")
     assert Wallet.objects.get(user=erin).balance == 100
     assert LedgerEntry.objects.filter(wallet__user=erin, kind="bonus").count() == 1
+
+
+# --- redemption codes ----------------------------------------------------------
+
+BATCHES = "/admin/wallets/codebatch/"
+MAKE_CODES = "/admin/wallets/codebatch/add/"
+
+
+def shown_codes(response) -> list[str]:
+    return re.findall(r"\b[A-HJ-NP-Z2-9]{4}(?:-[A-HJ-NP-Z2-9]{4}){3}\b", response.content.decode())
+
+
+def test_staff_make_a_batch_and_see_its_codes_once(staff_client, staff_user, user):
+    response = staff_client.post(MAKE_CODES, {"name": "Partner promo", "count": "5", "credits": "30"})
+
+    assert response.status_code == 200
+    assert "no-store" in response["Cache-Control"]
+    codes = shown_codes(response)
+    assert len(set(codes)) == 5
+    batch = CodeBatch.objects.get()
+    assert (batch.name, batch.count, batch.credits, batch.created_by) == ("Partner promo", 5, 30, staff_user)
+    # Never again: not on the list, the batch's page, or the codes' pages.
+    for url in (BATCHES, f"{BATCHES}{batch.pk}/change/", "/admin/wallets/redemptioncode/"):
+        page = staff_client.get(url)
+        assert page.status_code == 200
+        assert shown_codes(page) == []
+    assert services.code_redeem(user=user, code=codes[0]).amount == 30
+
+
+def test_bad_batches_show_the_form_again_and_make_nothing(staff_client):
+    response = staff_client.post(MAKE_CODES, {"name": "x", "count": "0", "credits": "30"})
+    assert response.status_code == 200
+    assert response.context["form"].errors == {"count": ["Ensure this value is greater than or equal to 1."]}
+    past = staff_client.post(
+        MAKE_CODES, {"name": "x", "count": "2", "credits": "3", "expires_at": "2020-01-01 00:00"}
+    )
+    assert past.context["form"].errors == {"expires_at": ["Must be in the future."]}
+    assert shown_codes(past) == [] and not CodeBatch.objects.exists()
+
+
+def test_batches_list_redeemed_of_total_in_constant_queries(
+    staff_client, user, other_user, django_assert_max_num_queries
+):
+    for n in range(15):
+        batch, codes = services.code_batch_create(name=f"batch {n}", count=3, credits=1)
+        services.code_redeem(user=user if n % 2 else other_user, code=codes[0])
+    services.code_redeem(user=user, code=codes[1])
+    services.code_batch_void(batch=batch, actor=None)
+
+    with django_assert_max_num_queries(6):  # session, user, count, batches (annotated), and the rest
+        response = staff_client.get(BATCHES)
+
+    rows = {row.name: (row.redeemed, row.voided) for row in response.context["cl"].result_list}
+    assert rows["batch 14"] == (2, 1) and rows["batch 0"] == (1, 0)
+    assert "2 / 3" in response.content.decode()
+
+
+def test_void_action_voids_the_unredeemed_codes(staff_client, staff_user, user):
+    batch, codes = services.code_batch_create(name="x", count=4, credits=5)
+    services.code_redeem(user=user, code=codes[0])
+
+    response = staff_client.post(
+        BATCHES, {"action": "void_unredeemed", admin.helpers.ACTION_CHECKBOX_NAME: [batch.pk]}, follow=True
+    )
+
+    assert "3 unredeemed code(s) voided." in response.content.decode()
+    assert RedemptionCode.objects.filter(voided_by=staff_user).count() == 3
+    assert Wallet.objects.get(user=user).balance == 105
+
+
+def test_codes_are_read_only_and_found_by_the_code_as_typed(staff_client, user):
+    _, codes = services.code_batch_create(name="x", count=3, credits=5)
+    code = RedemptionCode.objects.get(digest=services.code_digest(codes[1]))
+
+    response = staff_client.get("/admin/wallets/redemptioncode/", {"q": codes[1].lower()})
+
+    assert list(response.context["cl"].result_list) == [code]
+    assert (
+        staff_client.post(f"/admin/wallets/redemptioncode/{code.pk}/change/", {"voided_at": "x"}).status_code
+        == 403
+    )
+    for url in ("/admin/wallets/redemptioncode/add/", f"/admin/wallets/codebatch/{code.batch_id}/delete/"):
+        assert staff_client.post(url, {"post": "yes"}).status_code == 403
+
+
+def test_staff_without_the_permissions_cannot_make_or_void_codes(make_user):
+    clerk = make_user("clerk", is_staff=True)
+    clerk.user_permissions.add(Permission.objects.get(codename="view_codebatch"))
+    client = Client()
+    client.force_login(clerk)
+    batch, _ = services.code_batch_create(name="x", count=2, credits=5)
+
+    assert client.post(MAKE_CODES, {"name": "x", "count": "5", "credits": "30"}).status_code == 403
+    client.post(BATCHES, {"action": "void_unredeemed", admin.helpers.ACTION_CHECKBOX_NAME: [batch.pk]})
+    assert CodeBatch.objects.count() == 1
+    assert not RedemptionCode.objects.filter(voided_at__isnull=False).exists()

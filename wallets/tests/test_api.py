@@ -1,7 +1,11 @@
+from io import StringIO
+
 import pytest
+from django.core.management import call_command
 from django.urls import resolve, reverse
 
 from conftest import bearer_client
+from core.tests.asserts import assert_error
 from wallets import services
 from wallets.models import LedgerEntry, Wallet
 from wallets.tests.conftest import reserve
@@ -11,6 +15,7 @@ pytestmark = pytest.mark.django_db
 
 WALLET = "/api/wallet/"
 TRANSACTIONS = "/api/wallet/transactions/"
+REDEEM = "/api/wallet/redeem/"
 
 
 def test_get_wallet_shows_balance_held_and_available(auth_client, user):
@@ -102,8 +107,9 @@ def test_get_wallet_reads_in_two_queries(auth_client, django_assert_max_num_quer
 def test_wallet_urls_keep_their_names_and_are_served_by_the_viewset():
     assert reverse("wallets:wallet") == WALLET
     assert reverse("wallets:transactions") == TRANSACTIONS
-    assert resolve(WALLET).func.cls is WalletViewSet
-    assert resolve(TRANSACTIONS).func.cls is WalletViewSet
+    assert reverse("wallets:redeem") == REDEEM
+    for path in (WALLET, TRANSACTIONS, REDEEM):
+        assert resolve(path).func.cls is WalletViewSet
 
 
 @pytest.mark.parametrize(
@@ -128,3 +134,87 @@ def test_options_describe_each_url_and_no_body_to_send(auth_client, path, name, 
         "renders": ["application/json"],
         "parses": ["application/json"],
     }
+
+
+# --- redemption codes ----------------------------------------------------------
+
+
+def new_code(credits: int = 25, **fields) -> str:
+    _, [code] = services.code_batch_create(name="Spring", count=1, credits=credits, **fields)
+    return code
+
+
+def redeem(client, code, ip="203.0.113.7"):
+    return client.post(REDEEM, {"code": code}, format="json", REMOTE_ADDR=ip)
+
+
+def test_redeem_tops_up_the_callers_wallet_and_answers_the_balance(auth_client, user):
+    response = redeem(auth_client, new_code())
+
+    assert response.status_code == 200
+    assert response.json() == {"balance": 125}
+    [entry] = auth_client.get(TRANSACTIONS).json()["results"][:1]
+    assert (entry["kind"], entry["amount"]) == ("topup", 25)
+    assert "Spring" in entry["description"]
+    call_command("audit_wallets", stdout=StringIO())
+
+
+def test_a_used_code_and_an_unknown_one_get_the_same_answer(auth_client, other_client):
+    code = new_code()
+    assert redeem(other_client, code).status_code == 200
+
+    used, unknown = redeem(auth_client, code), redeem(auth_client, "AAAA-BBBB-CCCC-DDDD")
+
+    assert assert_error(used, 400, "invalid_code") == assert_error(unknown, 400, "invalid_code")
+    assert auth_client.get(WALLET).json()["balance"] == 100
+
+
+@pytest.mark.parametrize("body", [{}, {"code": 5}, {"code": ["A"]}, {"code": ""}, {"code": "A" * 65}, []])
+def test_redeem_without_a_string_code_is_a_validation_error(auth_client, body):
+    error = assert_error(auth_client.post(REDEEM, body, format="json"), 400, "validation_error")
+    if isinstance(body, dict):
+        assert set(error["details"]) == {"code"}
+
+
+def test_redeem_needs_authentication(api_client):
+    assert_error(redeem(api_client, new_code()), 401, "not_authenticated")
+    assert LedgerEntry.objects.filter(kind="topup").count() == 0
+
+
+@pytest.fixture
+def three_per_minute(settings):
+    settings.REDEEM_THROTTLE_RATE = "3/min"
+
+
+def assert_throttled(response) -> None:
+    error = assert_error(response, 429, "throttled")
+    retry_after = int(response["Retry-After"])
+    assert 0 < retry_after <= 60
+    assert error["details"] == {"retry_after": retry_after}
+
+
+def test_redeem_is_throttled_per_user_across_addresses(auth_client, other_client, three_per_minute):
+    for n in range(3):
+        assert_error(redeem(auth_client, "WRONG-CODE", ip=f"198.51.100.{n}"), 400, "invalid_code")
+
+    # Even a good code waits: the limit counts attempts, not failures.
+    code = new_code()
+    assert_throttled(redeem(auth_client, code, ip="198.51.100.99"))
+    assert redeem(other_client, code, ip="198.51.100.98").status_code == 200
+
+
+def test_redeem_is_throttled_per_address_across_users(make_user, three_per_minute):
+    for n in range(3):
+        redeem(bearer_client(make_user(f"guesser-{n}")), "WRONG-CODE", ip="192.0.2.1")
+
+    code = new_code()
+    assert_throttled(redeem(bearer_client(make_user("guesser-9")), code, ip="192.0.2.1"))
+    assert redeem(bearer_client(make_user("elsewhere")), code, ip="192.0.2.2").status_code == 200
+
+
+def test_redeem_reads_in_constant_queries(auth_client, django_assert_max_num_queries):
+    code = new_code()
+    # the token's user; claim, code and batch; the wallet, its move, the entry; the code's entry;
+    # the savepoint pair that stands for BEGIN/COMMIT inside a test's transaction
+    with django_assert_max_num_queries(9):
+        assert redeem(auth_client, code).status_code == 200

@@ -1,3 +1,4 @@
+from datetime import UTC, datetime
 from io import StringIO
 
 import pytest
@@ -5,7 +6,7 @@ from django.core.management import call_command, load_command_class
 from django.core.management.base import CommandError
 
 from wallets import services
-from wallets.models import CREDITS_MAX, LedgerEntry, Wallet
+from wallets.models import CREDITS_MAX, CodeBatch, LedgerEntry, RedemptionCode, Wallet
 from wallets.tests.conftest import age_hold, reserve
 
 pytestmark = pytest.mark.django_db
@@ -160,3 +161,67 @@ def test_audit_reports_a_stale_hold(user):
         call_command("audit_wallets", stdout=StringIO(), stderr=err)
     assert f"hold {hold.pk} of 10" in err.getvalue()
     assert "run release_stale_holds" in err.getvalue()
+
+
+# --- create_codes --------------------------------------------------------------
+
+
+def test_create_codes_prints_the_codes_one_per_line_and_a_summary_on_stderr(user):
+    out, err = run("create_codes", "--count", "3", "--credits", "20", "--name", "Conference")
+
+    codes = out.splitlines()
+    assert len(set(codes)) == 3
+    batch = CodeBatch.objects.get()
+    assert err.strip() == f"Batch #{batch.pk} 'Conference': 3 codes of 20 credits, with no expiry."
+    assert (batch.count, batch.credits, batch.expires_at, batch.created_by) == (3, 20, None, None)
+    assert services.code_redeem(user=user, code=codes[2]).amount == 20
+
+
+def test_create_codes_expire_at_the_end_of_the_given_day_utc():
+    _, err = run("create_codes", "--count", "1", "--credits", "5", "--expires", "2099-03-31")
+    batch = CodeBatch.objects.get()
+    assert batch.expires_at == datetime(2099, 4, 1, tzinfo=UTC)
+    assert batch.name == "1 codes of 5 credits"
+    assert "until the end of 2099-03-31 (UTC)" in err
+
+
+@pytest.mark.parametrize(
+    ("args", "sentence"),
+    [
+        (["--count", "0", "--credits", "5"], "--count: A whole number from 1 to 10000."),
+        (["--count", "x", "--credits", "5"], "--count: 'x' is not a whole number."),
+        (["--count", "2", "--credits", "0"], "--credits: Must be greater than zero."),
+        (["--count", "2", "--credits", "1.5"], "--credits: '1.5' is not a whole number."),
+        (
+            ["--count", "2", "--credits", str(CREDITS_MAX + 1)],
+            f"--credits: Must be at most {CREDITS_MAX} credits.",
+        ),
+        (
+            ["--count", "2", "--credits", "5", "--expires", "31/12/2099"],
+            "--expires: '31/12/2099' is not a date",
+        ),
+        (
+            ["--count", "2", "--credits", "5", "--expires", "2020-01-01"],
+            "--expires: 2020-01-01 is in the past; the codes would never work.",
+        ),
+        (["--count", "2", "--credits", "5", "--name", " "], "--name: A name is required."),
+    ],
+)
+def test_create_codes_bad_input_is_one_sentence_and_writes_nothing(args, sentence):
+    out, err = StringIO(), StringIO()
+    with pytest.raises(CommandError) as caught:
+        call_command("create_codes", *args, stdout=out, stderr=err)
+
+    assert str(caught.value).startswith(sentence) and "\n" not in str(caught.value)
+    assert (out.getvalue(), err.getvalue()) == ("", "")
+    assert not CodeBatch.objects.exists() and not RedemptionCode.objects.exists()
+
+
+def test_create_codes_bad_input_exits_1_from_the_command_line(capsys):
+    command = load_command_class("wallets", "create_codes")
+    with pytest.raises(SystemExit) as exited:
+        command.run_from_argv(["manage.py", "create_codes", "--count", "2", "--credits", "-5"])
+    assert exited.value.code == 1
+    out, err = capsys.readouterr()
+    assert (out, err) == ("", "CommandError: --credits: Must be greater than zero.\n")
+    # (run_from_argv closes the connections, so "nothing written" is checked through call_command above.)

@@ -5,13 +5,17 @@ real; SQLite serialises writers, so these only run on PostgreSQL.
 """
 
 import contextlib
+from io import StringIO
 
+import httpx
 import pytest
+from django.core.management import call_command
+from rest_framework_simplejwt.tokens import RefreshToken
 
 from conftest import in_parallel, requires_postgres
 from wallets import services
-from wallets.errors import InsufficientFunds
-from wallets.models import Hold, LedgerEntry, Wallet
+from wallets.errors import InsufficientFunds, InvalidCode
+from wallets.models import Hold, LedgerEntry, RedemptionCode, Wallet
 from wallets.selectors import wallets_audit
 from wallets.tests.conftest import reserve
 
@@ -116,3 +120,64 @@ def test_parallel_first_reservations_of_a_user_without_a_wallet_all_succeed(wall
     wallet = Wallet.objects.get(user=user)
     assert (wallet.balance, wallet.held) == (100, 5 * CALLERS)
     assert list(wallets_audit()) == []
+
+
+# --- redemption codes ----------------------------------------------------------
+
+
+def test_twenty_concurrent_redemptions_of_one_code_credit_once(make_user):
+    users = [make_user(f"redeemer-{i}") for i in range(20)]
+    _, [code] = services.code_batch_create(name="Launch", count=1, credits=50)
+
+    outcomes = in_parallel(lambda i: services.code_redeem(user=users[i % 4], code=code), callers=20)
+
+    entries = [o for o in outcomes if isinstance(o, LedgerEntry)]
+    refused = [o for o in outcomes if isinstance(o, InvalidCode)]
+    assert (len(entries), len(refused)) == (1, 19), outcomes
+    assert LedgerEntry.objects.filter(kind="topup").count() == 1
+    assert sum(Wallet.objects.filter(user__in=users).values_list("balance", flat=True)) == 20 * 100 + 50
+    call_command("audit_wallets", stdout=StringIO())
+
+
+def test_twenty_concurrent_requests_with_one_code_credit_once(live_asgi_url, make_user, settings):
+    """Through the real endpoint under uvicorn: each request on its own connection, as from many workers."""
+    settings.REDEEM_THROTTLE_RATE = "100/min"  # every request comes from 127.0.0.1
+    users = [make_user(f"client-{i}") for i in range(20)]
+    tokens = [str(RefreshToken.for_user(user).access_token) for user in users]
+    _, [code] = services.code_batch_create(name="Launch", count=1, credits=50)
+
+    def redeem(i: int) -> tuple[int, dict]:
+        response = httpx.post(
+            f"{live_asgi_url}/api/wallet/redeem/",
+            json={"code": code},
+            headers={"Authorization": f"Bearer {tokens[i]}"},
+            timeout=30,
+        )
+        return response.status_code, response.json()
+
+    outcomes = in_parallel(redeem, callers=20)
+
+    statuses = sorted(status for status, _ in outcomes)
+    assert statuses == [200] + [400] * 19, outcomes
+    assert all(body["error"]["code"] == "invalid_code" for status, body in outcomes if status == 400)
+    assert [body for status, body in outcomes if status == 200] == [{"balance": 150}]
+    assert LedgerEntry.objects.filter(kind="topup").count() == 1
+    call_command("audit_wallets", stdout=StringIO())
+
+
+def test_a_void_racing_redemptions_leaves_each_code_redeemed_or_voided(user, other_user, staff_user):
+    batch, codes = services.code_batch_create(name="x", count=4, credits=5)
+
+    def one(i: int):
+        if i == 0:
+            return services.code_batch_void(batch=batch, actor=staff_user)
+        return services.code_redeem(user=user if i % 2 else other_user, code=codes[(i - 1) % 4])
+
+    outcomes = in_parallel(one)
+
+    redeemed = RedemptionCode.objects.filter(redeemed_at__isnull=False).count()
+    voided = RedemptionCode.objects.filter(voided_at__isnull=False).count()
+    assert (redeemed + voided, voided) == (4, outcomes[0]), outcomes
+    assert LedgerEntry.objects.filter(kind="topup").count() == redeemed
+    assert all(isinstance(o, LedgerEntry | InvalidCode) for o in outcomes[1:]), outcomes
+    call_command("audit_wallets", stdout=StringIO())

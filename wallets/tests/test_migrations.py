@@ -6,7 +6,7 @@ from django.db.migrations.executor import MigrationExecutor
 
 from accounts.models import User
 from wallets import services
-from wallets.models import LedgerEntry, Wallet
+from wallets.models import CodeBatch, LedgerEntry, RedemptionCode, Wallet
 
 BEFORE_SCOPES = [("wallets", "0001_initial"), ("accounts", "0003_user_login_key_unique")]
 
@@ -47,5 +47,29 @@ def test_key_scopes_keep_existing_keys_working_and_free_a_squatted_bonus_key():
         assert replay.amount == 5 and LedgerEntry.objects.filter(amount=5).count() == 1
         dora = User.objects.create_user("dora", password="a-long-enough-pass-123", id=next_id)
         assert Wallet.objects.get(user=dora).balance == 100
+    finally:
+        migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
+
+
+@pytest.mark.django_db(transaction=True)
+def test_redemption_codes_migration_applies_to_existing_wallets_and_reverses():
+    others = [
+        node for node in MigrationExecutor(connection).loader.graph.leaf_nodes() if node[0] != "wallets"
+    ]
+    old = migrate([("wallets", "0003_money_rows_outlive_users"), *others])
+    OldUser = old.get_model("accounts", "User")
+    OldWallet = old.get_model("wallets", "Wallet")
+    alice = OldUser.objects.create(login_id="alice", login_key="alice", password="")
+    OldWallet.objects.create(user=alice, balance=0)
+    try:
+        new = migrate([("wallets", "0004_redemption_codes"), *others])
+        assert new.get_model("wallets", "CodeBatch").objects.count() == 0
+
+        _, [code] = services.code_batch_create(name="after the migration", count=1, credits=7)
+        assert services.code_redeem(user=User.objects.get(login_id="alice"), code=code).balance_after == 7
+        RedemptionCode.objects.all().delete()
+        CodeBatch.objects.all().delete()
+        migrate([("wallets", "0003_money_rows_outlive_users"), *others])  # and back
+        assert "wallets_codebatch" not in connection.introspection.table_names()
     finally:
         migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())
