@@ -14,5 +14,6 @@ urlpatterns = [
     path(
         "sessions/<uuid_any_case:pk>/messages/", streaming.session_messages_endpoint, name="session-messages"
     ),
+    path("export/", views.AccountExportView.as_view(), name="account-export"),
     *router.urls,
 ]
