@@ -6,7 +6,7 @@ from django.contrib.postgres.search import SearchQuery, SearchRank, SearchVector
 from django.core.exceptions import ValidationError
 from django.db import connection
 from django.db.models import Exists, F, FloatField, OuterRef, Q, QuerySet, Subquery, Value
-from django.db.models.functions import Coalesce
+from django.db.models.functions import Cast, Coalesce
 
 from chats.models import Category, ChatSession, Message
 from core.errors import NotFound, ValidationFailed
@@ -100,12 +100,15 @@ def _search_ranked(rows: QuerySet[dict], *, user, q: str) -> QuerySet[dict]:
         .order_by("-rank")
         .values("rank")[:1]
     )
+    own = ChatSession.objects.filter(user=user).alias(document=session_search_vector()).filter(document=query)
     return (
-        rows.alias(document=session_search_vector())
-        .filter(Q(document=query) | Q(pk__in=messages.values("session_id")))
+        rows.filter(Q(pk__in=own.values("pk")) | Q(pk__in=messages.values("session_id")))
+        .alias(document=session_search_vector())
+        # In double precision: ``ts_rank`` is a ``real``, which the driver reads back as a decimal
+        # that is not the same number, and the cursor's position must compare equal to its row.
         .annotate(
-            rank=SearchRank(F("document"), query)
-            + Coalesce(Subquery(best_message, output_field=FloatField()), Value(0.0))
+            rank=Cast(SearchRank(F("document"), query), FloatField())
+            + Coalesce(Cast(Subquery(best_message), FloatField()), Value(0.0))
         )
     )
 
