@@ -43,7 +43,15 @@ class Category(models.Model):
 
 
 class ChatSession(models.Model):
-    """A conversation. ``updated_at`` moves on every activity, so it orders the list."""
+    """A conversation. ``updated_at`` moves on every activity, so it orders the list.
+
+    The list shows pinned sessions first and hides archived ones unless asked
+    (``selectors.session_rows_for_user``). Its search (``?q=``) reads two GIN
+    indexes that only PostgreSQL has, so migration 0006 creates them there
+    alone (they are not in ``Meta.indexes``, which every database would get):
+    ``chats_session_search`` on ``SESSION_SEARCH_VECTOR`` and
+    ``chats_message_search`` on ``MESSAGE_SEARCH_VECTOR`` (``chats.selectors``).
+    """
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="chat_sessions")
@@ -57,9 +65,16 @@ class ChatSession(models.Model):
     # messages (they are only ever deleted with their session): the list reads
     # it instead of counting every message of the user's sessions on each page.
     message_count = models.PositiveIntegerField(default=0, editable=False)
+    pinned = models.BooleanField(default=False)
+    archived = models.BooleanField(default=False)
 
     class Meta:
-        indexes = [models.Index(fields=["user", "-updated_at"], name="chats_session_user_activity")]
+        indexes = [
+            # The list's filter and order: the user's (un)archived sessions, pinned first, then by activity.
+            models.Index(
+                fields=["user", "archived", "-pinned", "-updated_at", "id"], name="chats_session_user_list"
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.title or str(self.id)

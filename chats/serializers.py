@@ -22,6 +22,8 @@ class SessionSerializer(serializers.Serializer):
     category = serializers.CharField(source="category.slug", read_only=True)
     title = serializers.CharField(read_only=True)
     notes = serializers.CharField(read_only=True)
+    pinned = serializers.BooleanField(read_only=True)
+    archived = serializers.BooleanField(read_only=True)
     message_count = serializers.IntegerField(read_only=True)
     created_at = serializers.DateTimeField(read_only=True)
     updated_at = serializers.DateTimeField(read_only=True)
@@ -45,6 +47,8 @@ class SessionRowSerializer(serializers.BaseSerializer):
             "category": row["category_slug"],
             "title": row["title"],
             "notes": row["notes"],
+            "pinned": row["pinned"],
+            "archived": row["archived"],
             "message_count": row["message_count"],
             "created_at": row["created_at"],
             "updated_at": row["updated_at"],
@@ -57,8 +61,50 @@ class SessionCreateInputSerializer(serializers.Serializer):
     title = StrictCharField(max_length=200, required=False, allow_blank=True, default="")
 
 
-class SessionRenameInputSerializer(serializers.Serializer):
-    title = StrictCharField(max_length=200, allow_blank=True)
+class StrictBooleanField(serializers.BooleanField):
+    """A JSON ``true`` or ``false`` only: DRF's ``BooleanField`` also takes ``"true"``, ``1``, ``"on"``…"""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, bool):
+            self.fail("invalid", input=data)
+        return data
+
+
+class SessionUpdateInputSerializer(serializers.Serializer):
+    """``PATCH /api/sessions/{id}/``: any of the three, at least one."""
+
+    title = StrictCharField(max_length=200, allow_blank=True, required=False)
+    pinned = StrictBooleanField(required=False)
+    archived = StrictBooleanField(required=False)
+
+    def validate(self, attrs: dict) -> dict:
+        if not attrs:
+            raise serializers.ValidationError("Give at least one of title, pinned and archived.")
+        return attrs
+
+
+class SessionListQuerySerializer(serializers.Serializer):
+    """The list's query parameters (``page_size`` and ``cursor`` are the pagination's)."""
+
+    archived = serializers.ChoiceField(
+        choices=["false", "true", "all"],
+        default="false",
+        help_text="`false`: the sessions in use; `true`: the archived ones only; `all`: both.",
+    )
+    category = StrictSlugField(max_length=50, required=False, help_text="A category's slug.")
+    q = StrictCharField(
+        max_length=500,
+        required=False,
+        allow_blank=True,
+        help_text="Words to find in titles, notes and message text (blank: no search).",
+    )
+
+    def validate_archived(self, value: str) -> bool | None:
+        return {"false": False, "true": True, "all": None}[value]
+
+
+class ExportFormatSerializer(serializers.Serializer):
+    format = serializers.ChoiceField(choices=["json", "markdown"], default="json")
 
 
 class SessionNotesInputSerializer(serializers.Serializer):
@@ -74,6 +120,19 @@ class MessageSerializer(serializers.Serializer):
     completion_tokens = serializers.IntegerField(read_only=True)
     cost = serializers.IntegerField(read_only=True)
     created_at = serializers.DateTimeField(read_only=True)
+
+
+class SessionExportSerializer(SessionSerializer):
+    """A session with its whole conversation, oldest message first (``chats.exports`` writes it)."""
+
+    messages = MessageSerializer(many=True, read_only=True)
+
+
+class AccountExportSerializer(serializers.Serializer):
+    """``GET /api/export/`` (``chats.exports`` streams it): every session, oldest first."""
+
+    exported_at = serializers.DateTimeField(read_only=True)
+    sessions = SessionExportSerializer(many=True, read_only=True)
 
 
 class MessageInputSerializer(serializers.Serializer):

@@ -43,9 +43,30 @@ def session_create(*, user, category: str, title: str = "") -> ChatSession:
     return ChatSession.objects.create(user=user, category=found, title=title)
 
 
-def session_rename(*, session: ChatSession, title: str) -> ChatSession:
-    session.title = title
-    session.save(update_fields=["title", "updated_at"])
+def session_update(
+    *,
+    session: ChatSession,
+    title: str | None = None,
+    pinned: bool | None = None,
+    archived: bool | None = None,
+) -> ChatSession:
+    """Rename, pin or archive a session (``None``: leave it as it is).
+
+    A new title is activity: ``updated_at`` moves and the session rises in the list. Pinning
+    and archiving file the session away without moving it among the others. One ``UPDATE`` of
+    the fields given, so a reply storing its messages meanwhile loses nothing.
+    """
+    changes = {
+        name: value
+        for name, value in (("title", title), ("pinned", pinned), ("archived", archived))
+        if value is not None
+    }
+    if "title" in changes:
+        changes["updated_at"] = timezone.now()
+    if not ChatSession.objects.filter(pk=session.pk).update(**changes):
+        raise NotFound("Session not found.")
+    for name, value in changes.items():
+        setattr(session, name, value)
     return session
 
 

@@ -24,5 +24,6 @@ urlpatterns = [
         streaming.reply_stop_endpoint,
         name="reply-stop",
     ),
+    path("export/", views.AccountExportView.as_view(), name="account-export"),
     *router.urls,
 ]

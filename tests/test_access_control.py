@@ -134,11 +134,15 @@ ENDPOINTS = [
     Endpoint("GET", "/api/sessions/"),
     Endpoint("POST", "/api/sessions/", lambda w: {"category": "general", "title": "mine"}),
     Endpoint("GET", "/api/sessions/{id}/"),
-    Endpoint("PATCH", "/api/sessions/{id}/", lambda w: {"title": "taken over"}),
+    Endpoint(
+        "PATCH", "/api/sessions/{id}/", lambda w: {"title": "taken over", "pinned": True, "archived": True}
+    ),
     Endpoint("PUT", "/api/sessions/{id}/notes/", lambda w: {"notes": "taken over"}),
     Endpoint("DELETE", "/api/sessions/{id}/"),
     Endpoint("GET", "/api/sessions/{id}/messages/"),
     Endpoint("POST", "/api/sessions/{id}/messages/", lambda w: {"content": "tell me her secrets"}),
+    Endpoint("GET", "/api/sessions/{id}/export/"),
+    Endpoint("GET", "/api/export/"),
 ]
 PUBLIC = [endpoint for endpoint in ENDPOINTS if endpoint.public]
 PRIVATE = [endpoint for endpoint in ENDPOINTS if not endpoint.public]
@@ -188,7 +192,7 @@ def alice_snapshot(world: World) -> dict:
 
 
 def assert_nothing_of_alices(response) -> None:
-    text = response.content.decode()
+    text = response.getvalue().decode()  # streamed (the account export) or not
     for secret in (str(ALICE_BALANCE), ALICE_TITLE, ALICE_NOTES, ALICE_MESSAGE, ALICE_REPLY, "alice"):
         assert secret not in text, f"{secret!r} leaked: {text[:500]}"
 
