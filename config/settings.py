@@ -129,6 +129,10 @@ elif DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     # upgrade a read lock while another connection writes.
     DATABASES["default"].setdefault("OPTIONS", {}).setdefault("timeout", 20)
     DATABASES["default"]["OPTIONS"].setdefault("transaction_mode", "IMMEDIATE")
+    # The tests' database in a file, not in shared-cache memory: there a write that meets another
+    # connection's lock fails at once ("database table is locked") instead of waiting as above,
+    # and the tests run replies in server threads beside the test's own queries.
+    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / "test-db.sqlite3")}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 
