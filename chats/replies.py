@@ -20,10 +20,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from asgiref.sync import sync_to_async
-from django.conf import settings
 from django.db import connection
 
-from chats import services
+from chats import keepalive, services
 from chats.llm import LLMStream, LLMUnavailable, get_provider
 from chats.models import Message
 
@@ -78,24 +77,6 @@ async def run_shielded(work: Callable[..., Any], **kwargs: Any) -> Any:
     return await asyncio.shield(sync_to_async(_in_thread, thread_sensitive=True)(work, **kwargs))
 
 
-async def _keep_lease(renew: Callable[..., bool], plan: Any) -> None:
-    """Renew the lease while the reply streams, so the stale sweep knows its process is alive."""
-    renew_in_thread = sync_to_async(_in_thread, thread_sensitive=True)
-    while True:
-        await asyncio.sleep(settings.REPLY_LEASE_SECONDS / 3)
-        try:
-            if not await renew_in_thread(renew, plan=plan):
-                return  # no longer pending: settled, or closed by the sweep
-        except Exception:  # a database hiccup must not end the reply; the next renewal may work
-            logger.warning("Renewing the lease of a reply failed", exc_info=True)
-
-
-async def _close_when_set(stop: asyncio.Event, stream: LLMStream) -> None:
-    """Stop within one chunk: close the upstream as soon as asked, even while it is silent."""
-    await stop.wait()
-    await _close_quietly(stream)
-
-
 async def _close_quietly(stream: LLMStream | None) -> None:
     if stream is None:
         return
@@ -105,37 +86,61 @@ async def _close_quietly(stream: LLMStream | None) -> None:
         logger.warning("Closing the upstream stream failed", exc_info=True)
 
 
+class StopSignal:
+    """A request to stop a reply; what was registered with ``on_set`` runs the moment it is set."""
+
+    def __init__(self) -> None:
+        self._set = False
+        self._callbacks: list[Callable[[], Any]] = []
+
+    def is_set(self) -> bool:
+        return self._set
+
+    def set(self) -> None:
+        if not self._set:
+            self._set = True
+            for callback in self._callbacks:
+                callback()
+
+    def on_set(self, callback: Callable[[], Any]) -> None:
+        if self._set:
+            callback()
+        else:
+            self._callbacks.append(callback)
+
+
 def reply_outcomes(
-    plan: services.ReplyPlan, *, stop: asyncio.Event | None = None
+    plan: services.ReplyPlan, *, stop: StopSignal | None = None
 ) -> AsyncIterator[ReplyOutcome]:
     """A chat reply's outcomes: stored as a message of its session.
 
     Once ``stop`` is set the upstream is closed, and the reply ends
     ``incomplete``, charged for what was produced, as a ``Finished``.
     """
-    return _outcomes(plan, finish=services.reply_finish, renew=services.reply_lease_renew, stop=stop)
+    lease = (services.replies_lease_renew, plan.assistant_message_id)
+    return _outcomes(plan, finish=services.reply_finish, lease=lease, stop=stop)
 
 
 def completion_outcomes(plan: services.CompletionPlan) -> AsyncIterator[ReplyOutcome]:
     """A ``/v1/`` completion's outcomes: stored as a usage record, its content nowhere."""
-    return _outcomes(plan, finish=services.completion_finish, renew=services.completion_lease_renew)
+    lease = (services.completions_lease_renew, plan.record_id)
+    return _outcomes(plan, finish=services.completion_finish, lease=lease)
 
 
-async def _outcomes(plan, *, finish, renew, stop: asyncio.Event | None = None) -> AsyncIterator[ReplyOutcome]:
+async def _outcomes(plan, *, finish, lease, stop: StopSignal | None = None) -> AsyncIterator[ReplyOutcome]:
     """Deltas as they come, then ``Finished`` or ``Failed``; settles on every path."""
     parts: list[str] = []
     stream: LLMStream | None = None
     failure: LLMUnavailable | None = None
     interrupted = False
-    lease = asyncio.create_task(_keep_lease(renew, plan))
-    stopper: asyncio.Task | None = None
+    keepalive.keep(*lease)
     try:
         try:
             stream = await get_provider().stream(
                 messages=plan.prompt, model=plan.model, max_tokens=plan.max_tokens, options=plan.options
             )
-            if stop is not None:
-                stopper = asyncio.create_task(_close_when_set(stop, stream))
+            if stop is not None:  # stop within one chunk: close the upstream, even while it is silent
+                stop.on_set(lambda: asyncio.ensure_future(_close_quietly(stream)))
             async for delta in stream:
                 if delta:
                     parts.append(delta)
@@ -154,9 +159,7 @@ async def _outcomes(plan, *, finish, renew, stop: asyncio.Event | None = None) -
         # Settle on every path. The client may also leave during the await
         # that closes the upstream: the reply is stored and its hold settled
         # all the same, as it ended.
-        lease.cancel()
-        if stopper is not None:
-            stopper.cancel()
+        keepalive.release(*lease)
         stopped = stop is not None and stop.is_set()
         content = "".join(parts)
         if interrupted or stopped or (failure is not None and content):

@@ -18,9 +18,9 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from django.conf import settings
 
-from chats import reply_log, services
-from chats.replies import Delta, Failed, Finished, ReplyOutcome, reply_outcomes
-from chats.reply_slots import reply_slot_give_back, reply_slot_renew
+from chats import keepalive, reply_log, services
+from chats.replies import Delta, Failed, Finished, ReplyOutcome, StopSignal, reply_outcomes
+from chats.reply_slots import reply_slot_give_back, reply_slots_renew
 from chats.serializers import MessageSerializer
 
 logger = logging.getLogger(__name__)
@@ -31,7 +31,7 @@ STOP_CHANNEL = "parley:reply-stops"
 @dataclass
 class _Running:
     task: asyncio.Task
-    stop: asyncio.Event
+    stop: StopSignal
 
 
 _running: dict[str, _Running] = {}
@@ -103,7 +103,7 @@ def reply_start(plan: services.ReplyPlan) -> asyncio.Task:
     """Run the reply to its end whatever becomes of the request; the task's result is its last outcome."""
     reply_id = str(plan.assistant_message_id)
     reply_log.open_log(reply_id)
-    stop = asyncio.Event()
+    stop = StopSignal()
     task = asyncio.create_task(_run(plan, stop))
     _running[reply_id] = _Running(task, stop)
     task.add_done_callback(lambda _: _running.pop(reply_id, None))
@@ -111,9 +111,10 @@ def reply_start(plan: services.ReplyPlan) -> asyncio.Task:
     return task
 
 
-async def _run(plan: services.ReplyPlan, stop: asyncio.Event) -> ReplyOutcome | None:
+async def _run(plan: services.ReplyPlan, stop: StopSignal) -> ReplyOutcome | None:
     reply_id, user_id = str(plan.assistant_message_id), plan.user_message.session.user_id
-    slot = asyncio.create_task(_keep_slot(user_id, reply_id))
+    slot = (user_id, reply_id)
+    keepalive.keep(reply_slots_renew, slot)
     number, last = 1, None
     try:
         await reply_log.append(reply_id, number, "start", start_data(plan))
@@ -128,18 +129,8 @@ async def _run(plan: services.ReplyPlan, stop: asyncio.Event) -> ReplyOutcome | 
             await reply_log.append(reply_id, number + 1, "error", {"error": error})
         return None
     finally:
-        slot.cancel()
+        keepalive.release(reply_slots_renew, slot)
         await sync_to_async(reply_slot_give_back, thread_sensitive=False)(user_id=user_id, token=reply_id)
-
-
-async def _keep_slot(user_id: Any, token: str) -> None:
-    renew = sync_to_async(reply_slot_renew, thread_sensitive=False)
-    while True:
-        await asyncio.sleep(settings.REPLY_LEASE_SECONDS / 3)
-        try:
-            await renew(user_id=user_id, token=token)
-        except Exception:
-            logger.warning("Renewing the slot of reply %s failed", token, exc_info=True)
 
 
 # --- stopping ------------------------------------------------------------------------------

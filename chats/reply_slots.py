@@ -58,16 +58,20 @@ def reply_slot_take(*, user_id, token: str) -> bool:
         return True
 
 
-def reply_slot_renew(*, user_id, token: str) -> None:
+def reply_slots_renew(slots: list[tuple]) -> None:
+    """Extend the leases of running replies' slots, ``[(user_id, token), …]``, in one round trip."""
     end = time.time() + _lease()
     if settings.REDIS_URL:
-        client = _redis(settings.REDIS_URL)
-        client.zadd(_key(user_id), {token: end}, xx=True)
-        client.expire(_key(user_id), int(_lease()) + 1)
+        with _redis(settings.REDIS_URL).pipeline(transaction=False) as pipe:
+            for user_id, token in slots:
+                pipe.zadd(_key(user_id), {token: end}, xx=True)
+                pipe.expire(_key(user_id), int(_lease()) + 1)
+            pipe.execute()
         return
     with _local_lock:
-        if token in _local.get(user_id, {}):
-            _local[user_id][token] = end
+        for user_id, token in slots:
+            if token in _local.get(user_id, {}):
+                _local[user_id][token] = end
 
 
 def reply_slot_give_back(*, user_id, token: str) -> None:

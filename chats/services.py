@@ -275,10 +275,10 @@ def _lease_end():
     return timezone.now() + timedelta(seconds=settings.REPLY_LEASE_SECONDS)
 
 
-def reply_lease_renew(*, plan: ReplyPlan) -> bool:
-    """Vouch for a streaming reply a while longer; False once it is no longer pending."""
-    pending = Message.objects.filter(pk=plan.assistant_message_id, status=Message.Status.PENDING)
-    return bool(pending.update(lease_expires_at=_lease_end()))
+def replies_lease_renew(reply_ids: list) -> None:
+    """Vouch for streaming chat replies a while longer (one statement for all of a worker's)."""
+    pending = Message.objects.filter(pk__in=reply_ids, status=Message.Status.PENDING)
+    pending.update(lease_expires_at=_lease_end())
 
 
 def replies_close_stale() -> int:
@@ -444,7 +444,7 @@ def completion_finish(
     return CompletionResult(record_id=record.id, usage=usage, cost=cost, balance=wallet.balance)
 
 
-def completion_lease_renew(*, plan: CompletionPlan) -> bool:
-    """Vouch for a streaming ``/v1/`` request a while longer; False once it is no longer pending."""
-    pending = UsageRecord.objects.filter(pk=plan.record_id, status=UsageRecord.Status.PENDING)
-    return bool(pending.update(lease_expires_at=_lease_end()))
+def completions_lease_renew(record_ids: list) -> None:
+    """Vouch for streaming ``/v1/`` requests a while longer (one statement for all of a worker's)."""
+    pending = UsageRecord.objects.filter(pk__in=record_ids, status=UsageRecord.Status.PENDING)
+    pending.update(lease_expires_at=_lease_end())
