@@ -24,7 +24,7 @@ install-dev: $(BIN)/python
 run: install .env
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
-	$(BIN)/uvicorn config.asgi:application --host $(HOST) --port $(PORT)
+	$(BIN)/uvicorn config.asgi:application --host $(HOST) --port $(PORT) --timeout-graceful-shutdown 30
 
 test: install-dev
 	$(BIN)/pytest --cov --cov-report=term:skip-covered --cov-fail-under=90
