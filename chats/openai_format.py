@@ -226,6 +226,7 @@ _OPENAI_ERRORS = {
     "payload_too_large": ("invalid_request_error", "invalid_request_error"),
     "method_not_allowed": ("invalid_request_error", "invalid_request_error"),
     "insufficient_funds": ("insufficient_quota", "insufficient_quota"),
+    "spend_cap_reached": ("spend_cap_reached", "insufficient_quota"),
     "throttled": ("rate_limit_exceeded", "requests"),
     "llm_unavailable": ("upstream_error", "api_error"),
     "server_error": ("server_error", "api_error"),

@@ -5,11 +5,12 @@ import itertools
 from django.contrib.postgres.search import SearchQuery, SearchRank, SearchVector
 from django.core.exceptions import ValidationError
 from django.db import connection
-from django.db.models import Exists, F, FloatField, OuterRef, Q, QuerySet, Subquery, Value
+from django.db.models import Exists, F, FloatField, OuterRef, Q, QuerySet, Subquery, Sum, Value
 from django.db.models.functions import Cast, Coalesce
 
-from chats.models import Category, ChatSession, Message
+from chats.models import Category, ChatSession, Message, UsageRecord
 from core.errors import NotFound, ValidationFailed
+from wallets.models import Hold
 
 HISTORY_PAGE = 50
 
@@ -187,3 +188,14 @@ def reply_get(*, user, session_id, message_id) -> Message:
     if reply is None:
         raise NotFound("Reply not found.")
     return reply
+
+
+def api_key_spent(*, api_key, since, excluding=None) -> int:
+    """Credits a key has spent since ``since``: settled requests' costs plus what pending ones hold."""
+    records = UsageRecord.objects.filter(api_key=api_key, created_at__gte=since).exclude(pk=excluding)
+    settled = records.exclude(status=UsageRecord.Status.PENDING).aggregate(total=Sum("cost"))["total"] or 0
+    pending = records.filter(status=UsageRecord.Status.PENDING, hold_id__isnull=False).values("hold_id")
+    held = Hold.objects.filter(pk__in=pending, status=Hold.Status.OPEN).aggregate(total=Sum("amount"))[
+        "total"
+    ]
+    return settled + (held or 0)

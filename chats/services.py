@@ -29,6 +29,7 @@ from chats.pricing import prompt_tokens_upper_bound, reply_cost
 from core.errors import NotFound, ValidationFailed
 from wallets import selectors as wallet_selectors
 from wallets import services as wallet_services
+from wallets.errors import SpendCapReached
 
 TITLE_FROM_MESSAGE_CHARS = 60
 SESSION_DELETE_ATTEMPTS = 3
@@ -399,6 +400,7 @@ def completion_begin(
             wallet_services.wallet_hold(
                 user=user, amount=held, description=f"API request with key {key_label}", hold_id=hold_id
             )
+            _check_key_cap(api_key, record_id=record.id, required=held)
     return CompletionPlan(
         record_id=record.id,
         user=user,
@@ -411,6 +413,17 @@ def completion_begin(
         max_tokens=max_tokens,
         options=options or {},
     )
+
+
+def _check_key_cap(api_key, *, record_id, required: int) -> None:
+    """The key's own monthly cap, checked as the wallet's are: after the wallet row is locked."""
+    cap = api_key.monthly_cap
+    if cap is None:
+        return
+    since = wallet_selectors.spend_period_start("month")
+    spent = selectors.api_key_spent(api_key=api_key, since=since, excluding=record_id)
+    if spent + required > cap:
+        raise SpendCapReached(details={"cap": cap, "period": "month", "spent": spent, "required": required})
 
 
 def completion_finish(

@@ -63,6 +63,6 @@ def setting(
     if choices is not None and value not in choices:
         allowed = ", ".join(sorted(map(str, choices)))
         raise SettingError(f"{name}={value!r} is not valid: choose one of {allowed}.")
-    if minimum is not None and value < minimum:
+    if minimum is not None and value is not None and value < minimum:
         raise SettingError(f"{name}={value!r} is not valid: it must be at least {minimum}.")
     return value

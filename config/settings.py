@@ -251,6 +251,9 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = setting("MAX_REQUEST_BYTES", env.int, default=256 
 # --- Wallet ----------------------------------------------------------------
 INITIAL_WALLET_BALANCE = setting("INITIAL_WALLET_BALANCE", env.int, default=100, minimum=0)
 STALE_HOLD_MINUTES = setting("STALE_HOLD_MINUTES", env.int, default=15, minimum=1)
+# Spending caps of a wallet that sets none of its own, in credits per UTC day / month; empty: none.
+DEFAULT_DAILY_SPEND_CAP = setting("DEFAULT_DAILY_SPEND_CAP", env.int, default=None, minimum=1)
+DEFAULT_MONTHLY_SPEND_CAP = setting("DEFAULT_MONTHLY_SPEND_CAP", env.int, default=None, minimum=1)
 # A streaming reply renews its lease every third of this; the stale sweep leaves it alone until
 # the lease has run out, so only replies whose process died are closed.
 REPLY_LEASE_SECONDS = setting("REPLY_LEASE_SECONDS", env.int, default=60, minimum=1)

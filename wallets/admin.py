@@ -70,10 +70,31 @@ class WalletAdmin(ReadOnlyMixin, admin.ModelAdmin):
     list_display = ["user", "user_email", "balance", "held", "available", "updated_at"]
     list_select_related = ["user"]
     search_fields = ["user__login_id", "user__email"]
-    fields = ["user", "balance", "held", "available", "created_at", "updated_at", "ledger_actions"]
-    readonly_fields = fields
+    fields = [
+        "user",
+        "balance",
+        "held",
+        "available",
+        "daily_spend_cap",
+        "monthly_spend_cap",
+        "created_at",
+        "updated_at",
+        "ledger_actions",
+    ]
+    readonly_fields = [field for field in fields if not field.endswith("_spend_cap")]
     inlines = [OpenHoldInline, LedgerEntryInline]
     ordering = ["-updated_at"]
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        """Staff change the spending caps here; money moves only through the ledger actions."""
+        return request.user.has_perm("wallets.change_wallet")
+
+    def save_model(self, request, obj: Wallet, form, change) -> None:
+        services.wallet_set_spend_caps(
+            wallet=obj,
+            daily=form.cleaned_data.get("daily_spend_cap"),
+            monthly=form.cleaned_data.get("monthly_spend_cap"),
+        )
 
     @admin.display(description="e-mail", ordering="user__email")
     def user_email(self, wallet: Wallet) -> str:

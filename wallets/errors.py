@@ -37,3 +37,14 @@ class InvalidCode(DomainError):
     code = "invalid_code"
     status_code = 400
     default_message = "That code is not valid."
+
+
+class SpendCapReached(DomainError):
+    """``details``: ``{"cap", "period": "day"|"month", "spent", "required"}``.
+
+    Reserved credits count as spent until settled.
+    """
+
+    code = "spend_cap_reached"
+    status_code = 402
+    default_message = "This would spend more than the spending cap allows."

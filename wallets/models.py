@@ -31,6 +31,16 @@ class Wallet(models.Model):
     user = models.OneToOneField(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="wallet")
     balance = models.BigIntegerField(default=0, help_text="Credits; always the sum of the ledger.")
     held = models.BigIntegerField(default=0, help_text="Credits reserved by open holds.")
+    daily_spend_cap = models.PositiveBigIntegerField(
+        null=True,
+        blank=True,
+        help_text="Credits per UTC day; empty: DEFAULT_DAILY_SPEND_CAP (none if unset).",
+    )
+    monthly_spend_cap = models.PositiveBigIntegerField(
+        null=True,
+        blank=True,
+        help_text="Credits per UTC month; empty: DEFAULT_MONTHLY_SPEND_CAP (none if unset).",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -2,7 +2,7 @@
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, timedelta
 
 from django.db.models import Count, F, OuterRef, Q, QuerySet, Subquery, Sum, Value
 from django.db.models.functions import Coalesce
@@ -91,3 +91,18 @@ def code_batches_with_counts() -> QuerySet[CodeBatch]:
         redeemed=Count("codes", filter=Q(codes__redeemed_at__isnull=False)),
         voided=Count("codes", filter=Q(codes__voided_at__isnull=False)),
     )
+
+
+def spend_period_start(period: str, *, now=None):
+    """The start (UTC) of the day or month that ``now`` is in: caps count from there."""
+    now = (now or timezone.now()).astimezone(UTC)
+    start = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    return start.replace(day=1) if period == "month" else start
+
+
+def credits_charged(*, wallet_id, since) -> int:
+    """Credits charged from a wallet since ``since`` (settled replies and requests)."""
+    charged = LedgerEntry.objects.filter(
+        wallet_id=wallet_id, kind=LedgerEntry.Kind.CHARGE, created_at__gte=since
+    )
+    return -(charged.aggregate(total=Sum("amount"))["total"] or 0)

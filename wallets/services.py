@@ -42,7 +42,8 @@ from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from core.errors import ValidationFailed
-from wallets.errors import HoldNotFound, IdempotencyKeyReused, InsufficientFunds, InvalidCode
+from wallets import selectors
+from wallets.errors import HoldNotFound, IdempotencyKeyReused, InsufficientFunds, InvalidCode, SpendCapReached
 from wallets.models import CREDITS_MAX, CodeBatch, Hold, LedgerEntry, RedemptionCode, Wallet
 
 DESCRIPTION_MAX = LedgerEntry._meta.get_field("description").max_length
@@ -160,9 +161,40 @@ def wallet_hold(*, user, amount: int, description: str = "", hold_id: UUID | Non
         if reserved is None:
             wallet.refresh_from_db(fields=["balance", "held"])
             raise InsufficientFunds(available=wallet.available, required=amount)
+    _check_spend_caps(reserved, amount)
     return Hold.objects.create(
         id=hold_id or uuid4(), wallet=reserved, amount=amount, description=description[:DESCRIPTION_MAX]
     )
+
+
+def wallet_set_spend_caps(*, wallet: Wallet, daily: int | None, monthly: int | None) -> None:
+    """Set a wallet's own caps (None: the defaults of the settings). Only these two columns are
+    written: an instance read earlier must never write its balance back."""
+    for field, cap in (("daily_spend_cap", daily), ("monthly_spend_cap", monthly)):
+        if cap is not None:
+            _whole_credits(cap, field=field)
+    Wallet.objects.filter(pk=wallet.pk).update(daily_spend_cap=daily, monthly_spend_cap=monthly)
+
+
+def _check_spend_caps(wallet: Wallet, amount: int) -> None:
+    """Refuse a hold that would take the day's or the month's spending past its cap.
+
+    Spent = credits charged since the period began + every open hold (reserved
+    credits count as spent until settled). Checked after the wallet row is
+    locked by this hold's ``UPDATE``, so concurrent reservations of one user
+    are counted one after the other and no burst crosses a cap.
+    """
+    caps = [
+        ("day", wallet.daily_spend_cap or settings.DEFAULT_DAILY_SPEND_CAP),
+        ("month", wallet.monthly_spend_cap or settings.DEFAULT_MONTHLY_SPEND_CAP),
+    ]
+    for period, cap in caps:
+        if cap is None:
+            continue
+        since = selectors.spend_period_start(period)
+        spent = selectors.credits_charged(wallet_id=wallet.pk, since=since) + wallet.held - amount
+        if spent + amount > cap:
+            raise SpendCapReached(details={"cap": cap, "period": period, "spent": spent, "required": amount})
 
 
 def wallet_settle(*, hold_id: UUID | str, cost: int, description: str) -> Wallet:

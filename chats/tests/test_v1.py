@@ -418,3 +418,15 @@ def test_an_unknown_v1_path_answers_json(api_client, settings, debug):
     response = api_client.get("/v1/embeddings")
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "not_found"
+
+
+def test_a_keys_monthly_cap_is_402_spend_cap_reached(client, key, openai_settings):
+    type(key[0]).objects.filter(pk=key[0].pk).update(monthly_cap=1)
+
+    with pytest.raises(openai.APIStatusError) as raised:
+        client.chat.completions.create(model="general", messages=QUESTION)
+
+    assert raised.value.status_code == 402
+    assert raised.value.code == "spend_cap_reached"
+    assert raised.value.body["details"]["period"] == "month"
+    assert openai_settings.requests == []

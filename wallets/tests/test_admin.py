@@ -52,11 +52,20 @@ def test_wallet_page_is_read_only_and_shows_the_ledger(staff_client, wallet, use
     assert 'name="entries-0-amount"' not in page
 
 
-def test_admin_cannot_post_a_balance(staff_client, wallet):
-    response = staff_client.post(f"/admin/wallets/wallet/{wallet.pk}/change/", {"balance": 10**6, "held": 0})
-    assert response.status_code == 403
+def test_admin_cannot_post_a_balance_only_the_spending_caps(staff_client, wallet):
+    url = f"/admin/wallets/wallet/{wallet.pk}/change/"
+    page = staff_client.get(url)
+    management = {}
+    for inline in page.context["inline_admin_formsets"]:
+        form = inline.formset.management_form
+        management.update({form.add_prefix(name): value for name, value in form.initial.items()})
+    response = staff_client.post(
+        url, {**management, "balance": 10**6, "held": 0, "daily_spend_cap": "20", "monthly_spend_cap": ""}
+    )
+    assert response.status_code == 302
     wallet.refresh_from_db()
-    assert wallet.balance == 100
+    assert (wallet.balance, wallet.held) == (100, 0)
+    assert (wallet.daily_spend_cap, wallet.monthly_spend_cap) == (20, None)
 
 
 @pytest.mark.parametrize(
