@@ -80,7 +80,10 @@ class _Store:
         for closed in [other for other in self._redis if other.is_closed()]:
             del self._redis[closed]
         if loop not in self._redis:
-            self._redis[loop] = aioredis.Redis.from_url(settings.REDIS_URL, max_connections=4096)
+            # Reads block up to READ_BLOCK_MS: the socket must wait longer than that.
+            self._redis[loop] = aioredis.Redis.from_url(
+                settings.REDIS_URL, max_connections=4096, socket_timeout=READ_BLOCK_MS / 1000 + 5
+            )
         return self._redis[loop]
 
 
@@ -177,6 +180,8 @@ async def _follow_local(log: _LocalLog, after: int) -> AsyncIterator[Event]:
 async def _follow_redis(redis, reply_id: Any, after: int) -> AsyncIterator[Event]:
     key, last = _key(reply_id), f"{after}-0"
     while True:
+        if await _ended_before(redis, key, after=int(last.split("-")[0])):
+            return  # nothing more will come: the reader already has the last event
         answer = await redis.xread({key: last}, block=READ_BLOCK_MS, count=256)
         if not answer:
             if not await redis.exists(key):
@@ -188,6 +193,16 @@ async def _follow_redis(redis, reply_id: Any, after: int) -> AsyncIterator[Event
             yield event
             if event.terminal:
                 return
+
+
+async def _ended_before(redis, key: str, *, after: int) -> bool:
+    """Whether the stream's last event is its terminal one and the reader is already past it."""
+    last = await redis.xrevrange(key, count=1)
+    if not last:
+        return False
+    entry_id, fields = last[0]
+    number = int(_text(entry_id).split("-")[0])
+    return _text(fields[b"e"]) in TERMINAL and number <= after
 
 
 def _text(value: bytes | str) -> str:

@@ -181,9 +181,16 @@ def replies_startup() -> None:
 
 
 def shutdown_asked() -> None:
-    """The worker was asked to stop (SIGTERM): take no new replies from now."""
+    """The worker was asked to stop (SIGTERM): take no new replies, and stop the running ones when
+    the grace is over, even while their readers keep the server's connections open."""
     if not shutting_down():
         shutdown.asked_at, shutdown.loop = time.monotonic(), asyncio.get_running_loop()
+        shutdown.loop.call_later(settings.REPLY_SHUTDOWN_GRACE, _stop_all)
+
+
+def _stop_all() -> None:
+    for running in list(_running.values()):
+        running.stop.set()
 
 
 async def replies_shutdown() -> None:
@@ -193,8 +200,7 @@ async def replies_shutdown() -> None:
     if tasks:
         grace = settings.REPLY_SHUTDOWN_GRACE - (time.monotonic() - shutdown.asked_at)
         _, pending = await asyncio.wait(tasks, timeout=max(grace, 0))
-        for running in list(_running.values()):
-            running.stop.set()
+        _stop_all()
         if pending:
             logger.warning("Stopping %d reply(ies) still running after the shutdown grace", len(pending))
             await asyncio.wait(pending, timeout=settings.LLM_TIMEOUT)

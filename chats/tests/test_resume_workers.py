@@ -311,17 +311,11 @@ def test_a_fourth_concurrent_reply_across_workers_is_429_and_nothing_is_reserved
     assert_books_balance(user)
 
 
-SHUTDOWN_WAITS_FOR_READERS = (
-    "BUG: the grace is enforced only by replies_shutdown, which uvicorn runs at lifespan.shutdown, "
-    "after every HTTP response has ended: a connected reader keeps the reply running to its natural end"
-)
-
-
 @pytest.mark.parametrize(
     "reader",
     [
         "gone",
-        pytest.param("connected", marks=pytest.mark.xfail(strict=True, reason=SHUTDOWN_WAITS_FOR_READERS)),
+        "connected",
     ],
 )
 def test_sigterm_during_replies_settles_them_and_leaves_nothing_held(
@@ -401,13 +395,6 @@ def test_a_reply_that_ended_on_a_is_replayed_whole_on_b(workers, openai_settings
     assert resume(b.url, session, message_id, {**headers, "Last-Event-ID": "3"}) == first[3:]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: reply_log._follow_redis blocks in XREAD after the terminal event until the stream expires, "
-        "and redis-py's default 5 s socket timeout breaks that XREAD BLOCK 5000 with a TimeoutError"
-    ),
-)
 def test_reading_past_the_end_of_a_reply_that_ended_on_a_is_empty_on_b(
     workers, openai_settings, session, headers
 ):
