@@ -3,6 +3,7 @@
 
     .venv/bin/python bench/race_soak.py [--seconds 180] [--clients 50] [--workers 2]
     .venv/bin/python bench/race_soak.py --seconds 15          # the short run CI does
+    .venv/bin/python bench/race_soak.py --redis-url ''        # without Redis
 
 PostgreSQL only (``--database-url``, default
 ``postgres://postgres@127.0.0.1:5432/parley_soak``; that database is dropped
@@ -14,8 +15,13 @@ two share a GIL:
   process of its own, choosing **per request** how to answer from a marker in
   the last message (``[soak:normal]``, ``[soak:fail-before:503]``,
   ``[soak:mid-abort:3]``, ``[soak:mid-error:4]``): see :func:`serve_fake`;
-* the app, ``uvicorn config.asgi:application --workers N`` (production
-  settings: DEBUG off, ``LLM_PROVIDER=openai`` at the fake, one retry);
+* the app, ``--workers`` processes of ``uvicorn config.asgi:application``
+  (one worker each, each on its own port, so that a client picks the worker;
+  production settings: DEBUG off, ``LLM_PROVIDER=openai`` at the fake, one
+  retry), sharing Redis (``--redis-url``, default ``redis://127.0.0.1:6379/11``,
+  flushed before and after; ``''`` runs without) and ``MAX_CONCURRENT_REPLIES``
+  set to ``--max-replies`` (100,000): one user stands for all the clients, so
+  a 429 ``too_many_replies`` is a violation here, not an expected outcome;
 * a top-up process (Django, the ``wallets.services.wallet_top_up`` the admin
   and ``manage.py topup_wallet`` use): every ``--topup-interval`` seconds one
   new idempotency key, sent by ``--replays`` threads at once (a barrier lines
@@ -24,11 +30,22 @@ two share a GIL:
   itself, the same key in two processes at once;
 * this process: ``--clients`` asyncio clients (httpx), one user, one wallet,
   each client posting messages one after another to its own session (a new one
-  every ``--turns`` messages), each message picking at random a normal reply,
-  a client disconnect after 1-5 deltas, an upstream failure before the stream,
-  or one mid-stream (the connection cut, or an SSE error event). A 402
-  ``insufficient_funds`` is expected when the wallet runs dry; the client
-  waits a little and goes on.
+  every ``--turns`` messages), to each worker in turn, each message picking at
+  random a normal reply; a client disconnect after 1-5 deltas (the reply runs
+  on: it must be stored complete and charged in full); a resume (a disconnect
+  after 1-5 deltas, then ``GET …/events/`` with ``Last-Event-ID`` or ``?after=``
+  on any worker: every remaining event once, ids in sequence, ending in
+  ``done`` with the whole reply); a stop (``POST …/stop/`` on any worker after
+  1-5 deltas: 202, the stream ends in ``done`` with an ``incomplete`` message
+  holding what was read, then a second stop is 409; a stop that meets the
+  reply's end is 409, or 202 with the reply complete: "stop-late"); an
+  upstream failure before the stream, or one mid-stream (the connection cut,
+  or an SSE error event). Replies to resume or stop come slower (150 ms a
+  chunk, 3 s; ``SOAK_SLOW_CHUNK_DELAY``): at 50 ms, one stop in seven found the
+  reply at its end, the client being that far behind under load. Every
+  event's ``id`` must follow the last. A 402 ``insufficient_funds`` is
+  expected when the wallet runs dry; the client waits a little and goes on.
+  Without Redis, a resume or stop goes to the worker running the reply.
 
 When the time is up, the clients finish their current reply, the run waits
 (``--settle-seconds``) for replies still being settled, and then it checks:
@@ -39,8 +56,10 @@ every hold belongs to one assistant message, settled (charge entry amount ==
 every top-up key was applied exactly once, each replay answering the same
 ledger entry; the balance is bonus + top-ups - charges; every message the
 clients saw ended as they saw it (status and cost), and there is no message
-they did not see; ``release_stale_holds --minutes 0`` finds nothing to do; the
-workers logged no error. It prints the counts and exits 1 on any violation (2
+they did not see; every reply stored complete was charged for all the chunks
+the upstream reported; ``release_stale_holds --minutes 0`` finds nothing to do;
+with Redis, no reply slot is left taken and every reply's event stream got its
+end; the workers logged no error. It prints the counts and exits 1 on any violation (2
 when it could not run).
 
 ``--fake`` and ``--topper`` are the helper processes' entry points (this file
@@ -77,18 +96,30 @@ from _common import (
     machine,
     manage,
     reset_database,
-    sse_events,
+    sse_frames,
 )  # bench/ is on sys.path
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHON = sys.executable
 DEFAULT_DATABASE = "postgres://postgres@127.0.0.1:5432/parley_soak"
+DEFAULT_REDIS = "redis://127.0.0.1:6379/11"
 
 #: The reply of a normal stream: 20 deltas.
 CHUNKS = [f" w{index:02d}" for index in range(20)]
 REPLY = "".join(CHUNKS)
 #: Relative weights of what a client asks for.
-MODES = {"normal": 50, "disconnect": 15, "fail-before": 15, "mid-abort": 10, "mid-error": 10}
+MODES = {
+    "normal": 40,
+    "disconnect": 12,
+    "resume": 12,
+    "stop": 10,
+    "fail-before": 12,
+    "mid-abort": 7,
+    "mid-error": 7,
+}
+#: Seconds between chunks of the replies a client resumes or stops: long enough (20 chunks, 3 s)
+#: for the resume or the stop to arrive while the reply runs, though the clients lag under load.
+SLOW_CHUNK_DELAY = float(os.environ.get("SOAK_SLOW_CHUNK_DELAY", "0.15"))
 MARKER = re.compile(r"\[soak:([a-z-]+)(?::(\d+))?\]")
 
 
@@ -116,6 +147,8 @@ def scenario_for(body: Any, base: Any) -> Any:
         return dataclasses.replace(base, fail_after_chunks=number)
     if mode == "mid-error":
         return dataclasses.replace(base, error_event_after_chunks=number, fail_message="soak: error event")
+    if mode in ("resume", "stop"):
+        return dataclasses.replace(base, chunk_delay=SLOW_CHUNK_DELAY)
     return base
 
 
@@ -321,11 +354,33 @@ def run_verify(args: argparse.Namespace) -> None:
         "holds": Counter(hold.status for hold in holds.values()),
         "statuses": Counter(m.status for m in assistant),
         "user_messages": len(messages) - len(assistant),
-        "messages": {str(m.pk): [m.status, m.cost, m.content] for m in assistant},
+        "messages": {str(m.pk): [m.status, m.cost, m.content, m.completion_tokens] for m in assistant},
+        "redis": redis_leftovers(user.pk, problems),
         "topups": {entry["idempotency_key"]: [entry["pk"], entry["amount"]] for entry in topups},
         "cost_total": cost_total,
     }
     print(json.dumps(report))
+
+
+def redis_leftovers(user_id: Any, problems: list[str]) -> list[str]:
+    """With Redis: no reply slot left taken, and every reply's event stream set to expire as ended."""
+    from django.conf import settings
+
+    if not settings.REDIS_URL:
+        return []
+    import redis
+
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    slots = client.zcard(f"parley:replies-running:{user_id}")
+    if slots:
+        problems.append(f"{slots} reply slot(s) still taken in Redis with no reply running")
+    streams = list(client.scan_iter(match="parley:reply:*:events", count=1000))
+    ttls = [client.ttl(key) for key in streams]
+    running = sum(ttl > settings.REPLY_EVENTS_TTL or ttl == -1 for ttl in ttls)
+    if running:
+        problems.append(f"{running} reply event stream(s) in Redis never got their end (no terminal TTL)")
+    client.close()
+    return [f"{len(streams)} reply event streams, {running} without an end; {slots} slots taken"]
 
 
 # --- processes -----------------------------------------------------------------------------------
@@ -386,11 +441,16 @@ def wait_ready(url: str, process: subprocess.Popen, seconds: float = 60) -> None
 @dataclass
 class Outcome:
     mode: str
-    outcome: str  # complete | disconnected | failed-before | failed-mid | insufficient-funds | unexpected
+    # complete | disconnected | resumed | stopped | stop-late | failed-before | failed-mid
+    # | insufficient-funds | unexpected
+    outcome: str
     message_id: str | None = None
     cost: int | None = None
     content: str = ""
     detail: str = ""
+    #: A stop-late: seconds and deltas the client read between the stop's answer and ``done``.
+    late: tuple[float, int] | None = None
+    elsewhere: bool = False  # a resume or stop sent to another worker than the one running the reply
 
 
 @dataclass
@@ -404,8 +464,19 @@ class Tally:
             self.problems.append(text)
 
 
-async def one_reply(client, base: str, session: str, headers: dict, mode: str, label: str) -> Outcome:
-    """Post one message asking for ``mode``; read the reply as a client would; say what happened."""
+def _ids_follow(ids: list[str | None], after: int) -> str:
+    """'' when the events' ids are after+1, after+2, … with none missing or repeated; else what is wrong."""
+    want = [str(number) for number in range(after + 1, after + 1 + len(ids))]
+    return "" if ids == want else f"ids {ids[:3]}...{ids[-3:]} after {after}"
+
+
+async def one_reply(
+    client, base: str, other: str, session: str, headers: dict, mode: str, label: str
+) -> Outcome:
+    """Post one message asking for ``mode``; read the reply as a client would; say what happened.
+
+    ``other`` is where a resume or a stop goes: another worker when the run has Redis.
+    """
     number = {"fail-before": random.choice([400, 500, 503]), "mid-abort": random.randint(1, 8)}.get(mode, 0)
     if mode == "mid-error":
         number = random.randint(1, 8)
@@ -413,58 +484,56 @@ async def one_reply(client, base: str, session: str, headers: dict, mode: str, l
     cut_after = random.randint(1, 5)
     url = f"{base}/api/sessions/{session}/messages/"
     body = {"content": f"{marker} {label}"}
-    outcome = Outcome(mode=mode, outcome="unexpected")
+    outcome = Outcome(mode=mode, outcome="unexpected", elsewhere=other != base)
     deltas: list[str] = []
+    names: list[str] = []
+    ids: list[str | None] = []
+    stop_status, stop_answered = None, (0.0, 0)
     async with client.stream("POST", url, json=body, headers=headers) as response:
-        if response.status_code == 402:
+        if response.status_code in (402, 429):
             error = json.loads(await response.aread())["error"]
             outcome.outcome = "insufficient-funds"
-            if error.get("code") != "insufficient_funds":
-                outcome.outcome, outcome.detail = "unexpected", f"402 {error}"
+            if (response.status_code, error.get("code")) != (402, "insufficient_funds"):
+                outcome.outcome, outcome.detail = "unexpected", f"{response.status_code} {error}"
             return outcome
         if response.status_code != 200:
             outcome.detail = f"HTTP {response.status_code}: {(await response.aread())[:300]!r}"
             return outcome
-        names: list[str] = []
-        async for name, raw in sse_events(response):
+        async for event_id, name, raw in sse_frames(response):
             data = json.loads(raw)
             names.append(name)
+            ids.append(event_id)
             if name == "start":
                 outcome.message_id = data["assistant_message_id"]
             elif name == "delta":
                 deltas.append(data["content"])
-                if mode == "disconnect" and len(deltas) >= cut_after:
+                if mode in ("disconnect", "resume") and len(deltas) >= cut_after:
                     outcome.outcome, outcome.content = "disconnected", "".join(deltas)
-                    return outcome  # leaving the block closes the connection mid-stream
-            elif name == "done":
-                message = data["message"]
-                outcome.cost, outcome.content = data["cost"], "".join(deltas)
-                if message["status"] == "complete" and message["content"] == outcome.content == REPLY:
-                    outcome.outcome = "complete"
-                else:
-                    outcome.detail = f"done with {message['status']} {message['content']!r}"
-            elif name == "error":
-                error = data["error"]
-                details = error.get("details", {})
-                message = details.get("message", {})
-                outcome.cost, outcome.content = details.get("cost"), "".join(deltas)
-                if error.get("code") != "llm_unavailable":
-                    outcome.detail = f"error event {error}"
-                elif not deltas and message.get("status") == "failed" and outcome.cost == 0:
-                    outcome.outcome = "failed-before"
-                elif (
-                    deltas
-                    and message.get("status") == "incomplete"
-                    and message.get("content") == outcome.content
-                ):
-                    outcome.outcome = "failed-mid"
-                else:
-                    outcome.detail = f"error event after {len(deltas)} deltas: {error}"
-        if names[:1] != ["start"] or names[-1:] not in (["done"], ["error"]):
-            outcome.outcome, outcome.detail = "unexpected", f"events {names[:3]}...{names[-2:]}"
+                    break  # leaving the block closes the connection mid-stream
+                if mode == "stop" and len(deltas) == cut_after:
+                    stop_status = await stop_reply(client, other, session, outcome, headers)
+                    stop_answered = (time.monotonic(), len(deltas))
+            elif name in ("done", "error"):
+                read_end(outcome, name, data, deltas, mode, number)
+    if outcome.outcome == "disconnected":
+        problem = _ids_follow(ids, 0)
+        if problem:
+            outcome.outcome, outcome.detail = "unexpected", f"before the cut: {problem}"
+        elif mode == "resume":
+            await resume(client, other, session, outcome, headers, len(ids), deltas)
+        return outcome
+    problem = "" if names[-1:] == ["error"] and ids[-1:] == [None] else _ids_follow(ids, 0)
+    if names[:1] != ["start"] or names[-1:] not in (["done"], ["error"]) or problem:
+        outcome.outcome, outcome.detail = "unexpected", f"events {names[:3]}...{names[-2:]} {problem}"
+    if mode == "stop":
+        await check_stopped(client, other, session, outcome, headers, stop_status)
+        if outcome.outcome == "stop-late":  # how far from its end the stop found the reply
+            outcome.late = (time.monotonic() - stop_answered[0], len(deltas) - stop_answered[1])
+        return outcome
     expected = {
         "normal": "complete",
         "disconnect": "complete",  # the reply can end before the client has seen its 1-5 deltas
+        "resume": "complete",
         "fail-before": "failed-before",
         "mid-abort": "failed-mid",
         "mid-error": "failed-mid",
@@ -477,17 +546,121 @@ async def one_reply(client, base: str, session: str, headers: dict, mode: str, l
     return outcome
 
 
+def read_end(outcome: Outcome, name: str, data: dict, deltas: list[str], mode: str, number: int) -> None:
+    """The reply's last event (``done`` or ``error``): what it says of the reply, in ``outcome``."""
+    outcome.content = "".join(deltas)
+    if name == "done":
+        message = data["message"]
+        outcome.cost = data["cost"]
+        if message["content"] != outcome.content:
+            outcome.detail = f"done with {message['content']!r}, the deltas say {outcome.content!r}"
+        elif message["status"] == "complete" and outcome.content == REPLY:
+            outcome.outcome = "complete"
+        elif message["status"] == "incomplete" and mode == "stop":
+            outcome.outcome = "stopped"
+        else:
+            outcome.detail = f"done with {message['status']} {message['content']!r}"
+        return
+    error = data["error"]
+    details = error.get("details", {})
+    message = details.get("message", {})
+    outcome.cost = details.get("cost")
+    if error.get("code") != "llm_unavailable":
+        outcome.detail = f"error event {error}"
+    elif not deltas and message.get("status") == "failed" and outcome.cost == 0:
+        outcome.outcome = "failed-before"
+    elif deltas and message.get("status") == "incomplete" and message.get("content") == outcome.content:
+        outcome.outcome = "failed-mid"
+    else:
+        outcome.detail = f"error event after {len(deltas)} deltas: {error}"
+
+
+async def resume(client, base: str, session: str, outcome: Outcome, headers: dict, seen: int, deltas) -> None:
+    """``GET …/events/`` after the ``seen`` events read: every other one once, in order, then ``done``."""
+    url = f"{base}/api/sessions/{session}/messages/{outcome.message_id}/events/"
+    if random.random() < 0.5:
+        request = {"headers": {**headers, "Last-Event-ID": str(seen)}}
+    else:
+        request = {"headers": headers, "params": {"after": seen}}
+    names: list[str] = []
+    ids: list[str | None] = []
+    async with client.stream("GET", url, **request) as response:
+        if response.status_code != 200:
+            outcome.outcome = "unexpected"
+            outcome.detail = f"resume: HTTP {response.status_code}: {(await response.aread())[:300]!r}"
+            return
+        async for event_id, name, raw in sse_frames(response):
+            names.append(name)
+            ids.append(event_id)
+            data = json.loads(raw)
+            if name == "delta":
+                deltas.append(data["content"])
+            elif name in ("done", "error"):
+                outcome.outcome = "unexpected"
+                read_end(outcome, name, data, deltas, "resume", 0)
+    problem = _ids_follow(ids, seen)
+    if names[-1:] != ["done"] or "start" in names or problem:
+        outcome.outcome = "unexpected"
+        outcome.detail = f"resume after {seen}: events {names[:2]}...{names[-2:]} {problem} {outcome.detail}"
+    elif outcome.outcome == "complete":
+        outcome.outcome = "resumed"
+    else:
+        outcome.detail = f"resume after {seen}: {outcome.detail}"
+
+
+async def stop_reply(client, base: str, session: str, outcome: Outcome, headers: dict) -> int:
+    """``POST …/stop/`` while the reply runs: 202, or 409 if it ended meanwhile; the status."""
+    url = f"{base}/api/sessions/{session}/messages/{outcome.message_id}/stop/"
+    answer = await client.post(url, headers={"Authorization": headers["Authorization"]})
+    if answer.status_code not in (202, 409):
+        outcome.detail = f"stop: HTTP {answer.status_code}: {answer.text[:300]}"
+    return answer.status_code
+
+
+async def check_stopped(client, base: str, session: str, outcome: Outcome, headers: dict, first) -> Outcome:
+    """A stopped reply ends in ``done``, ``incomplete``; a second stop is 409.
+
+    A stop that arrives as the reply ends is 409, or 202 with the reply ``complete``
+    (the stop found it pending, the reply ended before the signal): "stop-late".
+    """
+    if first is None:  # the reply ended before the client had seen enough deltas to stop it
+        if outcome.outcome == "complete":
+            outcome.outcome = "stop-late"
+        return outcome
+    if outcome.outcome == "unexpected":
+        return outcome
+    if first not in (202, 409):
+        outcome.outcome = "unexpected"
+        return outcome
+    if outcome.outcome == "complete":
+        outcome.outcome = "stop-late"
+        where = "the other worker" if outcome.elsewhere else "the worker running it"
+        outcome.detail = f"stop on {where} answered {first}, the reply then ended complete"
+    elif outcome.outcome != "stopped" or first != 202:
+        outcome.detail = f"stop answered {first}, then the reply ended {outcome.outcome}"
+        outcome.outcome = "unexpected"
+        return outcome
+    again = await stop_reply(client, base, session, outcome, headers)
+    if again != 409:
+        outcome.outcome, outcome.detail = "unexpected", f"a second stop answered {again}, not 409"
+    return outcome
+
+
 async def client_loop(index: int, bases: list[str], token: str, deadline: float, args, tally: Tally) -> None:
     import httpx
 
     auth = {"Authorization": f"Bearer {token}"}
     headers = {**auth, "Accept": "text/event-stream"}
     modes, weights = list(MODES), list(MODES.values())
-    limits = httpx.Limits(max_connections=4, max_keepalive_connections=2)
+    # Idle connections are dropped well before uvicorn's keep-alive timeout (5 s): reusing one as the
+    # server closes it is a ReadError before the request is even read, a client artefact.
+    limits = httpx.Limits(max_connections=4, max_keepalive_connections=2, keepalive_expiry=2)
     async with httpx.AsyncClient(timeout=httpx.Timeout(90, connect=30), limits=limits) as client:
         turn, session, sent = 0, "", 0
         while time.monotonic() < deadline:
             base = bases[sent % len(bases)]
+            # A resume or a stop goes to any worker: through Redis, the one running the reply or not.
+            other = random.choice(bases) if args.redis_url else base
             sent += 1
             mode = random.choices(modes, weights)[0]
             try:
@@ -498,7 +671,8 @@ async def client_loop(index: int, bases: list[str], token: str, deadline: float,
                     answer.raise_for_status()
                     session = answer.json()["id"]
                 turn += 1
-                outcome = await one_reply(client, base, session, headers, mode, f"client {index} turn {turn}")
+                label = f"client {index} turn {turn}"
+                outcome = await one_reply(client, base, other, session, headers, mode, label)
             except (httpx.HTTPError, ValueError, KeyError) as exc:
                 outcome = Outcome(mode=mode, outcome="unexpected", detail=f"{type(exc).__name__}: {exc}")
             tally.outcomes.append(outcome)
@@ -586,29 +760,40 @@ def orchestrate(args: argparse.Namespace) -> int:
                 "MESSAGE_THROTTLE_RATE": "1000000/min",  # one user sends every reply: not what a soak tests
                 "JWT_ACCESS_MINUTES": "600",
                 "LOG_LEVEL": "WARNING",
+                # One user stands for the 50 clients that share its wallet: no per-user cap here.
+                "MAX_CONCURRENT_REPLIES": str(args.max_replies),
             }
         )
+        if args.redis_url:
+            try:
+                flush_redis(args.redis_url)
+            except Exception as exc:
+                print(f"no Redis at {args.redis_url} ({exc}); --redis-url '' runs without", file=sys.stderr)
+                return 2
         reset_database(args.database_url)
         subprocess.run(
             [PYTHON, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True
         )
 
-        port = free_port()
-        base = f"http://127.0.0.1:{port}"
-        server_log = workdir / "uvicorn.log"
-        uvicorn = [
-            PYTHON,
-            "-m",
-            "uvicorn",
-            "config.asgi:application",
-            "--host",
-            "127.0.0.1",
-            f"--port={port}",
-        ]
-        uvicorn += [f"--workers={args.workers}", "--no-access-log", "--backlog=2048"]
-        server = processes.start(uvicorn, env=env, stdout=server_log.open("w"), stderr=subprocess.STDOUT)
-        wait_ready(f"{base}/healthz", server)
-        print(f"setup: {time.monotonic() - started:.1f} s (database {args.database_url}, logs in {workdir})")
+        # One uvicorn process (one worker) per port, so that a client can pick the worker: a resume
+        # or a stop sent to the other one must go through Redis.
+        bases, servers, server_logs = [], [], []
+        for number in range(args.workers):
+            port = free_port()
+            server_logs.append(workdir / f"uvicorn-{number}.log")
+            uvicorn = [PYTHON, "-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1"]
+            uvicorn += [f"--port={port}", "--workers=1", "--no-access-log", "--backlog=2048"]
+            output = server_logs[-1].open("w")
+            servers.append(processes.start(uvicorn, env=env, stdout=output, stderr=subprocess.STDOUT))
+            bases.append(f"http://127.0.0.1:{port}")
+        for base, server in zip(bases, servers, strict=True):
+            wait_ready(f"{base}/healthz", server)
+        base = bases[0]
+        redis_text = f"Redis {args.redis_url}" if args.redis_url else "no Redis"
+        print(
+            f"setup: {time.monotonic() - started:.1f} s (database {args.database_url}, {redis_text}, "
+            f"logs in {workdir})"
+        )
 
         login = f"soak-{run}"
         answer = httpx.post(
@@ -642,7 +827,7 @@ def orchestrate(args: argparse.Namespace) -> int:
         async def load() -> None:
             rounds = max(1, int(args.seconds // 60))
             await asyncio.gather(
-                *(client_loop(index, [base], token, deadline, args, tally) for index in range(args.clients)),
+                *(client_loop(index, bases, token, deadline, args, tally) for index in range(args.clients)),
                 command_topups(env, login, run, rounds, args.seconds, tally),
             )
 
@@ -665,19 +850,33 @@ def orchestrate(args: argparse.Namespace) -> int:
         books = json.loads(verify.stdout)
         audit = manage(env, "audit_wallets", check=False)
         stale = manage(env, "release_stale_holds", "--minutes", "0", check=False)
-        processes.stop(server, timeout=30)
+        for server in servers:
+            processes.stop(server, timeout=30)
 
-    status = report(args, run, tally, books, audit, stale, topups_file, server_log, load_seconds, started)
+    status = report(args, run, tally, books, audit, stale, topups_file, server_logs, load_seconds, started)
     if status == 0 and not args.keep:
         shutil.rmtree(workdir, ignore_errors=True)
         drop_database(args.database_url)
+        if args.redis_url:
+            flush_redis(args.redis_url)
     else:
         print(f"kept for a post-mortem: database {args.database_url}, logs in {workdir}")
     return status
 
 
+def flush_redis(url: str) -> None:
+    """Empty the soak's Redis database: its user ids restart at 1 with each fresh PostgreSQL one."""
+    import redis
+
+    client = redis.Redis.from_url(url, socket_timeout=5)
+    try:
+        client.flushdb()
+    finally:
+        client.close()
+
+
 def report(
-    args, run, tally: Tally, books, audit, stale, topups_file, server_log, load_seconds, started
+    args, run, tally: Tally, books, audit, stale, topups_file, server_logs, load_seconds, started
 ) -> int:
     problems = list(tally.problems) + books["problems"]
 
@@ -719,22 +918,34 @@ def report(
         if message_id not in stored:
             problems.append(f"message {message_id} ({outcome.outcome}) is not in the database")
             continue
-        status, cost, content = stored[message_id]
+        status, cost, content, completion_tokens = stored[message_id]
         stored_status[(outcome.outcome, status)] += 1
+        # A reply runs to its end whatever becomes of its client: a disconnected one is complete,
+        # charged in full (the upstream's usage: every chunk), like one read to the end.
         want = {
-            "complete": ["complete"],
-            "failed-before": ["failed"],
-            "failed-mid": ["incomplete"],
-            "disconnected": ["incomplete", "complete"],
+            "complete": "complete",
+            "resumed": "complete",
+            "disconnected": "complete",
+            "stop-late": "complete",
+            "stopped": "incomplete",
+            "failed-before": "failed",
+            "failed-mid": "incomplete",
         }.get(outcome.outcome)
-        if want is not None and status not in want:
+        if want is not None and status != want:
             problems.append(f"message {message_id}: the client saw {outcome.outcome}, stored {status}")
         if outcome.cost is not None and outcome.cost != cost:
             problems.append(f"message {message_id}: the client was told cost {outcome.cost}, stored {cost}")
-        if outcome.outcome in ("complete", "failed-mid") and content != outcome.content:
+        seen_whole = ("complete", "resumed", "stopped", "stop-late", "failed-mid")
+        if outcome.outcome in seen_whole and content != outcome.content:
             problems.append(f"message {message_id}: stored content differs from the deltas")
-        if outcome.outcome == "disconnected" and not content.startswith(outcome.content):
-            problems.append(f"message {message_id}: stored {content!r}, the client saw {outcome.content!r}")
+        if outcome.outcome == "disconnected" and content != REPLY:
+            problems.append(f"message {message_id}: disconnected, stored {content!r}, not the whole reply")
+        if want == "complete" and completion_tokens != len(CHUNKS):
+            problems.append(
+                f"message {message_id} ({outcome.outcome}): charged for {completion_tokens} completion "
+                f"tokens, not the {len(CHUNKS)} the upstream reported"
+            )
+
     unseen = set(stored) - set(seen)
     if unseen:
         problems.append(f"{len(unseen)} assistant message(s) no client saw start: {sorted(unseen)[:3]}")
@@ -744,7 +955,7 @@ def report(
         problems.append(f"audit_wallets failed: {audit.stdout.strip()}")
     if "Released 0 stale hold(s)." not in stale.stdout or "Closed 0 stale replies" not in stale.stdout:
         problems.append(f"release_stale_holds --minutes 0 found something: {stale.stdout.strip()}")
-    log = server_log.read_text(errors="replace")
+    log = "\n".join(path.read_text(errors="replace") for path in server_logs)
     errors = [
         line for line in log.splitlines() if "Traceback" in line or " ERROR " in line or "ERROR:" in line
     ]
@@ -765,6 +976,9 @@ def report(
     for name in (
         "complete",
         "disconnected",
+        "resumed",
+        "stopped",
+        "stop-late",
         "failed-before",
         "failed-mid",
         "insufficient-funds",
@@ -773,6 +987,19 @@ def report(
         print(f"  {name:<20} {outcomes[name]:6d}")
     disconnected = {status: n for (seen_as, status), n in stored_status.items() if seen_as == "disconnected"}
     print(f"  (disconnects stored as: {dict(sorted(disconnected.items()))})")
+    elsewhere = Counter(o.outcome for o in tally.outcomes if o.elsewhere and o.mode in ("resume", "stop"))
+    print(f"  (resumes and stops sent to the other worker: {dict(sorted(elsewhere.items()))})")
+    late = Counter(o.detail for o in tally.outcomes if o.outcome == "stop-late")
+    if late:
+        print(f"  (stop-late: {dict(late)})")
+        after = sorted(o.late for o in tally.outcomes if o.late)
+        print(
+            "  (stop-late, then read before done: "
+            + ", ".join(f"{seconds * 1000:.0f} ms/{deltas} deltas" for seconds, deltas in after[-10:])
+            + ")"
+        )
+    for line in books["redis"]:
+        print(f"redis: {line}")
     statuses = dict(sorted(books["statuses"].items()))
     print(f"assistant messages stored: {statuses}; holds: {dict(sorted(books['holds'].items()))}")
     print(
@@ -807,7 +1034,15 @@ def main() -> int:
     parser.add_argument("--workers", type=int, default=2, help="uvicorn worker processes")
     parser.add_argument("--turns", type=int, default=8, help="messages per session before a new one")
     parser.add_argument("--database-url", default=os.environ.get("SOAK_DATABASE_URL", DEFAULT_DATABASE))
-    parser.add_argument("--redis-url", default=os.environ.get("SOAK_REDIS_URL", ""), help="optional")
+    parser.add_argument(
+        "--redis-url",
+        default=os.environ.get("SOAK_REDIS_URL", DEFAULT_REDIS),
+        help=f"flushed before and after (default {DEFAULT_REDIS}); '' runs without Redis: then a resume "
+        "or a stop goes to the worker running the reply",
+    )
+    parser.add_argument(
+        "--max-replies", type=int, default=100_000, help="MAX_CONCURRENT_REPLIES of the server (per user)"
+    )
     parser.add_argument("--balance", type=int, default=100, help="the sign-up bonus")
     parser.add_argument("--topup-interval", type=float, default=0.5)
     parser.add_argument("--replays", type=int, default=4, help="concurrent attempts per top-up key")
