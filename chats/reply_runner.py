@@ -136,15 +136,17 @@ async def _run(plan: services.ReplyPlan, stop: StopSignal) -> ReplyOutcome | Non
 # --- stopping ------------------------------------------------------------------------------
 
 
-async def reply_stop(reply_id: Any) -> None:
-    """Ask a running reply to stop, on whichever worker runs it."""
+async def reply_stop(reply_id: Any) -> bool:
+    """Ask a running reply to stop, on whichever worker runs it; False if no worker can be told."""
     running = _running.get(str(reply_id))
     if running is not None:
         running.stop.set()
-        return
+        return True
     redis = reply_log.redis_client()
-    if redis is not None:
-        await redis.publish(STOP_CHANNEL, str(reply_id))
+    if redis is None:  # one worker without Redis: a reply not running here runs nowhere
+        return False
+    await redis.publish(STOP_CHANNEL, str(reply_id))
+    return True
 
 
 def _listen_for_stops() -> None:

@@ -179,7 +179,10 @@ async def reply_stop_endpoint(request: HttpRequest, pk, message_id) -> HttpRespo
     admitted = await sync_to_async(ReplyStopView().admit)(request, pk=pk, message_id=message_id)
     if isinstance(admitted, HttpResponse):
         return admitted
-    await reply_runner.reply_stop(admitted.id)
+    if not await reply_runner.reply_stop(admitted.id):
+        error = ReplyUnavailable()
+        body = {"error": {"code": error.code, "message": error.message, "details": {}}}
+        return JsonResponse(body, status=status.HTTP_409_CONFLICT)
     return JsonResponse({"id": str(admitted.id), "status": "stopping"}, status=status.HTTP_202_ACCEPTED)
 
 
