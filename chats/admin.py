@@ -1,5 +1,9 @@
-from django.contrib import admin
+from functools import partial
 
+from django.contrib import admin
+from django.urls import path
+
+from chats.admin_usage import usage_view
 from chats.models import Category, ChatSession, Message, UsageRecord
 
 
@@ -62,6 +66,14 @@ class UsageRecordAdmin(admin.ModelAdmin):
     list_select_related = ["user", "api_key", "category"]
     date_hierarchy = "created_at"
 
+    def get_urls(self):
+        usage = path(
+            "usage/",
+            self.admin_site.admin_view(partial(usage_view, admin_site=self.admin_site)),
+            name="chats_usage",
+        )
+        return [usage, *super().get_urls()]
+
     def has_add_permission(self, request) -> bool:
         return False
 
@@ -70,3 +82,7 @@ class UsageRecordAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
+
+
+# The staff "Usage" page (chats/admin_usage.py) is linked from the admin's index.
+admin.site.index_template = "admin/chats/index.html"
