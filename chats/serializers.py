@@ -99,6 +99,13 @@ class SessionListQuerySerializer(serializers.Serializer):
         help_text="Words to find in titles, notes and message text (blank: no search).",
     )
 
+    def to_internal_value(self, data):
+        # DRF reads an empty query parameter as an absent one; here it is a mistake to say so.
+        blank = {name: ["May not be blank."] for name in ("archived", "category") if data.get(name) == ""}
+        if blank:
+            raise serializers.ValidationError(blank)
+        return super().to_internal_value(data)
+
     def validate_archived(self, value: str) -> bool | None:
         return {"false": False, "true": True, "all": None}[value]
 

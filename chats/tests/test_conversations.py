@@ -141,9 +141,16 @@ def test_archived_hidden_unless_asked(auth_client, user, general):
 
     assert listed(auth_client) == ids(in_use)
     assert listed(auth_client, "?archived=false") == ids(in_use)
-    assert listed(auth_client, "?archived=") == ids(in_use)  # empty is absent, as in a form
     assert listed(auth_client, "?archived=true") == ids(archived_pinned, archived)
     assert listed(auth_client, "?archived=all") == ids(archived_pinned, archived, in_use)
+
+
+@pytest.mark.parametrize("query", ["?archived=", "?category="])
+def test_a_blank_filter_is_a_400_not_the_default(auth_client, query):
+    response = auth_client.get(f"/api/sessions/{query}")
+    assert response.status_code == 400
+    name = query[1:-1]
+    assert response.json()["error"]["details"] == {name: ["May not be blank."]}
 
 
 def test_list_by_category(auth_client, user, general):
