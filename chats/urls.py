@@ -25,5 +25,6 @@ urlpatterns = [
         name="reply-stop",
     ),
     path("export/", views.AccountExportView.as_view(), name="account-export"),
+    path("usage/", views.UsageView.as_view(), name="usage"),
     *router.urls,
 ]

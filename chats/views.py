@@ -11,10 +11,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from chats import exports, selectors, services
+from chats import exports, selectors, services, usage
 from chats.pagination import KeysetCursorPagination
 from chats.serializers import (
     AccountExportSerializer,
+    AccountUsageSerializer,
     CategorySerializer,
     ExportFormatSerializer,
     MessageSerializer,
@@ -25,6 +26,7 @@ from chats.serializers import (
     SessionRowSerializer,
     SessionSerializer,
     SessionUpdateInputSerializer,
+    UsageQuerySerializer,
 )
 from core.openapi import error_responses
 from core.pagination import CursorPagination
@@ -208,3 +210,24 @@ class SessionMessagesView(ListAPIView):
     def get_queryset(self):
         session = selectors.session_get(user=self.request.user, session_id=self.kwargs["pk"])
         return selectors.messages_for_session(session=session)
+
+
+@extend_schema_view(
+    get=extend_schema(
+        parameters=[UsageQuerySerializer],
+        description=(
+            "The caller's own usage, chat replies and `/v1/` requests together (pending ones left out), "
+            "grouped by UTC day, category or API key (chat replies under the key `null`), with totals. "
+            "Groups without usage are left out. The range spans at most 366 days."
+        ),
+        responses={200: AccountUsageSerializer, **error_responses(400, 401)},
+    )
+)
+class UsageView(APIView):
+    """``GET /api/usage/``: two grouped queries (:func:`chats.usage.usage_for_user`), whatever the rows."""
+
+    def get(self, request: Request) -> Response:
+        params = UsageQuerySerializer(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        result = usage.usage_for_user(user=request.user, **params.validated_data)
+        return Response(AccountUsageSerializer(result).data)

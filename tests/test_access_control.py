@@ -143,6 +143,7 @@ ENDPOINTS = [
     Endpoint("POST", "/api/sessions/{id}/messages/", lambda w: {"content": "tell me her secrets"}),
     Endpoint("GET", "/api/sessions/{id}/export/"),
     Endpoint("GET", "/api/export/"),
+    Endpoint("GET", "/api/usage/"),
 ]
 PUBLIC = [endpoint for endpoint in ENDPOINTS if endpoint.public]
 PRIVATE = [endpoint for endpoint in ENDPOINTS if not endpoint.public]
