@@ -40,7 +40,7 @@ class Delta:
 class Finished:
     """The reply ended normally: stored ``complete`` and charged; why the model stopped."""
 
-    reply: services.ReplyResult | services.CompletionResult
+    reply: services.Settlement
     finish_reason: str = "stop"
 
 
@@ -49,7 +49,7 @@ class Failed:
     """The model failed: the reply is stored (``failed``, or ``incomplete`` with what came) and settled."""
 
     error: LLMUnavailable
-    reply: services.ReplyResult | services.CompletionResult
+    reply: services.Settlement
 
 
 ReplyOutcome = Delta | Finished | Failed

@@ -95,13 +95,13 @@ def session_delete(*, session: ChatSession) -> None:
                 raise
 
 
-@dataclass(frozen=True)
-class ReplyPlan:
-    """Everything the stream needs, so it never touches the database."""
+@dataclass(frozen=True, kw_only=True)
+class Reservation:
+    """What any reply's stream needs: the hold that pays for it, and what to ask the model.
 
-    session_id: object
-    user_message: Message
-    assistant_message_id: object
+    Built before the provider is called, so the stream never touches the database.
+    """
+
     hold_id: object | None
     held: int
     category: Category
@@ -111,12 +111,27 @@ class ReplyPlan:
     options: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
-class ReplyResult:
-    message: Message
+@dataclass(frozen=True, kw_only=True)
+class ReplyPlan(Reservation):
+    """A chat reply: stored as the assistant message of its session."""
+
+    session_id: object
+    user_message: Message
+    assistant_message_id: object
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settlement:
+    """What a reply used and cost, and the balance after it."""
+
     usage: Usage
     cost: int
     balance: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReplyResult(Settlement):
+    message: Message
 
 
 def _validated_content(content: str) -> str:
@@ -340,28 +355,18 @@ def holds_release_orphaned(*, older_than: timedelta) -> list:
 # --- /v1/ chat completions -----------------------------------------------------------
 
 
-@dataclass(frozen=True)
-class CompletionPlan:
-    """A ``/v1/`` request reserved and recorded: everything its stream needs."""
+@dataclass(frozen=True, kw_only=True)
+class CompletionPlan(Reservation):
+    """A ``/v1/`` request reserved and recorded: its usage record, its owner, its key."""
 
     record_id: object
     user: Any
     key_label: str
-    hold_id: object | None
-    held: int
-    category: Category
-    prompt: list[ChatMessage]
-    model: str
-    max_tokens: int
-    options: dict[str, Any] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
-class CompletionResult:
+@dataclass(frozen=True, kw_only=True)
+class CompletionResult(Settlement):
     record_id: object
-    usage: Usage
-    cost: int
-    balance: int
 
 
 def completion_begin(
