@@ -88,9 +88,27 @@ class SessionUpdateInputSerializer(serializers.Serializer):
         return attrs
 
 
-class SessionListQuerySerializer(serializers.Serializer):
+class QueryStringSerializer(serializers.Serializer):
+    """Query-string parameters. DRF reads a blank value as an absent one; here it is a mistake the
+    client should hear about (as the schema says), except for the fields in ``blank_allowed``."""
+
+    blank_allowed: tuple[str, ...] = ()
+
+    def to_internal_value(self, data):
+        blank = {
+            name: ["May not be blank."]
+            for name in self.fields
+            if name not in self.blank_allowed and data.get(name) == ""
+        }
+        if blank:
+            raise serializers.ValidationError(blank)
+        return super().to_internal_value(data)
+
+
+class SessionListQuerySerializer(QueryStringSerializer):
     """The list's query parameters (``page_size`` and ``cursor`` are the pagination's)."""
 
+    blank_allowed = ("q",)
     archived = serializers.ChoiceField(
         choices=["false", "true", "all"],
         default="false",
@@ -104,18 +122,11 @@ class SessionListQuerySerializer(serializers.Serializer):
         help_text="Words to find in titles, notes and message text (blank: no search).",
     )
 
-    def to_internal_value(self, data):
-        # DRF reads an empty query parameter as an absent one; here it is a mistake to say so.
-        blank = {name: ["May not be blank."] for name in ("archived", "category") if data.get(name) == ""}
-        if blank:
-            raise serializers.ValidationError(blank)
-        return super().to_internal_value(data)
-
     def validate_archived(self, value: str) -> bool | None:
         return {"false": False, "true": True, "all": None}[value]
 
 
-class ExportFormatSerializer(serializers.Serializer):
+class ExportFormatSerializer(QueryStringSerializer):
     format = serializers.ChoiceField(choices=["json", "markdown"], default="json")
 
 
@@ -182,11 +193,14 @@ class UsageDateField(serializers.DateField):
         return super().to_internal_value(value)
 
 
-class UsageQuerySerializer(serializers.Serializer):
+class UsageQuerySerializer(QueryStringSerializer):
     """``GET /api/usage/``'s query: ``from`` and ``to`` (UTC days, both included) and ``group_by``.
 
-    ``from`` is a Python keyword, so its field is added in :meth:`get_fields`.
+    ``from`` is a Python keyword, so its field is added in :meth:`get_fields`. The dates say
+    themselves what is wrong with a blank one.
     """
+
+    blank_allowed = ("from", "to")
 
     to = UsageDateField(help_text="The last UTC day, included (default: today).")
     group_by = serializers.ChoiceField(choices=GROUPS, default="day")

@@ -328,3 +328,9 @@ def test_report_refuses_bad_dates_in_one_sentence(args, message):
     with pytest.raises(CommandError) as refused:
         call_command("usage_report", *args, stdout=StringIO())
     assert str(refused.value) == message
+
+
+def test_a_blank_group_by_is_a_400(auth_client):
+    response = auth_client.get("/api/usage/?group_by=")
+    assert response.status_code == 400
+    assert response.json()["error"]["details"] == {"group_by": ["May not be blank."]}
