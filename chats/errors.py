@@ -57,3 +57,10 @@ class ReplyUnavailable(DomainError):
     code = "reply_unavailable"
     status_code = 503
     default_message = "This reply's worker is gone; the reply will be closed shortly."
+
+
+class ReplyNotRunning(Conflict):
+    """A stop for a pending reply that no worker runs (its worker died; without Redis, another's)."""
+
+    code = "reply_unavailable"
+    default_message = "No worker runs this reply any more; it will be closed shortly."

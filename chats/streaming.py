@@ -31,13 +31,22 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from chats import reply_log, reply_runner, selectors, services
-from chats.errors import ReplyEnded, ReplyFailed, ReplyUnavailable, ShuttingDown, TooManyReplies
+from chats.errors import (
+    ReplyEnded,
+    ReplyFailed,
+    ReplyNotRunning,
+    ReplyUnavailable,
+    ShuttingDown,
+    TooManyReplies,
+)
 from chats.models import Message
 from chats.replies import Failed, Finished, ReplyOutcome, release_connection
 from chats.reply_slots import reply_slot_give_back, reply_slot_take
 from chats.serializers import MessageInputSerializer, MessageSerializer, ReplySerializer
 from chats.throttles import MessageThrottle
 from chats.views import SessionMessagesView
+from core.errors import DomainError, ValidationFailed
+from core.exceptions import error_body, error_response
 from core.openapi import error_responses
 from wallets import selectors as wallet_selectors
 
@@ -142,9 +151,7 @@ async def session_messages_endpoint(request: HttpRequest, pk) -> HttpResponse:
     if request.method != "POST":
         return await sync_to_async(_history)(request, pk=pk)
     if reply_runner.shutting_down():
-        error = ShuttingDown()
-        body = {"error": {"code": error.code, "message": error.message, "details": {}}}
-        return JsonResponse(body, status=error.status_code, headers={"Retry-After": "1"})
+        return _error(ShuttingDown(), headers={"Retry-After": "1"})
     admitted = await admit_in_thread(
         partial(MessagePostView().admit, request, pk=pk), reply_runner.reply_start
     )
@@ -180,9 +187,7 @@ async def reply_stop_endpoint(request: HttpRequest, pk, message_id) -> HttpRespo
     if isinstance(admitted, HttpResponse):
         return admitted
     if not await reply_runner.reply_stop(admitted.id):
-        error = ReplyUnavailable()
-        body = {"error": {"code": error.code, "message": error.message, "details": {}}}
-        return JsonResponse(body, status=status.HTTP_409_CONFLICT)
+        return _error(ReplyNotRunning())
     return JsonResponse({"id": str(admitted.id), "status": "stopping"}, status=status.HTTP_202_ACCEPTED)
 
 
@@ -259,23 +264,25 @@ def _wants_json(request: HttpRequest) -> bool:
     return "application/json" in accept and "text/event-stream" not in accept
 
 
+def _error(error: DomainError, *, headers: dict[str, str] | None = None) -> JsonResponse:
+    """A refusal decided after DRF's checks, in the one error shape."""
+    response = error_response(error.code, error.message, error.status_code, error.details)
+    for name, value in (headers or {}).items():
+        response[name] = value
+    return response
+
+
 def _method_not_allowed(allowed: str) -> JsonResponse:
-    body = {"error": {"code": "method_not_allowed", "message": f"Use {allowed}.", "details": {}}}
-    return JsonResponse(body, status=status.HTTP_405_METHOD_NOT_ALLOWED, headers={"Allow": allowed})
+    response = error_response("method_not_allowed", f"Use {allowed}.", status.HTTP_405_METHOD_NOT_ALLOWED)
+    response["Allow"] = allowed
+    return response
 
 
 def _after(request: HttpRequest) -> int | HttpResponse:
     """The last event the client saw: ``Last-Event-ID`` (what browsers resend), else ``?after=``."""
     raw = request.headers.get("Last-Event-ID", request.GET.get("after", "0"))
     if not raw.isascii() or not raw.isdigit() or len(raw) > 9:
-        body = {
-            "error": {
-                "code": "validation_error",
-                "message": "The request is not valid.",
-                "details": {"after": ["A whole number of events, zero or more."]},
-            }
-        }
-        return JsonResponse(body, status=status.HTTP_400_BAD_REQUEST)
+        return _error(ValidationFailed(details={"after": ["A whole number of events, zero or more."]}))
     return int(raw)
 
 
@@ -311,23 +318,19 @@ def _final_frame(reply: Message) -> bytes:
         "cost": reply.cost,
         "balance": wallet.balance,
     }
-    if reply.status == Message.Status.FAILED:
-        error = ReplyFailed()
-        data = {"error": {"code": error.code, "message": error.message, "details": data}}
-        return reply_log.Event(0, "error", json.dumps(data, cls=DjangoJSONEncoder)).frame()
-    if reply.status == Message.Status.PENDING:
-        error = ReplyUnavailable()
-        data = {"error": {"code": error.code, "message": error.message, "details": data}}
-        return reply_log.Event(0, "error", json.dumps(data, cls=DjangoJSONEncoder)).frame()
-    return reply_log.Event(0, "done", json.dumps(data, cls=DjangoJSONEncoder)).frame()
+    error = {Message.Status.FAILED: ReplyFailed, Message.Status.PENDING: ReplyUnavailable}.get(reply.status)
+    if error is not None:
+        name, data = "error", error_body(error.code, error.default_message, data)
+    else:
+        name = "done"
+    return reply_log.Event(0, name, json.dumps(data, cls=DjangoJSONEncoder)).frame()
 
 
 def _reply_as_json(plan: services.ReplyPlan, last: ReplyOutcome | None) -> JsonResponse:
     if isinstance(last, Failed):
         return JsonResponse(reply_runner.error_data(last), status=last.error.status_code)
     if not isinstance(last, Finished):
-        error = {"code": "server_error", "message": "An unexpected error occurred.", "details": {}}
-        return JsonResponse({"error": error}, status=500)
+        return error_response("server_error", "An unexpected error occurred.", 500)
     done = reply_runner.done_data(last.reply)
     body = {
         "user_message": MessageSerializer(plan.user_message).data,
