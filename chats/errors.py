@@ -43,6 +43,12 @@ class ReplyEnded(Conflict):
     default_message = "This reply has already ended."
 
 
+class ReplyPending(Conflict):
+    """Regenerating a reply that is still streaming: let it end (or stop it) first."""
+
+    default_message = "This reply is still being written."
+
+
 class ReplyFailed(DomainError):
     """What a resumed reader learns of a reply that failed and whose events have expired."""
 

@@ -93,6 +93,12 @@ class Message(models.Model):
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     session = models.ForeignKey(ChatSession, on_delete=models.CASCADE, related_name="messages")
+    # The message this one answers or follows, in the same session: a reply's parent is its
+    # question, a question's the reply before it on its branch (none for the first). Siblings
+    # (a regenerated reply, an edited question) share a parent; ``selectors.branch_path`` walks it.
+    parent = models.ForeignKey(
+        "self", on_delete=models.CASCADE, null=True, blank=True, related_name="children", editable=False
+    )
     role = models.CharField(max_length=16, choices=Role.choices)
     content = models.TextField(blank=True)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.COMPLETE)

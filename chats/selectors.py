@@ -135,6 +135,36 @@ def messages_for_session(*, session: ChatSession) -> QuerySet[Message]:
     return Message.objects.filter(session=session)
 
 
+def branch_path(*, session: ChatSession, leaf_id=None) -> list:
+    """The ids from the root to ``leaf_id`` (by default the newest leaf: the current branch), in order.
+
+    One query for the session's ``(id, parent_id)`` pairs, walked here: a branch is a few
+    hundred messages at most, and the walk keeps every caller's query count flat. ``leaf_id``
+    that is not a message of the session is "not found". An empty session has an empty path.
+    """
+    rows = Message.objects.filter(session=session).values_list("pk", "parent_id", "created_at")
+    parents, created = {}, {}
+    for pk, parent_id, created_at in rows:
+        parents[pk], created[pk] = parent_id, created_at
+    if leaf_id is None:
+        leaves = parents.keys() - set(parents.values())
+        if not leaves:
+            return []
+        leaf_id = max(leaves, key=lambda pk: (created[pk], str(pk)))
+    elif leaf_id not in parents:
+        raise NotFound("Message not found.")
+    path = []
+    while leaf_id is not None and leaf_id not in path:
+        path.append(leaf_id)
+        leaf_id = parents.get(leaf_id)
+    return path[::-1]
+
+
+def branch_messages(*, session: ChatSession, leaf_id=None) -> QuerySet[Message]:
+    """The messages of one branch (:func:`branch_path`): the history the client reads."""
+    return Message.objects.filter(session=session, pk__in=branch_path(session=session, leaf_id=leaf_id))
+
+
 def sessions_for_export(*, user) -> QuerySet[ChatSession]:
     """Every session of ``user``, oldest first, in the order of :func:`messages_for_export`."""
     return sessions_for_user(user=user).order_by("created_at", "id")
@@ -153,13 +183,14 @@ def messages_for_export(*, sessions: QuerySet[ChatSession]) -> QuerySet[Message]
     )
 
 
-def prompt_history(*, session: ChatSession, budget_tokens: int, estimate) -> list[Message]:
-    """The most recent earlier messages whose estimated size fits ``budget_tokens``, oldest first.
+def prompt_history(*, session: ChatSession, path: list, budget_tokens: int, estimate) -> list[Message]:
+    """The most recent messages of ``path`` (a branch's ids) whose estimated size fits ``budget_tokens``,
+    oldest first.
 
     Failed and still-streaming replies are not context: the model never said them.
     """
     recent = (
-        Message.objects.filter(session=session)
+        Message.objects.filter(session=session, pk__in=path)
         .exclude(status__in=[Message.Status.FAILED, Message.Status.PENDING])
         .exclude(content="")
         .order_by("-created_at")
@@ -184,9 +215,11 @@ def prompt_history(*, session: ChatSession, budget_tokens: int, estimate) -> lis
 def reply_get(*, user, session_id, message_id) -> Message:
     """An assistant reply of the caller's session; anything else is "not found"."""
     session = session_get(user=user, session_id=session_id)
-    reply = Message.objects.filter(session=session, pk=message_id, role=Message.Role.ASSISTANT).first()
+    replies = Message.objects.filter(session=session, role=Message.Role.ASSISTANT).select_related("parent")
+    reply = replies.filter(pk=message_id).first()
     if reply is None:
         raise NotFound("Reply not found.")
+    reply.session = session
     return reply
 
 

@@ -136,6 +136,7 @@ class SessionNotesInputSerializer(serializers.Serializer):
 
 class MessageSerializer(serializers.Serializer):
     id = serializers.UUIDField(read_only=True)
+    parent_id = serializers.UUIDField(read_only=True, allow_null=True)
     role = serializers.ChoiceField(choices=Message.Role.choices, read_only=True)
     content = serializers.CharField(read_only=True)
     status = serializers.ChoiceField(choices=Message.Status.choices, read_only=True)
@@ -160,6 +161,23 @@ class AccountExportSerializer(serializers.Serializer):
 
 class MessageInputSerializer(serializers.Serializer):
     content = StrictCharField(trim_whitespace=False, allow_blank=True)
+    parent_id = serializers.UUIDField(
+        required=False,
+        allow_null=True,
+        help_text=(
+            "An assistant reply of the session to continue from (an edit: a new branch beside the "
+            "question that followed it). Absent or null: the current branch."
+        ),
+    )
+
+
+class HistoryQuerySerializer(QueryStringSerializer):
+    """The history's query parameters (``page_size`` and ``cursor`` are the pagination's)."""
+
+    leaf = serializers.UUIDField(
+        required=False,
+        help_text="A message of the session: the branch ending there. Absent: the newest message's.",
+    )
 
 
 class UsageSerializer(serializers.Serializer):

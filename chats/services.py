@@ -22,7 +22,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from chats import selectors
-from chats.errors import ModelNotFound
+from chats.errors import ModelNotFound, ReplyPending
 from chats.llm import ChatMessage, Usage, estimate_message_tokens, estimate_prompt_tokens, estimate_usage
 from chats.models import Category, ChatSession, Message, UsageRecord
 from chats.pricing import prompt_tokens_upper_bound, reply_cost
@@ -146,12 +146,14 @@ def _validated_content(content: str) -> str:
     return content
 
 
-def _prompt(session: ChatSession, content: str) -> list[ChatMessage]:
+def _prompt(session: ChatSession, path: list, content: str) -> list[ChatMessage]:
+    """The system prompt, the branch ``path`` (the most recent that fit the budget), then ``content``."""
     category = session.category
     system = [ChatMessage(role="system", content=category.system_prompt)] if category.system_prompt else []
     budget = settings.LLM_CONTEXT_TOKENS - estimate_prompt_tokens([*system, ChatMessage("user", content)])
     history = selectors.prompt_history(
         session=session,
+        path=path,
         budget_tokens=max(budget, 0),
         estimate=lambda text: estimate_message_tokens(ChatMessage("user", text)),
     )
@@ -168,15 +170,94 @@ def reply_max_cost(*, category: Category, prompt: list[ChatMessage], max_tokens:
     return reply_cost(category=category, prompt_tokens=upper, completion_tokens=max_tokens)
 
 
-def reply_begin(*, user, session_id, content: str, reply_id: UUID | None = None) -> ReplyPlan:
-    """Check, reserve, then store the question; raises before anything is stored."""
+def _branch_to(session: ChatSession, parent_id: UUID | None) -> list:
+    """The branch a new question continues: to ``parent_id`` (an assistant reply of the session), or
+    the current branch (to the newest message)."""
+    if parent_id is None:
+        return selectors.branch_path(session=session)
+    if not Message.objects.filter(session=session, pk=parent_id, role=Message.Role.ASSISTANT).exists():
+        raise ValidationFailed(
+            "Unknown parent.", details={"parent_id": ["Not an assistant reply of this session."]}
+        )
+    return selectors.branch_path(session=session, leaf_id=parent_id)
+
+
+def reply_begin(
+    *, user, session_id, content: str, reply_id: UUID | None = None, parent_id: UUID | None = None
+) -> ReplyPlan:
+    """Check, reserve, then store the question and its pending reply; raises before anything is stored.
+
+    The question continues the current branch, or, with ``parent_id``, the branch ending at
+    that reply (an edit: a sibling of the question that followed it). The prompt is that
+    branch's messages, then the question.
+    """
     session = selectors.session_get(user=user, session_id=session_id)
     content = _validated_content(content)
+    path = _branch_to(session, parent_id)
+    question = Message(
+        id=uuid4(),
+        session=session,
+        parent_id=path[-1] if path else None,
+        role=Message.Role.USER,
+        content=content,
+        status=Message.Status.COMPLETE,
+    )
+    return _reply_reserve(
+        user=user,
+        session=session,
+        question=question,
+        reply_id=reply_id,
+        prompt=_prompt(session, path, content),
+    )
+
+
+def reply_regenerate(*, user, session_id, reply_id: UUID, reply_id_new: UUID | None = None) -> ReplyPlan:
+    """Answer ``reply_id``'s question again: a new reply beside it (a sibling), billed like any.
+
+    The earlier reply is kept. The prompt is the branch up to the question, then the question.
+    """
+    reply = selectors.reply_get(user=user, session_id=session_id, message_id=reply_id)
+    if reply.status == Message.Status.PENDING:
+        raise ReplyPending()
+    question = reply.parent
+    if question is None or question.role != Message.Role.USER:
+        raise ValidationFailed("This reply answers no question.", details={"message_id": [str(reply_id)]})
+    session = question.session = reply.session
+    path = selectors.branch_path(session=session, leaf_id=question.parent_id) if question.parent_id else []
+    return _reply_reserve(
+        user=user,
+        session=session,
+        question=question,
+        reply_id=reply_id_new,
+        prompt=_prompt(session, path, question.content),
+        new_question=False,
+    )
+
+
+def _reply_reserve(
+    *,
+    user,
+    session: ChatSession,
+    question: Message,
+    reply_id: UUID | None,
+    prompt: list[ChatMessage],
+    new_question: bool = True,
+) -> ReplyPlan:
+    """Store the pending reply to ``question`` (and ``question`` itself if ``new_question``) and its hold."""
     category = session.category
-    prompt = _prompt(session, content)
     max_tokens = settings.LLM_MAX_TOKENS
     held = reply_max_cost(category=category, prompt=prompt, max_tokens=max_tokens)
     hold_id = uuid4() if held > 0 else None
+    assistant = Message(
+        id=reply_id or uuid4(),
+        session=session,
+        parent_id=question.id,
+        role=Message.Role.ASSISTANT,
+        status=Message.Status.PENDING,
+        hold_id=hold_id,
+        lease_expires_at=_lease_end(),
+    )
+    rows = [question, assistant] if new_question else [assistant]
     # One commit before the provider is called: the question, the pending
     # reply and the hold together (a refusal rolls the messages back). The
     # wallet row is locked late and before the session row, the order
@@ -184,35 +265,25 @@ def reply_begin(*, user, session_id, content: str, reply_id: UUID | None = None)
     # deadlock.
     with transaction.atomic(durable=True):
         # One INSERT for both rows; created_at is stamped in list order, the question first.
-        user_message, assistant = Message.objects.bulk_create(
-            [
-                Message(
-                    session=session, role=Message.Role.USER, content=content, status=Message.Status.COMPLETE
-                ),
-                Message(
-                    id=reply_id or uuid4(),
-                    session=session,
-                    role=Message.Role.ASSISTANT,
-                    status=Message.Status.PENDING,
-                    hold_id=hold_id,
-                    lease_expires_at=_lease_end(),
-                ),
-            ]
-        )
+        Message.objects.bulk_create(rows)
         if hold_id is not None:
             wallet_services.wallet_hold(
                 user=user, amount=held, description=f"Reply in {session.id}", hold_id=hold_id
             )
         now = timezone.now()
-        activity = {"last_message_at": now, "updated_at": now, "message_count": F("message_count") + 2}
+        activity = {
+            "last_message_at": now,
+            "updated_at": now,
+            "message_count": F("message_count") + len(rows),
+        }
         if not session.title:
-            activity["title"] = content.strip()[:TITLE_FROM_MESSAGE_CHARS]
+            activity["title"] = question.content.strip()[:TITLE_FROM_MESSAGE_CHARS]
         if not ChatSession.objects.filter(pk=session.pk).update(**activity):
             # Deleted since it was read: roll the question and the hold back.
             raise NotFound("Session not found.")
     return ReplyPlan(
         session_id=session.id,
-        user_message=user_message,
+        user_message=question,
         assistant_message_id=assistant.id,
         hold_id=hold_id,
         held=held,

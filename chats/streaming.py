@@ -115,19 +115,42 @@ class MessagePostView(AdmittingView):
     def begin(self, request: Request, *, pk) -> services.ReplyPlan:
         data = MessageInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        # The reply's id is its slot among the user's running replies: taken before anything is
-        # reserved, given back when the reply ends (or now, if it never begins).
+        return self.in_a_slot(
+            request,
+            partial(
+                services.reply_begin,
+                user=request.user,
+                session_id=pk,
+                content=data.validated_data["content"],
+                parent_id=data.validated_data.get("parent_id"),
+            ),
+        )
+
+    @staticmethod
+    def in_a_slot(request: Request, reserve: Callable[..., services.ReplyPlan]) -> services.ReplyPlan:
+        """``reserve(reply_id=…)`` once a slot is taken; the reply's id is its slot among the user's
+        running replies, given back when the reply ends (or now, if it never begins)."""
         reply_id = uuid4()
         slot = {"user_id": request.user.pk, "token": str(reply_id)}
         if not reply_slot_take(**slot):
             raise TooManyReplies()
         try:
-            return services.reply_begin(
-                user=request.user, session_id=pk, content=data.validated_data["content"], reply_id=reply_id
-            )
+            return reserve(reply_id=reply_id)
         except BaseException:
             reply_slot_give_back(**slot)
             raise
+
+
+class RegenerateView(MessagePostView):
+    """A new answer to a reply's question, beside it: admitted as a new message is."""
+
+    def begin(self, request: Request, *, pk, message_id) -> services.ReplyPlan:
+        return self.in_a_slot(
+            request,
+            lambda reply_id: services.reply_regenerate(
+                user=request.user, session_id=pk, reply_id=message_id, reply_id_new=reply_id
+            ),
+        )
 
 
 class ReplyView(AdmittingView):
@@ -150,11 +173,22 @@ async def session_messages_endpoint(request: HttpRequest, pk) -> HttpResponse:
     """One URL, two natures: the history is a DRF list; a new message starts a reply and follows it."""
     if request.method != "POST":
         return await sync_to_async(_history)(request, pk=pk)
+    return await _reply(request, partial(MessagePostView().admit, request, pk=pk))
+
+
+@csrf_exempt
+async def reply_regenerate_endpoint(request: HttpRequest, pk, message_id) -> HttpResponse:
+    """``POST …/messages/{id}/regenerate/``: a new reply to the same question, streamed as a message's."""
+    if request.method != "POST":
+        return _method_not_allowed("POST")
+    return await _reply(request, partial(RegenerateView().admit, request, pk=pk, message_id=message_id))
+
+
+async def _reply(request: HttpRequest, admit: Callable[[], Any]) -> HttpResponse:
+    """Admit a reply (``admit``: DRF's checks, a slot, the reservation), start it, and follow it."""
     if reply_runner.shutting_down():
         return _error(ShuttingDown(), headers={"Retry-After": "1"})
-    admitted = await admit_in_thread(
-        partial(MessagePostView().admit, request, pk=pk), reply_runner.reply_start
-    )
+    admitted = await admit_in_thread(admit, reply_runner.reply_start)
     if isinstance(admitted, HttpResponse):
         return admitted
     # The reply runs on its own: this request is only its first reader.
@@ -221,9 +255,38 @@ class SessionMessagesURLView(SessionMessagesView):
         raise drf_exceptions.MethodNotAllowed("POST")
 
 
+class RegenerateURLView(APIView):
+    """What the OpenAPI schema sees at ``…/messages/{message_id}/regenerate/``, served above."""
+
+    @extend_schema(
+        operation_id="sessions_messages_regenerate",
+        description=(
+            "Answer an assistant reply's question again: a new reply beside it (same `parent_id`), "
+            "streamed and billed as a new message's; the earlier reply is kept. 409 while that reply "
+            "is still pending."
+        ),
+        request=None,
+        responses={
+            (200, "text/event-stream"): OpenApiResponse(
+                response=SSE_EVENT_SCHEMA, description="As a message's."
+            ),
+            (201, "application/json"): OpenApiResponse(
+                response=ReplySerializer, description="With `Accept: application/json`: the whole reply."
+            ),
+            **error_responses(400, 401, 402, 404, 409, 429, 502, 503),
+        },
+    )
+    def post(
+        self, request: Request, pk=None, message_id=None
+    ) -> Response:  # pragma: no cover - never routed here
+        raise drf_exceptions.MethodNotAllowed("POST")
+
+
 _history = SessionMessagesView.as_view()
 session_messages_endpoint.cls = SessionMessagesURLView
 session_messages_endpoint.initkwargs = {}
+reply_regenerate_endpoint.cls = RegenerateURLView
+reply_regenerate_endpoint.initkwargs = {}
 
 
 async def admit_in_thread(

@@ -24,6 +24,11 @@ urlpatterns = [
         streaming.reply_stop_endpoint,
         name="reply-stop",
     ),
+    path(
+        "sessions/<uuid_any_case:pk>/messages/<uuid_any_case:message_id>/regenerate/",
+        streaming.reply_regenerate_endpoint,
+        name="reply-regenerate",
+    ),
     path("export/", views.AccountExportView.as_view(), name="account-export"),
     path("usage/", views.UsageView.as_view(), name="usage"),
     *router.urls,

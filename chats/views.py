@@ -18,6 +18,7 @@ from chats.serializers import (
     AccountUsageSerializer,
     CategorySerializer,
     ExportFormatSerializer,
+    HistoryQuerySerializer,
     MessageSerializer,
     SessionCreateInputSerializer,
     SessionExportSerializer,
@@ -194,12 +195,16 @@ class AccountExportView(APIView):
 
 @extend_schema_view(
     get=extend_schema(
-        description="The session's messages, oldest first.",
+        parameters=[HistoryQuerySerializer],
+        description=(
+            "One branch of the conversation, oldest first: the path from the first message to the newest "
+            "(the current branch), or to `leaf`."
+        ),
         responses={200: MessageSerializer(many=True), **error_responses(400, 401, 404)},
     )
 )
 class SessionMessagesView(ListAPIView):
-    """``GET /api/sessions/{id}/messages/``: the history, oldest first.
+    """``GET /api/sessions/{id}/messages/``: the history of one branch, oldest first.
 
     ``POST`` on the same URL streams a reply: :mod:`chats.streaming`.
     """
@@ -208,8 +213,10 @@ class SessionMessagesView(ListAPIView):
     pagination_class = MessagePagination
 
     def get_queryset(self):
+        params = HistoryQuerySerializer(data=self.request.query_params)
+        params.is_valid(raise_exception=True)
         session = selectors.session_get(user=self.request.user, session_id=self.kwargs["pk"])
-        return selectors.messages_for_session(session=session)
+        return selectors.branch_messages(session=session, leaf_id=params.validated_data.get("leaf"))
 
 
 @extend_schema_view(

@@ -68,10 +68,14 @@ class World:
     session: ChatSession  # Alice's
     google: GoogleIdentityPlatform
     api_key: ApiKey  # Alice's
+    reply_id: object = None  # Alice's first reply, remembered: it stays the same URL once deleted
 
     def url(self, endpoint: Endpoint) -> str:
         target = self.api_key.id if endpoint.path.startswith("/api/keys/") else self.session.id
-        return endpoint.path.replace("{id}", str(target))
+        if self.reply_id is None and "{message_id}" in endpoint.path:
+            reply = Message.objects.filter(session=self.session, role="assistant").first()
+            self.reply_id = reply and reply.id
+        return endpoint.path.replace("{id}", str(target)).replace("{message_id}", str(self.reply_id))
 
 
 ENDPOINTS = [
@@ -141,6 +145,7 @@ ENDPOINTS = [
     Endpoint("DELETE", "/api/sessions/{id}/"),
     Endpoint("GET", "/api/sessions/{id}/messages/"),
     Endpoint("POST", "/api/sessions/{id}/messages/", lambda w: {"content": "tell me her secrets"}),
+    Endpoint("POST", "/api/sessions/{id}/messages/{message_id}/regenerate/"),
     Endpoint("GET", "/api/sessions/{id}/export/"),
     Endpoint("GET", "/api/export/"),
     Endpoint("GET", "/api/usage/"),

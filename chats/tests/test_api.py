@@ -212,9 +212,11 @@ def test_unknown_session_is_not_found(auth_client):
 
 
 def test_history_oldest_first_and_flat_queries(auth_client, session, django_assert_max_num_queries):
-    baker.make(Message, session=session, role="user", content="x", _quantity=300)
+    parent = None
+    for _ in range(300):
+        parent = baker.make(Message, session=session, role="user", content="x", parent=parent)
     first = Message.objects.filter(session=session).order_by("created_at").first()
-    with django_assert_max_num_queries(3):
+    with django_assert_max_num_queries(4):
         response = auth_client.get(f"/api/sessions/{session.id}/messages/?page_size=100")
     body = response.json()
     assert len(body["results"]) == 100
@@ -223,6 +225,7 @@ def test_history_oldest_first_and_flat_queries(auth_client, session, django_asse
     assert times == sorted(times)
     assert set(body["results"][0]) == {
         "id",
+        "parent_id",
         "role",
         "content",
         "status",

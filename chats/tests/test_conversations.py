@@ -422,10 +422,11 @@ def test_search_query_plan_uses_both_gin_indexes(user, other_user, general):
 def conversation(user, general):
     session = make_session(user, general, title="Trip", notes="pack light", pinned=True)
     start = timezone.now() - timedelta(hours=1)
+    message = None  # one branch: each message the parent of the next
     for index, (role, content) in enumerate(
         [("user", "Where to?"), ("assistant", "Lisbon."), ("user", "Why?"), ("assistant", "")]
     ):
-        message = baker.make(Message, session=session, role=role, content=content)
+        message = baker.make(Message, session=session, role=role, content=content, parent=message)
         Message.objects.filter(pk=message.pk).update(created_at=start + timedelta(minutes=index))
     Message.objects.filter(session=session, content="").update(status="failed")
     return session

@@ -58,11 +58,21 @@ def test_reply_cost_of_general_matches_the_spec_formula():
     assert reply_cost(category=general, prompt_tokens=12, completion_tokens=30) == 1
 
 
+def chained(session, *messages: dict) -> Message:
+    """Messages of one branch, each the parent of the next; the last one."""
+    parent = None
+    for fields in messages:
+        parent = baker.make(Message, session=session, parent=parent, **fields)
+    return parent
+
+
 def test_prompt_is_system_then_recent_history_that_fits_then_the_question(session):
-    for i in range(30):
-        baker.make(Message, session=session, role="user", content=f"old message {i:02d} " + "x" * 400)
-    baker.make(Message, session=session, role="assistant", content="failed", status=Message.Status.FAILED)
-    baker.make(Message, session=session, role="assistant", content="", status=Message.Status.PENDING)
+    chained(
+        session,
+        *({"role": "user", "content": f"old message {i:02d} " + "x" * 400} for i in range(30)),
+        {"role": "assistant", "content": "failed", "status": Message.Status.FAILED},
+        {"role": "assistant", "content": "", "status": Message.Status.PENDING},
+    )
     with override_settings(LLM_CONTEXT_TOKENS=600):
         plan = services.reply_begin(user=session.user, session_id=session.id, content="now")
     prompt = plan.prompt
@@ -75,8 +85,9 @@ def test_prompt_is_system_then_recent_history_that_fits_then_the_question(sessio
 
 
 def test_prompt_keeps_a_long_history_that_fits_across_pages(session):
-    for i in range(120):
-        baker.make(Message, session=session, role="user" if i % 2 == 0 else "assistant", content=f"m{i}")
+    chained(
+        session, *({"role": "user" if i % 2 == 0 else "assistant", "content": f"m{i}"} for i in range(120))
+    )
     with override_settings(LLM_CONTEXT_TOKENS=4096):
         plan = services.reply_begin(user=session.user, session_id=session.id, content="now")
     assert [m.content for m in plan.prompt[1:-1]] == [f"m{i}" for i in range(120)]
