@@ -330,7 +330,10 @@ def reply_finish(*, plan: ReplyPlan, content: str, usage: Usage | None, status: 
     usage, cost = _usage_and_cost(plan, content=content, usage=usage, status=status)
     user = plan.user_message.session.user
     with transaction.atomic():
-        message = Message.objects.select_for_update().filter(pk=plan.assistant_message_id).first()
+        # FOR NO KEY UPDATE: only the reply's own columns change, and a question that continues from
+        # this reply (its child, whose foreign key takes a KEY SHARE lock on it at commit) must not
+        # wait for this settlement while holding the wallet row this settlement needs.
+        message = Message.objects.select_for_update(no_key=True).filter(pk=plan.assistant_message_id).first()
         if message is not None and message.status != Message.Status.PENDING:
             wallet = wallet_selectors.wallet_for_user(user=user)
             return ReplyResult(message=message, usage=usage, cost=message.cost, balance=wallet.balance)
@@ -385,7 +388,7 @@ def _close_stale(model) -> int:
     for row_id in pending.filter(lease_expires_at__lt=timezone.now()).values_list("pk", flat=True):
         with transaction.atomic():
             row = (
-                pending.select_for_update(skip_locked=True)
+                pending.select_for_update(skip_locked=True, no_key=True)
                 .filter(pk=row_id, lease_expires_at__lt=timezone.now())
                 .first()
             )
