@@ -282,3 +282,15 @@ def test_a_v1_request_is_reserved_in_a_fixed_handful_of_statements(
             "INSERT",
         ]
     assert UsageRecord.objects.filter(status="pending").count() == 2
+
+
+@requires_postgres
+def test_settling_a_reply_does_not_block_a_question_continuing_from_it(session):
+    """The settlement locks the reply FOR NO KEY UPDATE. A question continuing from the reply takes
+    a KEY SHARE lock on it when it commits (its foreign key), while holding the wallet row that the
+    settlement needs: FOR UPDATE here deadlocked the two (the race soak found it)."""
+    plan = services.reply_begin(user=session.user, session_id=session.id, content="hi")
+    with CaptureQueriesContext(connection) as captured:
+        services.reply_finish(plan=plan, content="ok", usage=None, status=Message.Status.COMPLETE)
+    locks = [query["sql"] for query in captured.captured_queries if " FOR " in query["sql"]]
+    assert locks and all("FOR NO KEY UPDATE" in sql for sql in locks)
