@@ -1,10 +1,9 @@
 from django.contrib.auth.validators import UnicodeUsernameValidator
 from django.db import models
-from django.utils.dateparse import parse_datetime
 from rest_framework import serializers
 
 from accounts.models import LOGIN_ID_MAX_LENGTH, ApiKey, User, validate_login_key_length
-from core.fields import StrictCharField, StrictEmailField
+from core.fields import AwareDateTimeField, StrictCharField, StrictEmailField, StrictPositiveIntegerField
 
 
 class LoginIdField(StrictCharField):
@@ -73,38 +72,6 @@ class AuthResultSerializer(TokenPairSerializer):
 
 
 # --- Personal API keys ---------------------------------------------------------
-
-
-class StrictPositiveIntegerField(serializers.IntegerField):
-    """A JSON integer from 1 up: no strings (``"5"``), floats (``5.0``) or booleans."""
-
-    default_error_messages = {"not_an_integer": "A whole number is required (not a string or a fraction)."}
-
-    def __init__(self, **kwargs) -> None:
-        kwargs.setdefault("min_value", 1)
-        super().__init__(**kwargs)
-
-    def to_internal_value(self, data) -> int:
-        if isinstance(data, bool) or not isinstance(data, int):
-            self.fail("not_an_integer")
-        return super().to_internal_value(data)
-
-
-class AwareDateTimeField(serializers.DateTimeField):
-    """An ISO 8601 date and time with its offset (``Z`` or ``+02:00``): a local time is ambiguous."""
-
-    default_error_messages = {"naive": "Give the time zone: end with Z or an offset such as +02:00."}
-
-    def to_internal_value(self, value):
-        if not isinstance(value, str):
-            self.fail("invalid", format="YYYY-MM-DDThh:mm[:ss[.uuuuuu]]±hh:mm")
-        try:
-            parsed = parse_datetime(value)
-        except ValueError:
-            parsed = None
-        if parsed is not None and parsed.tzinfo is None:
-            self.fail("naive")
-        return super().to_internal_value(value)
 
 
 class ApiKeySerializer(serializers.ModelSerializer):

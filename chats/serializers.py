@@ -6,7 +6,7 @@ from rest_framework.fields import empty
 
 from chats.models import Category, Message
 from chats.usage import DEFAULT_RANGE_DAYS, GROUPS, MAX_RANGE_DAYS, usage_default_range
-from core.fields import StrictCharField, StrictSlugField
+from core.fields import StrictBooleanField, StrictCharField, StrictSlugField
 
 
 class CategorySerializer(serializers.ModelSerializer):
@@ -64,15 +64,6 @@ class SessionRowSerializer(serializers.BaseSerializer):
 class SessionCreateInputSerializer(serializers.Serializer):
     category = StrictSlugField(max_length=50)
     title = StrictCharField(max_length=200, required=False, allow_blank=True, default="")
-
-
-class StrictBooleanField(serializers.BooleanField):
-    """A JSON ``true`` or ``false`` only: DRF's ``BooleanField`` also takes ``"true"``, ``1``, ``"on"``…"""
-
-    def to_internal_value(self, data):
-        if not isinstance(data, bool):
-            self.fail("invalid", input=data)
-        return data
 
 
 class SessionUpdateInputSerializer(serializers.Serializer):
