@@ -9,6 +9,7 @@ the application's internals. Each server can run from another git worktree
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import math
@@ -327,6 +328,23 @@ async def create_session(client: httpx.AsyncClient, token: str) -> str:
     answer = await client.post("/api/sessions/", json={"category": "general"}, headers=bearer(token))
     answer.raise_for_status()
     return answer.json()["id"]
+
+
+def many_streams_client(url: str, clients: int) -> httpx.AsyncClient:
+    """One client holding a connection per concurrent stream, with no pool wait."""
+    limits = httpx.Limits(max_connections=clients + 16, max_keepalive_connections=clients + 16)
+    return httpx.AsyncClient(base_url=url, limits=limits, timeout=httpx.Timeout(300, pool=None))
+
+
+async def create_sessions(client: httpx.AsyncClient, tokens: list[str], *, at_once: int = 16) -> list[str]:
+    """A session for each token, ``at_once`` at a time."""
+    creating = asyncio.Semaphore(at_once)
+
+    async def one(token: str) -> str:
+        async with creating:
+            return await create_session(client, token)
+
+    return await asyncio.gather(*(one(token) for token in tokens))
 
 
 # Users (the post_save signal grants their wallet, as for any user) and an access token each,

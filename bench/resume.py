@@ -49,10 +49,11 @@ from _common import (
     FakeUpstream,
     Server,
     bearer,
-    create_session,
+    create_sessions,
     drop_database,
     machine,
     manage,
+    many_streams_client,
     percentile,
     proc_status,
     reset_database,
@@ -110,18 +111,9 @@ async def memory_case(
     url: str, pid: int, tokens: list[str], *, readers: bool, opening: int, reply_seconds: float = 0
 ) -> dict:
     """N replies on the worker at ``pid``, read to the end or dropped after ``start``; the peak RSS."""
-    limits = httpx.Limits(max_connections=len(tokens) + 16, max_keepalive_connections=len(tokens) + 16)
     errors: list[str] = []
-    async with httpx.AsyncClient(
-        base_url=url, limits=limits, timeout=httpx.Timeout(300, pool=None)
-    ) as client:
-        creating = asyncio.Semaphore(16)
-
-        async def session(token: str) -> str:
-            async with creating:
-                return await create_session(client, token)
-
-        sessions = await asyncio.gather(*(session(token) for token in tokens))
+    async with many_streams_client(url, len(tokens)) as client:
+        sessions = await create_sessions(client, tokens)
         baseline = proc_status(pid)["VmRSS"]
         peak, done, last_start = baseline, asyncio.Event(), 0.0
         gate = asyncio.Semaphore(opening)

@@ -41,9 +41,10 @@ from _common import (
     Server,
     bearer,
     cpu_seconds,
-    create_session,
+    create_sessions,
     machine,
     manage,
+    many_streams_client,
     percentile,
     proc_status,
     reset_database,
@@ -123,17 +124,8 @@ async def sample(pid: int, run: Run) -> None:
 
 
 async def streams(url: str, tokens: list[str], opening: int, run: Run, pid: int) -> None:
-    limits = httpx.Limits(max_connections=len(tokens) + 16, max_keepalive_connections=len(tokens) + 16)
-    async with httpx.AsyncClient(
-        base_url=url, limits=limits, timeout=httpx.Timeout(300, pool=None)
-    ) as client:
-        creating = asyncio.Semaphore(16)
-
-        async def session(token: str) -> str:
-            async with creating:
-                return await create_session(client, token)
-
-        sessions = await asyncio.gather(*(session(token) for token in tokens))
+    async with many_streams_client(url, len(tokens)) as client:
+        sessions = await create_sessions(client, tokens)
         sampler = asyncio.create_task(sample(pid, run))
         gate = asyncio.Semaphore(opening)
         await asyncio.gather(*(one(client, t, s, gate, run) for t, s in zip(tokens, sessions, strict=True)))
