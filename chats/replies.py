@@ -25,6 +25,7 @@ from django.db import connection
 from chats import keepalive, services
 from chats.llm import LLMStream, LLMUnavailable, get_provider
 from chats.models import Message
+from core.asgi import outliving_the_request
 
 logger = logging.getLogger(__name__)
 
@@ -73,8 +74,10 @@ def _in_thread(work: Callable[..., Any], **kwargs: Any) -> Any:
 
 
 async def run_shielded(work: Callable[..., Any], **kwargs: Any) -> Any:
-    """A service that settles money, run in a thread to its end even if the caller is cancelled."""
-    return await asyncio.shield(sync_to_async(_in_thread, thread_sensitive=True)(work, **kwargs))
+    """A service that settles money, run in a thread to its end even if the caller is cancelled
+    (and its request over)."""
+    settling = sync_to_async(_in_thread, thread_sensitive=True)(work, **kwargs)
+    return await asyncio.shield(asyncio.create_task(settling, context=outliving_the_request()))
 
 
 async def _close_quietly(stream: LLMStream | None) -> None:

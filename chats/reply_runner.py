@@ -22,6 +22,7 @@ from chats import keepalive, reply_log, services
 from chats.replies import Delta, Failed, Finished, ReplyOutcome, StopSignal, reply_outcomes
 from chats.reply_slots import reply_slot_give_back, reply_slots_renew
 from chats.serializers import MessageSerializer
+from core.asgi import outliving_the_request
 
 logger = logging.getLogger(__name__)
 
@@ -104,7 +105,7 @@ def reply_start(plan: services.ReplyPlan) -> asyncio.Task:
     reply_id = str(plan.assistant_message_id)
     reply_log.open_log(reply_id)
     stop = StopSignal()
-    task = asyncio.create_task(_run(plan, stop))
+    task = asyncio.create_task(_run(plan, stop), context=outliving_the_request())
     _running[reply_id] = _Running(task, stop)
     task.add_done_callback(lambda _: _running.pop(reply_id, None))
     _listen_for_stops()

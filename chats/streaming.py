@@ -45,6 +45,7 @@ from chats.reply_slots import reply_slot_give_back, reply_slot_take
 from chats.serializers import MessageInputSerializer, MessageSerializer, ReplySerializer
 from chats.throttles import MessageThrottle
 from chats.views import SessionMessagesView
+from core.asgi import outliving_the_request
 from core.errors import DomainError, ValidationFailed
 from core.exceptions import error_body, error_response
 from core.openapi import error_responses
@@ -308,7 +309,9 @@ async def admit_in_thread(
     try:
         return await asyncio.shield(begin)
     except asyncio.CancelledError:
-        await asyncio.shield(_abandon(begin, abandoned, plan_of))
+        await asyncio.shield(
+            asyncio.create_task(_abandon(begin, abandoned, plan_of), context=outliving_the_request())
+        )
         raise
 
 

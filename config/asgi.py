@@ -2,17 +2,18 @@
 
 import os
 
-from django.core.asgi import get_asgi_application
+import django
 
 from config.env import exit_on_setting_error
+from core.asgi import ASGIHandler, Lifespan, RequestBodyLimit
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
 with exit_on_setting_error():  # a bad setting: one line naming it, and uvicorn exits
-    django_application = get_asgi_application()
+    django.setup(set_prefix=False)  # as django.core.asgi.get_asgi_application, with our handler
+    django_application = ASGIHandler()
 
 from chats.reply_runner import replies_shutdown, replies_startup, shutdown_asked
-from core.asgi import Lifespan, RequestBodyLimit
 
 # SIGTERM: running replies may finish for REPLY_SHUTDOWN_GRACE, then are stopped and settled.
 application = Lifespan(

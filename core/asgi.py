@@ -1,4 +1,10 @@
-"""ASGI middleware in front of Django: a hard cap on request bodies, and the lifespan protocol.
+"""Django's ASGI handler, and ASGI middleware in front of it.
+
+:class:`ASGIHandler` is Django's, lending each request a thread that earlier
+requests used rather than starting one. :class:`RequestBodyLimit` caps
+request bodies, and :class:`Lifespan` speaks the lifespan protocol.
+
+A cap on bodies:
 
 Django's ASGI handler reads the whole body into a temporary file before any
 view or setting can refuse it, and a body sent ``Transfer-Encoding:
@@ -10,17 +16,69 @@ handed to Django with the Content-Length it turned out to have.
 
 import asyncio
 import contextlib
+import contextvars
 import json
 import signal
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
+from asgiref.sync import SyncToAsync, ThreadSensitiveContext
 from django.conf import settings
+from django.core.handlers.asgi import ASGIHandler as DjangoASGIHandler
 
 Scope = dict[str, Any]
 Message = dict[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
+
+
+class ASGIHandler(DjangoASGIHandler):
+    """Django's handler; each request's sync code runs on a thread it borrows from the last requests.
+
+    Django runs a request's sync code (the ``request_started`` receivers, a
+    sync view, its ``close()``) on one thread of the request's own, through
+    asgiref's ``ThreadSensitiveContext``, which starts a thread for every
+    request, and another to join it when the request ends; starting a thread
+    blocks the event loop until the thread runs. Here a request borrows a
+    one-thread executor that an earlier request gave back: the same guarantee
+    (one thread for all of the request's sync code), no thread started. Up to
+    ``IDLE_KEPT`` wait idle for the next requests; past that, a returned
+    executor's thread ends.
+    """
+
+    IDLE_KEPT = 64
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._idle: list[ThreadPoolExecutor] = []
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await super().__call__(scope, receive, send)  # Django refuses it, as it would
+            return
+        executor = self._idle.pop() if self._idle else ThreadPoolExecutor(1, "request")
+        try:
+            async with ThreadSensitiveContext(executor=executor):
+                await self.handle(scope, receive, send)
+        finally:
+            if len(self._idle) < self.IDLE_KEPT:
+                self._idle.append(executor)
+            else:
+                executor.shutdown(wait=False)  # its thread ends once its last call has
+
+
+def outliving_the_request() -> contextvars.Context:
+    """The running context, minus the request's thread: for a task that may end after the request.
+
+    A request's thread is lent to it for its duration (:class:`ASGIHandler`):
+    once the request has given it back, asgiref refuses to send the task's sync
+    code there, so such a task's sync code runs on asgiref's shared thread
+    instead (``asyncio.create_task(coro, context=outliving_the_request())``).
+    """
+    context = contextvars.copy_context()
+    context.run(SyncToAsync.thread_sensitive_context.set, None)
+    return context
 
 
 class RequestBodyLimit:

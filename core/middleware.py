@@ -1,6 +1,12 @@
-"""Middleware of our own."""
+"""Middleware of our own, and Django's own, made to run on the event loop."""
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
+from django.conf import settings
+from django.contrib.auth import middleware as auth
+from django.contrib.messages import middleware as messages
+from django.contrib.sessions import middleware as sessions
+from django.http import HttpRequest, HttpResponseBase
+from django.middleware import clickjacking, common, csrf, security
 from whitenoise.middleware import WhiteNoiseMiddleware
 
 from core.views import API_PREFIXES, bad_request, page_not_found, server_error
@@ -87,3 +93,81 @@ class APIErrorPagesMiddleware:
         if response.status_code == 400:
             return bad_request(request, getattr(request, "view_exception", None))
         return response
+
+
+class HooksOnTheLoop:
+    """A Django middleware whose hooks run on the event loop rather than in a thread.
+
+    Under ASGI, Django's ``MiddlewareMixin`` sends each ``process_request``
+    and ``process_response`` to a thread (``sync_to_async``), because a hook
+    might do I/O: two thread hops per middleware and request, streamed
+    replies included. The hooks of the middleware below only read headers and
+    set attributes; those that may touch the database say when
+    (``response_needs_thread``), and only then go to a thread. In a sync
+    chain (WSGI, the test client) nothing changes.
+    """
+
+    async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
+        response = self.process_request(request) if hasattr(self, "process_request") else None
+        response = response or await self.get_response(request)
+        if not hasattr(self, "process_response"):
+            return response
+        if self.response_needs_thread(request, response):
+            return await sync_to_async(self.process_response, thread_sensitive=True)(request, response)
+        return self.process_response(request, response)
+
+    def response_needs_thread(self, request: HttpRequest, response: HttpResponseBase) -> bool:
+        return False
+
+
+class SecurityMiddleware(HooksOnTheLoop, security.SecurityMiddleware):
+    pass
+
+
+class CommonMiddleware(HooksOnTheLoop, common.CommonMiddleware):
+    pass
+
+
+class XFrameOptionsMiddleware(HooksOnTheLoop, clickjacking.XFrameOptionsMiddleware):
+    pass
+
+
+class AuthenticationMiddleware(HooksOnTheLoop, auth.AuthenticationMiddleware):
+    """Sets ``request.user`` lazily: the user is read from the database only when used."""
+
+
+class SessionMiddleware(HooksOnTheLoop, sessions.SessionMiddleware):
+    """The session is read lazily; a request that used it (the admin) saves it from a thread."""
+
+    def response_needs_thread(self, request: HttpRequest, response: HttpResponseBase) -> bool:
+        return request.session.accessed or settings.SESSION_SAVE_EVERY_REQUEST
+
+
+class MessageMiddleware(HooksOnTheLoop, messages.MessageMiddleware):
+    """Messages added or read (the admin's) are stored in the session, from a thread."""
+
+    def response_needs_thread(self, request: HttpRequest, response: HttpResponseBase) -> bool:
+        storage = getattr(request, "_messages", None)
+        return storage is not None and (storage.used or storage.added_new)
+
+
+class CsrfViewMiddleware(HooksOnTheLoop, csrf.CsrfViewMiddleware):
+    """The token is in a cookie (not the session); a form posted to a view it guards is read in a thread.
+
+    Django adapts ``process_view`` to the chain once, when it loads the
+    middleware: in an async chain it gets a coroutine, which checks exempt
+    views (every API view) and safe methods on the loop.
+    """
+
+    def __init__(self, get_response) -> None:
+        super().__init__(get_response)
+        if self.async_mode:
+            self.process_view = self._process_view_on_the_loop
+
+    async def _process_view_on_the_loop(self, request, callback, callback_args, callback_kwargs):
+        check = super().process_view
+        if getattr(callback, "csrf_exempt", False) or request.method in ("GET", "HEAD", "OPTIONS", "TRACE"):
+            return check(request, callback, callback_args, callback_kwargs)
+        return await sync_to_async(check, thread_sensitive=True)(
+            request, callback, callback_args, callback_kwargs
+        )
