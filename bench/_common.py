@@ -275,7 +275,8 @@ class FakeUpstream(Process):
 
 
 class Server(Process):
-    """``uvicorn config.asgi:application`` from ``tree``: one worker unless told, stopped on exit.
+    """``uvicorn config.asgi:application`` (or ``app``) from ``tree``: one worker unless told,
+    ready once ``ready_path`` answers, stopped on exit.
 
     With one worker the ``Popen`` pid *is* the worker, so ``/proc/<pid>`` is its CPU and memory.
     """
@@ -288,6 +289,8 @@ class Server(Process):
         workers: int = 1,
         backlog: int = 2048,
         log: Path | None = None,
+        app: str = "config.asgi:application",
+        ready_path: str = "/healthz",
     ) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -295,12 +298,12 @@ class Server(Process):
             PYTHON,
             "-m",
             "uvicorn",
-            "config.asgi:application",
+            app,
             "--host=127.0.0.1",
             f"--port={self.port}",
         ]
         command += [f"--workers={workers}", f"--backlog={backlog}", "--no-access-log", "--log-level=warning"]
-        super().__init__(command, f"{self.url}/healthz", log=log, cwd=tree, env=env)
+        super().__init__(command, f"{self.url}{ready_path}", log=log, cwd=tree, env=env)
 
     def __enter__(self) -> Server:
         return super().__enter__()

@@ -1,21 +1,23 @@
 #!/usr/bin/env python
-"""Requests per second of two API reads against a bare Django view, on one uvicorn worker.
+"""Requests per second of two API reads against a bare view of a stock Django project.
 
     apt-get install wrk
     .venv/bin/python bench/api_overhead.py [--seconds 10] [--rounds 3] [--variant /work/wt-other]
 
-One uvicorn worker, DEBUG off, PostgreSQL (``--database-url``, dropped and
-created afresh), ``DJANGO_SETTINGS_MODULE=bench.settings_bench``: every
-production URL plus ``GET /bench/bare``, a sync view returning a small
-``JsonResponse`` behind the same middleware, the yardstick. One user with
-20 sessions; ``wrk`` (``--connections`` keep-alive connections, 2 threads)
-loads ``/bench/bare``, ``GET /api/wallet/`` and ``GET /api/sessions/`` in
-turn (the order rotating), ``--seconds`` each, ``--rounds`` times after a warm-up. With
-``--variant TREE`` a second worker runs another worktree of Parley on the
-same database, and its ``GET /api/sessions/`` joins the rounds: the ratio
-variant ÷ this tree is printed per round. Reported per endpoint: the median
-round's requests per second, its ratio to the bare view, latency p50/p99,
-and CPU per request of the worker and of the database's PostgreSQL backends.
+Two uvicorn workers, the same command for both (one worker each): Parley
+(production settings, DEBUG off, PostgreSQL from ``--database-url``, dropped
+and created afresh) and the yardstick, a project made here and now by
+``django-admin startproject`` (its settings and default middleware as
+generated, no Parley code) whose one added URL, ``GET /bench/bare``, is a sync
+view returning a small ``JsonResponse``. One user with 20 sessions; ``wrk``
+(``--connections`` keep-alive connections, 2 threads) loads the bare view,
+``GET /api/wallet/`` and ``GET /api/sessions/`` in turn (the order rotating),
+``--seconds`` each, ``--rounds`` times after a warm-up. With ``--variant
+TREE`` a third worker runs another worktree of Parley on the same database,
+and its ``GET /api/sessions/`` joins the rounds: the ratio variant ÷ this
+tree is printed per round. Reported per endpoint: the median round's
+requests per second, its ratio to the bare view, latency p50/p99, and CPU
+per request of the worker and of the database's PostgreSQL backends.
 """
 
 from __future__ import annotations
@@ -50,7 +52,31 @@ from _common import (
 
 DEFAULT_DATABASE = "postgres://postgres@127.0.0.1:5432/parley_bench_api"
 SESSIONS = 20
-ENDPOINTS = [("bare view", "/bench/bare"), ("wallet", "/api/wallet/"), ("sessions (20)", "/api/sessions/")]
+ENDPOINTS = [("wallet", "/api/wallet/"), ("sessions (20)", "/api/sessions/")]
+BARE_VIEW = """
+
+from django.http import JsonResponse  # noqa: E402
+
+
+def bare(request):
+    return JsonResponse({"status": "ok"})
+
+
+urlpatterns.append(path("bench/bare", bare))  # noqa: F821
+"""
+
+
+def stock_project(parent: Path) -> Path:
+    """``django-admin startproject yardstick``, plus the bare view; the project's directory."""
+    directory = parent / "stock"
+    directory.mkdir()
+    django_admin = Path(sys.executable).with_name("django-admin")
+    subprocess.run([str(django_admin), "startproject", "yardstick", str(directory)], check=True)
+    with (directory / "yardstick" / "urls.py").open("a") as urls:
+        urls.write(BARE_VIEW)
+    return directory
+
+
 WRK_SCRIPT = """
 done = function(summary, latency, requests)
   local e = summary.errors
@@ -99,17 +125,26 @@ def main() -> int:
     workdir = Path(tempfile.mkdtemp(prefix="parley-api-"))
     lua = workdir / "summary.lua"
     lua.write_text(WRK_SCRIPT)
-    env = server_env(args.database_url, DJANGO_SETTINGS_MODULE="bench.settings_bench")
+    env = server_env(args.database_url)
+    stock_env = {key: value for key, value in env.items() if key != "DJANGO_SETTINGS_MODULE"}
     reset_database(args.database_url)
     manage(env, "migrate", "--noinput", "-v", "0")
     print("machine:", json.dumps(machine()))
     print(f"wrk: {args.connections} connections, {args.seconds:g} s x {args.rounds} rounds per endpoint")
-    with Server(env, log=workdir / "uvicorn.log") as server:
+    yardstick = Server(
+        stock_env,
+        tree=stock_project(workdir),
+        app="yardstick.asgi:application",
+        ready_path="/bench/bare",
+        log=workdir / "stock.log",
+    )
+    with Server(env, log=workdir / "uvicorn.log") as server, yardstick:
         token = register(server.url, "bench-api")
         for index in range(SESSIONS):
             body = {"category": "general", "title": f"Session {index}"}
             httpx.post(f"{server.url}/api/sessions/", json=body, headers=bearer(token)).raise_for_status()
-        endpoints = {name: (f"{server.url}{path}", server.pid) for name, path in ENDPOINTS}
+        endpoints = {"bare view": (f"{yardstick.url}/bench/bare", yardstick.pid)}
+        endpoints |= {name: (f"{server.url}{path}", server.pid) for name, path in ENDPOINTS}
         variant = (
             Server(env, tree=args.variant, log=workdir / "variant.log").__enter__() if args.variant else None
         )

@@ -19,6 +19,7 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 
 from chats import keepalive, reply_log, services
+from chats.llm import aclose_clients
 from chats.replies import Delta, Failed, Finished, ReplyOutcome, StopSignal, reply_outcomes
 from chats.reply_slots import reply_slot_give_back, reply_slots_renew
 from chats.serializers import MessageSerializer
@@ -209,3 +210,4 @@ async def replies_shutdown() -> None:
             await asyncio.wait(pending, timeout=settings.LLM_TIMEOUT)
     for listener in _listeners.values():
         listener.cancel()
+    await aclose_clients()  # the upstream's connections, closed rather than dropped

@@ -121,13 +121,17 @@ def _search_like(rows: QuerySet[dict], *, q: str) -> QuerySet[dict]:
 
 
 def session_get(*, user, session_id) -> ChatSession:
-    """The caller's session; another user's is "not found", never "forbidden"."""
+    """The caller's session; another user's is "not found", never "forbidden".
+
+    Its ``user`` is the caller, known without another query (a settlement reads it).
+    """
     try:
         session = sessions_for_user(user=user).filter(pk=session_id).first()
     except ValidationError:  # not a UUID (the router's lookup takes any segment): no such session
         session = None
     if session is None:
         raise NotFound("Session not found.")
+    session.user = user
     return session
 
 

@@ -294,3 +294,12 @@ def test_settling_a_reply_does_not_block_a_question_continuing_from_it(session):
         services.reply_finish(plan=plan, content="ok", usage=None, status=Message.Status.COMPLETE)
     locks = [query["sql"] for query in captured.captured_queries if " FOR " in query["sql"]]
     assert locks and all("FOR NO KEY UPDATE" in sql for sql in locks)
+
+
+def test_settling_a_reply_reads_no_user_row(session):
+    """The plan knows its user from the reservation; the settlement does not fetch it again."""
+    plan = services.reply_begin(user=session.user, session_id=session.id, content="hi")
+    with CaptureQueriesContext(connection) as captured:
+        services.reply_finish(plan=plan, content="ok", usage=None, status=Message.Status.COMPLETE)
+    user_table = session.user._meta.db_table
+    assert [q["sql"] for q in captured.captured_queries if f'FROM "{user_table}"' in q["sql"]] == []
