@@ -17,13 +17,14 @@ handed to Django with the Content-Length it turned out to have.
 import asyncio
 import contextlib
 import contextvars
+import functools
 import json
 import signal
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from asgiref.sync import SyncToAsync, ThreadSensitiveContext
+from asgiref.sync import SyncToAsync, ThreadSensitiveContext, iscoroutinefunction
 from django.conf import settings
 from django.core.handlers.asgi import ASGIHandler as DjangoASGIHandler
 
@@ -52,6 +53,32 @@ class ASGIHandler(DjangoASGIHandler):
     def __init__(self) -> None:
         super().__init__()
         self._idle: list[ThreadPoolExecutor] = []
+
+    def make_view_atomic(self, view: Callable[..., Any]) -> Callable[..., Any]:
+        """Django's, then a sync view renders its response in its own thread.
+
+        A DRF ``Response`` is rendered by ``render()``, which Django, under
+        ASGI, sends to the request's thread in a hop of its own after the
+        view's. Rendered in the view's hop instead, the response's ``render``
+        is a coroutine that gives it back as it is.
+        """
+        view = super().make_view_atomic(view)
+        if iscoroutinefunction(view) or self._template_response_middleware:
+            return view  # template middleware must see the response before it renders
+
+        @functools.wraps(view)
+        def view_then_render(request: Any, *args: Any, **kwargs: Any) -> Any:
+            response = view(request, *args, **kwargs)
+            if callable(getattr(response, "render", None)):
+                response = response.render()
+
+                async def rendered() -> Any:
+                    return response
+
+                response.render = rendered
+            return response
+
+        return view_then_render
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
