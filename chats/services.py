@@ -17,13 +17,13 @@ from typing import Any
 from uuid import UUID, uuid4
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
 from chats import selectors
 from chats.errors import ModelNotFound, ReplyPending
-from chats.llm import ChatMessage, Usage, estimate_message_tokens, estimate_prompt_tokens, estimate_usage
+from chats.llm import ChatMessage, Usage, estimate_prompt_tokens, estimate_usage
 from chats.models import Category, ChatSession, Message, UsageRecord
 from chats.pricing import prompt_tokens_upper_bound, reply_cost
 from core.errors import NotFound, ValidationFailed
@@ -146,22 +146,20 @@ def _validated_content(content: str) -> str:
     return content
 
 
-def _prompt(session: ChatSession, path: list, content: str) -> list[ChatMessage]:
-    """The system prompt, the branch ``path`` (the most recent that fit the budget), then ``content``."""
+def _prompt(
+    session: ChatSession, content: str, *, leaf_id: UUID | None = None, continues: bool = True
+) -> tuple[list[ChatMessage], UUID | None]:
+    """The system prompt, the branch ending at ``leaf_id`` (the newest leaf by default; no history
+    unless ``continues``) as far back as fits, then ``content``; and that branch's last message."""
     category = session.category
     system = [ChatMessage(role="system", content=category.system_prompt)] if category.system_prompt else []
     budget = settings.LLM_CONTEXT_TOKENS - estimate_prompt_tokens([*system, ChatMessage("user", content)])
-    history = selectors.prompt_history(
-        session=session,
-        path=path,
-        budget_tokens=max(budget, 0),
-        estimate=lambda text: estimate_message_tokens(ChatMessage("user", text)),
+    branch = (
+        selectors.prompt_branch(session=session, leaf_id=leaf_id, budget_tokens=max(budget, 0))
+        if continues
+        else selectors.PromptBranch(leaf_id=None, history=[])
     )
-    return [
-        *system,
-        *(ChatMessage(role=m.role, content=m.content) for m in history),
-        ChatMessage("user", content),
-    ]
+    return [*system, *branch.history, ChatMessage("user", content)], branch.leaf_id
 
 
 def reply_max_cost(*, category: Category, prompt: list[ChatMessage], max_tokens: int) -> int:
@@ -170,16 +168,12 @@ def reply_max_cost(*, category: Category, prompt: list[ChatMessage], max_tokens:
     return reply_cost(category=category, prompt_tokens=upper, completion_tokens=max_tokens)
 
 
-def _branch_to(session: ChatSession, parent_id: UUID | None) -> list:
-    """The branch a new question continues: to ``parent_id`` (an assistant reply of the session), or
-    the current branch (to the newest message)."""
-    if parent_id is None:
-        return selectors.branch_path(session=session)
+def _check_parent(session: ChatSession, parent_id: UUID) -> None:
+    """A question continues from an assistant reply of its session, or from the current branch."""
     if not Message.objects.filter(session=session, pk=parent_id, role=Message.Role.ASSISTANT).exists():
         raise ValidationFailed(
             "Unknown parent.", details={"parent_id": ["Not an assistant reply of this session."]}
         )
-    return selectors.branch_path(session=session, leaf_id=parent_id)
 
 
 def reply_begin(
@@ -193,11 +187,13 @@ def reply_begin(
     """
     session = selectors.session_get(user=user, session_id=session_id)
     content = _validated_content(content)
-    path = _branch_to(session, parent_id)
+    if parent_id is not None:
+        _check_parent(session, parent_id)
+    prompt, leaf_id = _prompt(session, content, leaf_id=parent_id)
     question = Message(
         id=uuid4(),
         session=session,
-        parent_id=path[-1] if path else None,
+        parent_id=leaf_id,
         role=Message.Role.USER,
         content=content,
         status=Message.Status.COMPLETE,
@@ -207,7 +203,7 @@ def reply_begin(
         session=session,
         question=question,
         reply_id=reply_id,
-        prompt=_prompt(session, path, content),
+        prompt=prompt,
     )
 
 
@@ -223,13 +219,15 @@ def reply_regenerate(*, user, session_id, reply_id: UUID, reply_id_new: UUID | N
     if question is None or question.role != Message.Role.USER:
         raise ValidationFailed("This reply answers no question.", details={"message_id": [str(reply_id)]})
     session = question.session = reply.session
-    path = selectors.branch_path(session=session, leaf_id=question.parent_id) if question.parent_id else []
+    prompt, _ = _prompt(
+        session, question.content, leaf_id=question.parent_id, continues=question.parent_id is not None
+    )
     return _reply_reserve(
         user=user,
         session=session,
         question=question,
         reply_id=reply_id_new,
-        prompt=_prompt(session, path, question.content),
+        prompt=prompt,
         new_question=False,
     )
 
@@ -330,14 +328,15 @@ def reply_finish(*, plan: ReplyPlan, content: str, usage: Usage | None, status: 
     usage, cost = _usage_and_cost(plan, content=content, usage=usage, status=status)
     user = plan.user_message.session.user
     with transaction.atomic():
-        # FOR NO KEY UPDATE: only the reply's own columns change, and a question that continues from
-        # this reply (its child, whose foreign key takes a KEY SHARE lock on it at commit) must not
-        # wait for this settlement while holding the wallet row this settlement needs.
-        message = Message.objects.select_for_update(no_key=True).filter(pk=plan.assistant_message_id).first()
-        if message is not None and message.status != Message.Status.PENDING:
-            wallet = wallet_selectors.wallet_for_user(user=user)
-            return ReplyResult(message=message, usage=usage, cost=message.cost, balance=wallet.balance)
-        # Pending, or gone with its deleted session: the hold is settled either way.
+        message = _reply_claim(
+            reply_id=plan.assistant_message_id, content=content, status=status, usage=usage, cost=cost
+        )
+        if message is None:
+            message = Message.objects.filter(pk=plan.assistant_message_id).first()
+            if message is not None:  # closed meanwhile: left as it is, charged once
+                wallet = wallet_selectors.wallet_for_user(user=user)
+                return ReplyResult(message=message, usage=usage, cost=message.cost, balance=wallet.balance)
+        # Claimed, or gone with its deleted session: the hold is settled either way.
         wallet = _settle_hold(
             user=user,
             hold_id=plan.hold_id,
@@ -346,19 +345,43 @@ def reply_finish(*, plan: ReplyPlan, content: str, usage: Usage | None, status: 
             description=f"Reply {plan.assistant_message_id}",
         )
         if message is None:
-            message = Message(id=plan.assistant_message_id, role=Message.Role.ASSISTANT)
-        else:
-            ChatSession.objects.filter(pk=plan.session_id).update(
-                last_message_at=timezone.now(), updated_at=timezone.now()
+            message = Message(
+                id=plan.assistant_message_id,
+                role=Message.Role.ASSISTANT,
+                content=content,
+                status=status,
+                prompt_tokens=usage.prompt_tokens,
+                completion_tokens=usage.completion_tokens,
+                cost=cost,
             )
-        message.content = content
-        message.status = status
-        message.prompt_tokens = usage.prompt_tokens
-        message.completion_tokens = usage.completion_tokens
-        message.cost = cost
-        if message.session_id is not None:
-            message.save(update_fields=["content", "status", "prompt_tokens", "completion_tokens", "cost"])
+        else:
+            now = timezone.now()
+            ChatSession.objects.filter(pk=plan.session_id).update(last_message_at=now, updated_at=now)
     return ReplyResult(message=message, usage=usage, cost=cost, balance=wallet.balance)
+
+
+_MESSAGE_COLUMNS = ", ".join(field.column for field in Message._meta.concrete_fields)
+
+
+def _reply_claim(*, reply_id: UUID, content: str, status: str, usage: Usage, cost: int) -> Message | None:
+    """Store a pending reply's outcome, if it is still pending: the stored row, or None.
+
+    One conditional ``UPDATE ... RETURNING`` (PostgreSQL, and SQLite from
+    3.35): it claims the reply, so of two settlements only one goes on to
+    charge, and it locks the row FOR NO KEY UPDATE (only the reply's own
+    columns change), so a question continuing from this reply, whose foreign
+    key takes a KEY SHARE lock on it at commit while holding the wallet row
+    this settlement needs, does not wait for it.
+    """
+    table = connection.ops.quote_name(Message._meta.db_table)
+    sql = (
+        f"UPDATE {table} SET content = %s, status = %s, prompt_tokens = %s, completion_tokens = %s,"
+        f" cost = %s WHERE id = %s AND status = %s RETURNING {_MESSAGE_COLUMNS}"
+    )
+    reply_pk = Message._meta.pk.get_db_prep_value(reply_id, connection)
+    values = [content, status, usage.prompt_tokens, usage.completion_tokens, cost]
+    # A RawQuerySet runs the statement once, on first iteration, and converts the row to a Message.
+    return next(iter(Message.objects.raw(sql, [*values, reply_pk, Message.Status.PENDING])), None)
 
 
 def _lease_end():

@@ -5,7 +5,7 @@ from decimal import Decimal
 
 import pytest
 from django.apps import apps as django_apps
-from django.db import connection
+from django.db import connection, transaction
 from django.test import override_settings
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
@@ -285,15 +285,35 @@ def test_a_v1_request_is_reserved_in_a_fixed_handful_of_statements(
 
 
 @requires_postgres
-def test_settling_a_reply_does_not_block_a_question_continuing_from_it(session):
-    """The settlement locks the reply FOR NO KEY UPDATE. A question continuing from the reply takes
-    a KEY SHARE lock on it when it commits (its foreign key), while holding the wallet row that the
-    settlement needs: FOR UPDATE here deadlocked the two (the race soak found it)."""
+@pytest.mark.django_db(transaction=True)
+def test_settling_a_reply_does_not_wait_for_a_question_continuing_from_it(session):
+    """A question continuing from the reply holds a KEY SHARE lock on it until it commits (its
+    foreign key), while holding the wallet row that the settlement needs: the settlement's lock on
+    the reply must not conflict with it (FOR UPDATE did, and the race soak found the deadlock)."""
+    from django.db import connections
+
     plan = services.reply_begin(user=session.user, session_id=session.id, content="hi")
-    with CaptureQueriesContext(connection) as captured:
-        services.reply_finish(plan=plan, content="ok", usage=None, status=Message.Status.COMPLETE)
-    locks = [query["sql"] for query in captured.captured_queries if " FOR " in query["sql"]]
-    assert locks and all("FOR NO KEY UPDATE" in sql for sql in locks)
+    outcome = []
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            table = Message._meta.db_table
+            cursor.execute(f"SELECT 1 FROM {table} WHERE id = %s FOR KEY SHARE", [plan.assistant_message_id])
+
+        def settle() -> None:
+            try:
+                with connections["default"].cursor() as cursor:
+                    cursor.execute("SET lock_timeout = '3s'")
+                done = services.reply_finish(plan=plan, content="ok", usage=None, status="complete")
+                outcome.append(done.message.status)
+            except Exception as exc:
+                outcome.append(exc)
+            finally:
+                connections["default"].close()
+
+        thread = threading.Thread(target=settle)
+        thread.start()
+        thread.join(timeout=10)
+    assert outcome == ["complete"]
 
 
 def test_settling_a_reply_reads_no_user_row(session):
@@ -303,3 +323,22 @@ def test_settling_a_reply_reads_no_user_row(session):
         services.reply_finish(plan=plan, content="ok", usage=None, status=Message.Status.COMPLETE)
     user_table = session.user._meta.db_table
     assert [q["sql"] for q in captured.captured_queries if f'FROM "{user_table}"' in q["sql"]] == []
+
+
+def test_a_reply_is_settled_in_a_fixed_handful_of_statements(session):
+    """The reply claimed by its own UPDATE (no SELECT first), then the hold, the wallet, the charge
+    and the session."""
+    plan = services.reply_begin(user=session.user, session_id=session.id, content="hi")
+    with CaptureQueriesContext(connection) as captured:
+        done = services.reply_finish(plan=plan, content="ok", usage=None, status=Message.Status.COMPLETE)
+    statements = [q["sql"].split()[0].upper() for q in captured.captured_queries]
+    assert [s for s in statements if s not in ("SAVEPOINT", "RELEASE")] == [
+        "UPDATE",
+        "UPDATE",
+        "UPDATE",
+        "INSERT",
+        "UPDATE",
+    ]
+    stored = Message.objects.get(pk=plan.assistant_message_id)
+    assert (stored.content, stored.status, stored.cost) == ("ok", "complete", done.cost)
+    assert done.message.created_at == stored.created_at  # the row as stored, for the done event
