@@ -11,6 +11,7 @@ from django.db.models.functions import Cast, Coalesce
 
 from chats.llm import BYTES_PER_TOKEN, MESSAGE_OVERHEAD_TOKENS, ChatMessage, estimate_message_tokens
 from chats.models import Category, ChatSession, Message, UsageRecord
+from core.db.rows import instance_from_row
 from core.errors import NotFound, ValidationFailed
 from wallets.models import Hold
 
@@ -121,17 +122,43 @@ def _search_like(rows: QuerySet[dict], *, q: str) -> QuerySet[dict]:
 
 
 def session_get(*, user, session_id) -> ChatSession:
-    """The caller's session; another user's is "not found", never "forbidden".
+    """The caller's session and its category; another user's is "not found", never "forbidden".
 
-    Its ``user`` is the caller, known without another query (a settlement reads it).
+    Its ``user`` is the caller, known without another query (a settlement
+    reads it). Every message and every session route reads it: one plain
+    statement, its rows converted as the ORM converts them, since compiling
+    the equivalent queryset costs several times the statement itself.
     """
     try:
-        session = sessions_for_user(user=user).filter(pk=session_id).first()
+        pk = ChatSession._meta.pk.to_python(session_id)
     except ValidationError:  # not a UUID (the router's lookup takes any segment): no such session
-        session = None
+        raise NotFound("Session not found.") from None
+    session = _session_with_category(session_id=pk, user_id=user.pk)
     if session is None:
         raise NotFound("Session not found.")
     session.user = user
+    return session
+
+
+def _session_with_category(*, session_id, user_id) -> ChatSession | None:
+    sessions, categories = (model._meta.concrete_fields for model in (ChatSession, Category))
+    quote = connection.ops.quote_name
+    columns = ", ".join(
+        [f"s.{quote(field.column)}" for field in sessions]
+        + [f"c.{quote(field.column)}" for field in categories]
+    )
+    sql = (
+        f"SELECT {columns} FROM {quote(ChatSession._meta.db_table)} s"
+        f" JOIN {quote(Category._meta.db_table)} c ON c.id = s.category_id WHERE s.id = %s AND s.user_id = %s"
+    )
+    session_pk = ChatSession._meta.pk.get_db_prep_value(session_id, connection)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [session_pk, user_id])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    session = instance_from_row(ChatSession, sessions, row[: len(sessions)])
+    session.category = instance_from_row(Category, categories, row[len(sessions) :])
     return session
 
 

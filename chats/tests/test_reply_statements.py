@@ -1,7 +1,10 @@
-"""``selectors.prompt_branch``: the branch a new message continues, read back only as far as the
-prompt's budget, in one recursive statement (on SQLite and on PostgreSQL)."""
+"""The reads on every reply's path, as plain statements (on SQLite and on PostgreSQL):
+``selectors.session_get``, the session and its category as the ORM would build them, and
+``selectors.prompt_branch``, the branch a new message continues, read back only as far as the
+prompt's budget, in one recursive statement."""
 
 from datetime import timedelta
+from decimal import Decimal
 
 import pytest
 from django.db import connection
@@ -11,7 +14,8 @@ from model_bakery import baker
 
 from chats import selectors, services
 from chats.llm import ChatMessage, estimate_message_tokens
-from chats.models import ChatSession, Message
+from chats.models import Category, ChatSession, Message
+from core.errors import NotFound
 
 START = timezone.now() - timedelta(days=1)
 
@@ -132,3 +136,68 @@ def test_a_message_is_reserved_in_a_fixed_handful_of_statements(session):
             "UPDATE",
         ]
         services.reply_finish(plan=plan, content="ok", usage=None, status=Message.Status.COMPLETE)
+
+
+def fields_of(instance) -> dict:
+    return {field.attname: getattr(instance, field.attname) for field in instance._meta.concrete_fields}
+
+
+def test_session_get_builds_the_session_and_its_category_as_the_orm_does(user):
+    category = Category.objects.create(
+        slug="exacting",
+        name="Exacting ✓",
+        system_prompt="Be exact.",
+        model="m-1",
+        prompt_price=Decimal("0.0123"),
+        completion_price=Decimal("12.5"),
+        is_active=False,
+        order=7,
+    )
+    made = ChatSession.objects.create(user=user, category=category, title="Été 漢字", notes="n", pinned=True)
+
+    with CaptureQueriesContext(connection) as captured:
+        session = selectors.session_get(user=user, session_id=str(made.pk).upper())
+
+    orm = ChatSession.objects.select_related("category").get(pk=made.pk)
+    assert fields_of(session) == fields_of(orm)
+    assert fields_of(session.category) == fields_of(orm.category)
+    assert session.category.prompt_price == Decimal("0.0123")
+    assert session.created_at.tzinfo is not None
+    assert session.user is user
+    assert not session._state.adding
+    assert len(captured.captured_queries) == 1
+
+
+def test_session_get_is_not_found_for_another_user_or_a_malformed_id(user, other_user, general_category):
+    theirs = ChatSession.objects.create(user=other_user, category=general_category)
+    for session_id in (theirs.pk, "not-a-uuid", "00000000-0000-0000-0000-000000000000"):
+        with pytest.raises(NotFound):
+            selectors.session_get(user=user, session_id=session_id)
+
+
+def test_the_reservation_stores_both_messages_and_the_sessions_activity(session):
+    before = timezone.now()
+    plan = services.reply_begin(user=session.user, session_id=session.id, content="  What is a tide?  ")
+    question, reply = Message.objects.filter(session=session).order_by("created_at")
+
+    assert (question.id, reply.id) == (plan.user_message.id, plan.assistant_message_id)
+    assert (question.role, question.status, question.content) == ("user", "complete", "  What is a tide?  ")
+    assert (reply.role, reply.status, reply.parent_id, reply.hold_id) == (
+        "assistant",
+        "pending",
+        question.id,
+        plan.hold_id,
+    )
+    assert question.parent_id is None
+    assert before <= question.created_at < reply.created_at
+    assert reply.lease_expires_at > timezone.now()
+    session.refresh_from_db()
+    assert (session.title, session.message_count) == ("What is a tide?", 2)
+    assert session.last_message_at >= before
+
+    services.reply_finish(plan=plan, content="Water.", usage=None, status=Message.Status.COMPLETE)
+    services.reply_begin(user=session.user, session_id=session.id, content="And waves?")
+    session.refresh_from_db()
+    assert (session.title, session.message_count) == ("What is a tide?", 4)
+    latest = Message.objects.filter(session=session).order_by("-created_at")[1]
+    assert latest.parent_id == reply.id  # the question continues the branch
