@@ -1,4 +1,6 @@
-"""``Authorization: Bearer pk-…``: a personal API key, for the OpenAI-compatible ``/v1/``.
+"""Authentication: a JWT (simplejwt's, its user read plainly), or a personal API key.
+
+``Authorization: Bearer pk-…`` is a personal API key, for the OpenAI-compatible ``/v1/``.
 
 Every request reads its key from the database (one query, the key and its user), with no
 cache: a revoked key, an expired one or a deactivated user is refused at once by every
@@ -6,17 +8,45 @@ worker. ``/api/keys/`` itself does not accept keys (JWT only): a key cannot make
 """
 
 from django.utils import timezone
+from drf_spectacular.contrib.rest_framework_simplejwt import SimpleJWTScheme
 from rest_framework.authentication import BaseAuthentication, get_authorization_header
 from rest_framework.exceptions import AuthenticationFailed
 from rest_framework.request import Request
+from rest_framework_simplejwt import authentication as simplejwt
+from rest_framework_simplejwt.exceptions import InvalidToken
+from rest_framework_simplejwt.settings import api_settings
+from rest_framework_simplejwt.tokens import Token
+from rest_framework_simplejwt.utils import get_md5_hash_password
 
 from accounts.models import API_KEY_SCHEME, ApiKey, User
-from accounts.selectors import api_key_by_secret
+from accounts.selectors import api_key_by_secret, user_by_id
 from accounts.services import api_key_mark_used
 
 KEYWORD = "Bearer"
 # Longer than any key this server issues ("pk-" and 43 characters); a longer one is not ours.
 SECRET_MAX_LENGTH = 256
+
+
+class JWTAuthentication(simplejwt.JWTAuthentication):
+    """simplejwt's, and its checks, with the token's user read by :func:`accounts.selectors.user_by_id`."""
+
+    def get_user(self, validated_token: Token) -> User:
+        if api_settings.USER_ID_FIELD != "id":  # pragma: no cover - a settings mistake, said at once
+            raise NotImplementedError("JWTAuthentication reads users by id (SIMPLE_JWT USER_ID_FIELD).")
+        try:
+            user_id = validated_token[api_settings.USER_ID_CLAIM]
+        except KeyError as exc:
+            raise InvalidToken("Token contained no recognizable user identification") from exc
+        user = user_by_id(user_id)
+        if user is None:
+            raise AuthenticationFailed("User not found", code="user_not_found")
+        if api_settings.CHECK_USER_IS_ACTIVE and not user.is_active:
+            raise AuthenticationFailed("User is inactive", code="user_inactive")
+        if api_settings.CHECK_REVOKE_TOKEN and validated_token.get(
+            api_settings.REVOKE_TOKEN_CLAIM
+        ) != get_md5_hash_password(user.password):
+            raise AuthenticationFailed("The user's password has been changed.", code="password_changed")
+        return user
 
 
 class ApiKeyNotValid(AuthenticationFailed):
@@ -72,3 +102,9 @@ class ApiKeyAuthentication(BaseAuthentication):
     def authenticate_header(self, request: Request) -> str:
         # As simplejwt's JWTAuthentication says it, so a 401 asks for the same thing.
         return f'{KEYWORD} realm="{self.www_authenticate_realm}"'
+
+
+class JWTScheme(SimpleJWTScheme):
+    """The OpenAPI schema's ``jwtAuth``, as drf-spectacular describes simplejwt's, for ours."""
+
+    target_class = JWTAuthentication

@@ -12,9 +12,9 @@ from rest_framework.decorators import action
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework_simplejwt.authentication import JWTAuthentication
 
 from accounts import google, selectors, services
+from accounts.authentication import JWTAuthentication
 from accounts.serializers import (
     ApiKeyCreatedSerializer,
     ApiKeyCreateInputSerializer,
