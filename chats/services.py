@@ -25,7 +25,7 @@ from chats.errors import ModelNotFound, ReplyPending
 from chats.llm import ChatMessage, Usage, estimate_prompt_tokens, estimate_usage
 from chats.models import Category, ChatSession, Message, UsageRecord
 from chats.pricing import prompt_tokens_upper_bound, reply_cost
-from core.db.rows import instance_from_row
+from core.db.rows import insert, instance_from_row
 from core.errors import NotFound, ValidationFailed
 from wallets import selectors as wallet_selectors
 from wallets import services as wallet_services
@@ -262,7 +262,7 @@ def _reply_reserve(
     # ``reply_finish`` takes them in, so two replies of one session cannot
     # deadlock.
     with transaction.atomic(durable=True):
-        _messages_insert(rows)
+        insert(rows)  # created_at stamped in list order: the question first
         if hold_id is not None:
             wallet_services.wallet_hold(
                 user=user, amount=held, description=f"Reply in {session.id}", hold_id=hold_id
@@ -284,29 +284,8 @@ def _reply_reserve(
     )
 
 
-# The two writes of every reservation, as plain statements: the ORM's compiling of the equivalent
-# bulk_create and update costs several times the statements themselves.
-
-
-def _messages_insert(messages: list[Message]) -> None:
-    """One ``INSERT`` for all of ``messages``, each prepared as ``save()`` would (``created_at`` is
-    stamped in list order, so a question comes before its reply)."""
-    fields = Message._meta.concrete_fields
-    row = "(" + ", ".join(["%s"] * len(fields)) + ")"
-    quote = connection.ops.quote_name
-    sql = (
-        f"INSERT INTO {quote(Message._meta.db_table)} ({', '.join(quote(field.column) for field in fields)})"
-        f" VALUES {', '.join([row] * len(messages))}"
-    )
-    values = [
-        field.get_db_prep_save(field.pre_save(message, add=True), connection)
-        for message in messages
-        for field in fields
-    ]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, values)
-    for message in messages:
-        message._state.adding, message._state.db = False, connection.alias
+# A write of every reservation and settlement, as a plain statement: the ORM's compiling of the
+# equivalent update costs several times the statement itself.
 
 
 def _session_touch(*, session_id, new_messages: int, title: str = "") -> bool:
@@ -524,7 +503,7 @@ def completion_begin(
     hold_id = uuid4() if held > 0 else None
     key_label = f"{api_key.prefix} ({api_key.name})" if api_key.name else api_key.prefix
     with transaction.atomic(durable=True):
-        record = UsageRecord.objects.create(
+        record = UsageRecord(
             user=user,
             api_key=api_key,
             category=category,
@@ -532,6 +511,7 @@ def completion_begin(
             hold_id=hold_id,
             lease_expires_at=_lease_end(),
         )
+        insert([record])
         if hold_id is not None:
             wallet_services.wallet_hold(
                 user=user, amount=held, description=f"API request with key {key_label}", hold_id=hold_id

@@ -182,29 +182,22 @@ class OpenAIStream(LLMStream):
 
     def __init__(self, response: httpx2.Response) -> None:
         self._response = response
-        self._lines = response.aiter_lines()
-        self._data: list[str] = []
+        # The body's bytes as they come, split into events here: httpx's text and line decoders
+        # would run in Python for every chunk.
+        self._chunks = response.aiter_bytes()
+        self._buffer = b""
         self._closed = False
 
     async def __anext__(self) -> str:
         while not self._closed:
             try:
-                line = await self._lines.__anext__()
-            except StopAsyncIteration:
-                await self._end(done=False)
-                raise
+                data = await self._next_data()
             except _FAILURES as exc:
                 await self.aclose()
                 raise _unavailable(exc, midstream=True) from exc
-            if line:
-                field, _, value = line.partition(":")
-                if field == "data":
-                    self._data.append(value[1:] if value.startswith(" ") else value)
-                continue  # comments (": ping"), event names and ids carry nothing we use
-            if not self._data:
-                continue
-            data = "\n".join(self._data)
-            self._data = []
+            if data is None:
+                await self._end(done=False)
+                raise StopAsyncIteration
             if data == "[DONE]":
                 await self._end(done=True)
                 raise StopAsyncIteration
@@ -212,6 +205,25 @@ class OpenAIStream(LLMStream):
             if delta:
                 return delta
         raise StopAsyncIteration
+
+    async def _next_data(self) -> str | None:
+        """The next event's ``data`` (its ``data:`` lines joined); None once the body has ended.
+
+        Events end with a blank line; comments (``: ping``), event names and
+        ids carry nothing we use, and an event without data is skipped.
+        """
+        while True:
+            end = self._buffer.find(b"\n\n")
+            if end < 0:
+                chunk = await anext(self._chunks, None)
+                if chunk is None:
+                    return None
+                self._buffer = (self._buffer + chunk).replace(b"\r\n", b"\n")
+                continue
+            block, self._buffer = self._buffer[:end], self._buffer[end + 2 :]
+            data = [line[5:].removeprefix(b" ") for line in block.split(b"\n") if line.startswith(b"data:")]
+            if data:
+                return b"\n".join(data).decode(errors="replace")
 
     async def _read_event(self, data: str) -> str | None:
         """Record usage and finish reason from one chunk; its text, if any."""
@@ -245,7 +257,7 @@ class OpenAIStream(LLMStream):
             # buffered as a rule) so the connection goes back to the pool.
             with contextlib.suppress(TimeoutError, *_FAILURES):
                 async with asyncio.timeout(_DRAIN_SECONDS):
-                    async for _ in self._lines:
+                    async for _ in self._chunks:
                         pass
         await self.aclose()
         if not done and self.finish_reason is None and self.usage is None:
@@ -264,7 +276,7 @@ class OpenAIStream(LLMStream):
         except _FAILURES:  # Closing a broken connection may fail; it is closed either way.
             logger.debug("error while closing the LLM stream", exc_info=True)
         with contextlib.suppress(RuntimeError):  # still running in a cancelled reader: it ends itself
-            await self._lines.aclose()
+            await self._chunks.aclose()
 
 
 class OpenAIProvider(LLMProvider):

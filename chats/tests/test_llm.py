@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import httpx
+import httpx2
 import openai
 import pytest
 from django.core.exceptions import ImproperlyConfigured
@@ -549,3 +550,26 @@ async def test_the_upstream_is_read_through_aiohttp(openai_settings):
     openai_settings.configure(chunks=["through", " aiohttp"])
     assert isinstance(get_client()._client._transport, AiohttpTransport)
     assert await collect(await start()) == ["through", " aiohttp"]
+
+
+@pytest.mark.parametrize("piece", [1, 7, 10_000])
+async def test_events_are_read_from_the_bytes_however_split_with_either_line_ending(piece):
+    """The stream splits the body into events itself: an event may come in many network reads,
+    or several in one; lines may end in CRLF; ``data:`` may span lines."""
+    body = (
+        b'data: {"choices":[{"delta":{"content":"Hel"}}]}\r\n\r\n'
+        b": ping\n\n"
+        b'event: chunk\nid: 3\ndata: {"choices":[{"delta":{"content":"lo \xc3\xa9"},\n'
+        b'data: "finish_reason":"stop"}]}\n\n'
+        b'data: {"usage":{"prompt_tokens":3,"completion_tokens":2},"choices":[]}\n\n'
+        b"data: [DONE]\n\n"
+    )
+
+    async def reads():
+        for start in range(0, len(body), piece):
+            yield body[start : start + piece]
+
+    stream = openai_provider.OpenAIStream(httpx2.Response(200, content=reads()))
+
+    assert await collect(stream) == ["Hel", "lo é"]
+    assert (stream.finish_reason, stream.usage) == ("stop", Usage(prompt_tokens=3, completion_tokens=2))

@@ -1,11 +1,13 @@
-"""Model instances from rows that a plain SQL statement returned.
+"""Rows to model instances and back, for the few statements of a reply's hot path written as SQL.
 
-For the few statements on the hot path of a reply written as SQL (the ORM's
-compiling of a queryset can cost several times the statement): the row's
-values go through the same converters the ORM applies to a column (SQLite
-returns text for a UUID or a datetime, for instance), so the instance is the
-one the ORM would have built.
+The ORM's compiling of a queryset can cost several times the statement
+itself. Read rows go through the converters the ORM applies to a column
+(SQLite returns text for a UUID or a datetime, for instance), so the
+instance is the one the ORM would have built; inserted instances are
+prepared as ``save()`` prepares them.
 """
+
+from collections.abc import Sequence
 
 from django.db import connection
 from django.db.models import Field, Model
@@ -20,3 +22,32 @@ def instance_from_row(model: type[Model], fields: list[Field], values) -> Model:
             value = convert(value, column, connection)
         converted.append(value)
     return model.from_db(connection.alias, [field.attname for field in fields], converted)
+
+
+def insert(instances: Sequence[Model]) -> None:
+    """One ``INSERT`` for ``instances``, new rows of one model, each stored as ``save()`` would.
+
+    Every field is prepared as ``save()`` prepares it (``pre_save`` first, so
+    ``auto_now_add`` stamps them in list order). No signal is sent, as with
+    ``bulk_create``. For models whose primary key is set before saving (a
+    UUID): an auto-incremented key would have to be read back.
+    """
+    model = type(instances[0])
+    if any(instance.pk is None for instance in instances):
+        raise ValueError(f"insert() needs {model.__name__}'s primary keys set: use bulk_create().")
+    fields = model._meta.concrete_fields
+    quote = connection.ops.quote_name
+    row = "(" + ", ".join(["%s"] * len(fields)) + ")"
+    sql = (
+        f"INSERT INTO {quote(model._meta.db_table)} ({', '.join(quote(field.column) for field in fields)})"
+        f" VALUES {', '.join([row] * len(instances))}"
+    )
+    values = [
+        field.get_db_prep_save(field.pre_save(instance, add=True), connection)
+        for instance in instances
+        for field in fields
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, values)
+    for instance in instances:
+        instance._state.adding, instance._state.db = False, connection.alias

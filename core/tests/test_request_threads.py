@@ -10,6 +10,7 @@ import pytest
 from asgiref.sync import SyncToAsync
 from django.core.signals import request_started
 from django.utils.deprecation import MiddlewareMixin
+from rest_framework.response import Response
 from rest_framework_simplejwt.tokens import AccessToken
 
 from conftest import PASSWORD
@@ -130,4 +131,6 @@ def test_a_sync_api_view_costs_two_thread_hops_the_view_rendering_its_response_a
         assert http.get("/api/wallet/", headers={"Authorization": f"Bearer {token}"}).status_code == 200
     # Stock Django under ASGI: the same, one for the rendering, one for request_started, and two
     # per middleware hook.
-    assert [getattr(hop, "__name__", "") for hop in hops] == ["WalletViewSet", "close"]
+    # The health check's own close may still be on its way: only the API response's counts.
+    ours = [hop for hop in hops if hop.__name__ != "close" or isinstance(hop.__self__, Response)]
+    assert [hop.__name__ for hop in ours] == ["WalletViewSet", "close"]

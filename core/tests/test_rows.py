@@ -1,0 +1,61 @@
+"""core.db.rows: plain statements that store and load rows as the ORM does (SQLite and PostgreSQL)."""
+
+from decimal import Decimal
+
+import pytest
+from django.db import connection
+
+from chats.models import Category, ChatSession, Message
+from core.db.rows import insert, instance_from_row
+from wallets.models import Hold, Wallet
+
+pytestmark = pytest.mark.django_db
+
+
+def fields_of(instance) -> dict:
+    return {field.attname: getattr(instance, field.attname) for field in instance._meta.concrete_fields}
+
+
+def test_inserted_rows_read_back_as_saved_in_one_statement(user, general_category, django_assert_num_queries):
+    session = ChatSession.objects.create(user=user, category=general_category)
+    question = Message(session=session, role="user", content="Été, 漢字 🙂")
+    reply = Message(session=session, parent=question, role="assistant", status="pending")
+
+    with django_assert_num_queries(1):
+        insert([question, reply])
+
+    assert not question._state.adding
+    for made in (question, reply):
+        assert fields_of(Message.objects.get(pk=made.pk)) == fields_of(made)
+    assert question.created_at <= reply.created_at
+    hold = Hold(wallet=Wallet.objects.get(user=user), amount=5, description="d")
+    insert([hold])
+    stored = Hold.objects.get(pk=hold.pk)
+    assert (stored.status, stored.charged, stored.closed_at) == ("open", 0, None)  # the defaults
+
+
+def test_insert_wants_primary_keys_set_before(user):
+    from wallets.models import LedgerEntry
+
+    with pytest.raises(ValueError, match="primary keys"):
+        insert([LedgerEntry(wallet=Wallet.objects.get(user=user), kind="topup", amount=1, balance_after=1)])
+
+
+def test_a_row_becomes_the_instance_the_orm_builds():
+    category = Category.objects.create(
+        slug="rows",
+        name="Rows",
+        prompt_price=Decimal("0.0101"),
+        completion_price=Decimal("2"),
+        is_active=False,
+    )
+    fields = Category._meta.concrete_fields
+    columns = ", ".join(connection.ops.quote_name(field.column) for field in fields)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {columns} FROM {Category._meta.db_table} WHERE id = %s", [category.pk])
+        loaded = instance_from_row(Category, fields, cursor.fetchone())
+
+    assert fields_of(loaded) == fields_of(Category.objects.get(pk=category.pk))
+    assert loaded.is_active is False
+    assert loaded.prompt_price == Decimal("0.0101")
+    assert not loaded._state.adding
