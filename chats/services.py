@@ -493,7 +493,7 @@ def completion_begin(
     ``model`` names a category: its system prompt goes first, its model and
     prices apply. The conversation is the caller's and is not stored.
     """
-    category = selectors.categories_active().filter(slug=model).first()
+    category = selectors.category_active(slug=model)
     if category is None:
         raise ModelNotFound(f"The model {model!r} does not exist.", details={"model": model})
     system = [ChatMessage(role="system", content=category.system_prompt)] if category.system_prompt else []

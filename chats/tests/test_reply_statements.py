@@ -201,3 +201,16 @@ def test_the_reservation_stores_both_messages_and_the_sessions_activity(session)
     assert (session.title, session.message_count) == ("What is a tide?", 4)
     latest = Message.objects.filter(session=session).order_by("-created_at")[1]
     assert latest.parent_id == reply.id  # the question continues the branch
+
+
+def test_category_active_is_the_orms_active_category_by_slug(general_category):
+    Category.objects.create(
+        slug="retired", name="Retired", prompt_price=1, completion_price=1, is_active=False
+    )
+
+    with CaptureQueriesContext(connection) as captured:
+        found = selectors.category_active(slug="general")
+    assert fields_of(found) == fields_of(Category.objects.get(slug="general"))
+    assert len(captured.captured_queries) == 1
+    assert selectors.category_active(slug="retired") is None
+    assert selectors.category_active(slug="nowhere") is None
