@@ -41,7 +41,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
-from core.db.rows import insert
+from core.db.rows import insert, instance_from_row
 from core.errors import ValidationFailed
 from wallets import selectors
 from wallets.errors import HoldNotFound, IdempotencyKeyReused, InsufficientFunds, InvalidCode, SpendCapReached
@@ -306,8 +306,10 @@ def _wallet_move(
     )
     now = connection.ops.adapt_datetimefield_value(timezone.now())
     needed, ceiling = held - balance, CREDITS_MAX - max(balance, 0)
-    # A RawQuerySet runs the statement once, on first iteration, and converts the row to a Wallet.
-    return next(iter(Wallet.objects.raw(sql, [balance, held, now, key, needed, ceiling])), None)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [balance, held, now, key, needed, ceiling])
+        row = cursor.fetchone()
+    return None if row is None else instance_from_row(Wallet, Wallet._meta.concrete_fields, row)
 
 
 # --- credits in and staff corrections ----------------------------------------
