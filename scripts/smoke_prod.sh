@@ -307,8 +307,6 @@ expect 200 "GET /admin/login/"
 grep -q 'static/admin/css/base.css' "$WORK/body" || fail "the admin login page does not link its CSS"
 call GET "$A/api/schema/"
 expect 200 "GET /api/schema/"
-call GET "$B/bench/bare"
-expect 404 "the benchmarks' bare view is not a production URL"
 
 # --- log out on A: the refresh token is dead on B too -----------------------------------
 step "log out on A; the refresh token is refused on B and on A"
