@@ -1,4 +1,6 @@
-"""core.db.rows: plain statements that store and load rows as the ORM does (SQLite and PostgreSQL)."""
+"""core.db.rows: plain statements that store and load rows as the ORM does (SQLite and PostgreSQL).
+
+Here rather than in core/tests: it stores the apps' models, which core may not import."""
 
 from decimal import Decimal
 
