@@ -35,7 +35,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import aiohttp
 import anyio
 import httpx2
 import openai
@@ -61,7 +60,6 @@ _FAILURES: tuple[type[BaseException], ...] = (
     httpx2.StreamError,
     anyio.EndOfStream,
     anyio.BrokenResourceError,
-    aiohttp.ClientError,
     ssl.SSLError,
     OSError,
     json.JSONDecodeError,
@@ -91,8 +89,7 @@ class ClientConfig:
             base_url=self.base_url,
             timeout=self.timeout,
             max_retries=self.max_retries,
-            # aiohttp's transport: its parser is C, where httpx's is Python run for every chunk.
-            http_client=openai.DefaultAioHttpClient(limits=POOL_LIMITS),
+            http_client=openai.DefaultAsyncHttpxClient(limits=POOL_LIMITS),
         )
 
 
@@ -124,23 +121,6 @@ async def aclose_clients() -> None:
         await client.close()
 
 
-def _timed_out(exc: BaseException) -> bool:
-    """Whether the upstream was too slow, rather than unreachable or cut off.
-
-    aiohttp's transport reports a refused or dropped connection as httpx's
-    ``ConnectTimeout`` (its map of exceptions), so aiohttp's own exception, down
-    the chain, decides.
-    """
-    chain = [exc]
-    while chain[-1].__cause__ is not None:
-        chain.append(chain[-1].__cause__)
-    if any(isinstance(link, TimeoutError) for link in chain):  # aiohttp's timeouts are TimeoutErrors
-        return True
-    if any(isinstance(link, aiohttp.ClientError) for link in chain):
-        return False
-    return isinstance(exc, (openai.APITimeoutError, httpx2.TimeoutException))
-
-
 def _unavailable(exc: BaseException, *, midstream: bool) -> LLMUnavailable:
     """A client-safe :class:`LLMUnavailable` for an upstream failure; the detail goes to the log."""
     logger.warning("LLM upstream failed %s: %r", "mid-stream" if midstream else "before the stream", exc)
@@ -152,7 +132,7 @@ def _unavailable(exc: BaseException, *, midstream: bool) -> LLMUnavailable:
             # Overloaded or rate-limited upstream: a temporary condition, say so.
             status_code=503 if status in (429, 503) else 502,
         )
-    if _timed_out(exc):
+    if isinstance(exc, (openai.APITimeoutError, httpx2.TimeoutException)):
         return LLMUnavailable(
             "The language model service did not answer in time.", details={"reason": "timeout"}
         )

@@ -539,19 +539,6 @@ def test_fake_is_configurable_over_http_from_its_own_process():
             process.wait(timeout=10)
 
 
-async def test_the_upstream_is_read_through_aiohttp(openai_settings):
-    """aiohttp's HTTP parser is C. Its map of exceptions calls a refused or cut connection a
-    timeout, which the provider corrects (test_unreachable_server_raises_unavailable and
-    test_failure_mid_stream_raises_after_the_deltas_already_received)."""
-    from openai._vendor.httpx_aiohttp.transport import AiohttpTransport
-
-    from chats.llm import get_client
-
-    openai_settings.configure(chunks=["through", " aiohttp"])
-    assert isinstance(get_client()._client._transport, AiohttpTransport)
-    assert await collect(await start()) == ["through", " aiohttp"]
-
-
 @pytest.mark.parametrize("piece", [1, 7, 10_000])
 async def test_events_are_read_from_the_bytes_however_split_with_either_line_ending(piece):
     """The stream splits the body into events itself: an event may come in many network reads,
