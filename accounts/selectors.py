@@ -3,11 +3,10 @@
 import hmac
 
 from django.core.exceptions import ValidationError
-from django.db import connection
 from django.db.models import QuerySet
 
 from accounts.models import ApiKey, User, api_key_digest, login_key
-from core.db.rows import instance_from_row
+from core.db.rows import columns, fetch_one, instance_from_row, table
 from core.errors import NotFound
 
 
@@ -45,9 +44,9 @@ def api_key_by_secret(secret: str) -> ApiKey | None:
     """
     digest = api_key_digest(secret)
     keys, users = ApiKey._meta.concrete_fields, User._meta.concrete_fields
-    row = _one_row(
-        f"SELECT {_columns('k', keys)}, {_columns('u', users)} FROM {_table(ApiKey)} k"
-        f" JOIN {_table(User)} u ON u.id = k.user_id WHERE k.digest = %s",
+    row = fetch_one(
+        f"SELECT {columns(keys, 'k')}, {columns(users, 'u')} FROM {table(ApiKey)} k"
+        f" JOIN {table(User)} u ON u.id = k.user_id WHERE k.digest = %s",
         [digest],
     )
     if row is None:
@@ -71,19 +70,5 @@ def user_by_id(user_id) -> User | None:
     except ValidationError:
         return None
     users = User._meta.concrete_fields
-    row = _one_row(f"SELECT {_columns('u', users)} FROM {_table(User)} u WHERE u.id = %s", [pk])
+    row = fetch_one(f"SELECT {columns(users)} FROM {table(User)} WHERE id = %s", [pk])
     return None if row is None else instance_from_row(User, users, row)
-
-
-def _table(model) -> str:
-    return connection.ops.quote_name(model._meta.db_table)
-
-
-def _columns(alias: str, fields) -> str:
-    return ", ".join(f"{alias}.{connection.ops.quote_name(field.column)}" for field in fields)
-
-
-def _one_row(sql: str, params: list) -> tuple | None:
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.fetchone()

@@ -11,7 +11,7 @@ from django.db.models.functions import Cast, Coalesce
 
 from chats.llm import BYTES_PER_TOKEN, MESSAGE_OVERHEAD_TOKENS, ChatMessage, estimate_message_tokens
 from chats.models import Category, ChatSession, Message, UsageRecord
-from core.db.rows import instance_from_row
+from core.db.rows import columns, fetch_one, instance_from_row, table
 from core.errors import NotFound, ValidationFailed
 from wallets.models import Hold
 
@@ -28,14 +28,8 @@ def category_active(*, slug: str) -> Category | None:
     """The active category named ``slug`` (a ``/v1/`` model), or None: every ``/v1/`` request reads
     it, in one plain statement (compiling the queryset costs several times the statement)."""
     fields = Category._meta.concrete_fields
-    columns = ", ".join(connection.ops.quote_name(field.column) for field in fields)
-    sql = (
-        f"SELECT {columns} FROM {connection.ops.quote_name(Category._meta.db_table)}"
-        " WHERE slug = %s AND is_active = %s"
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [slug, True])
-        row = cursor.fetchone()
+    sql = f"SELECT {columns(fields)} FROM {table(Category)} WHERE slug = %s AND is_active = %s"
+    row = fetch_one(sql, [slug, True])
     return None if row is None else instance_from_row(Category, fields, row)
 
 
@@ -157,19 +151,11 @@ def session_get(*, user, session_id) -> ChatSession:
 
 def _session_with_category(*, session_id, user_id) -> ChatSession | None:
     sessions, categories = (model._meta.concrete_fields for model in (ChatSession, Category))
-    quote = connection.ops.quote_name
-    columns = ", ".join(
-        [f"s.{quote(field.column)}" for field in sessions]
-        + [f"c.{quote(field.column)}" for field in categories]
-    )
     sql = (
-        f"SELECT {columns} FROM {quote(ChatSession._meta.db_table)} s"
-        f" JOIN {quote(Category._meta.db_table)} c ON c.id = s.category_id WHERE s.id = %s AND s.user_id = %s"
+        f"SELECT {columns(sessions, 's')}, {columns(categories, 'c')} FROM {table(ChatSession)} s"
+        f" JOIN {table(Category)} c ON c.id = s.category_id WHERE s.id = %s AND s.user_id = %s"
     )
-    session_pk = ChatSession._meta.pk.get_db_prep_value(session_id, connection)
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [session_pk, user_id])
-        row = cursor.fetchone()
+    row = fetch_one(sql, [ChatSession._meta.pk.get_db_prep_value(session_id, connection), user_id])
     if row is None:
         return None
     session = instance_from_row(ChatSession, sessions, row[: len(sessions)])
@@ -272,7 +258,7 @@ def _branch_from_leaf(*, session_id, leaf_id: UUID | None, budget_tokens: int) -
     """``(id, role, status, content)`` from the leaf up, while the messages so far fit the budget
     (and the first that does not), by a recursive query; the cost is ``estimate_message_tokens`` in
     SQL, with the bytes of the text as each database counts them."""
-    table = connection.ops.quote_name(Message._meta.db_table)
+    messages = table(Message)
     text_bytes = (
         "octet_length(m.content)" if connection.vendor == "postgresql" else "length(CAST(m.content AS BLOB))"
     )
@@ -284,8 +270,8 @@ def _branch_from_leaf(*, session_id, leaf_id: UUID | None, budget_tokens: int) -
     if leaf_id is None:  # the newest message that nothing answers or continues
         leaf, leaf_params = (
             (
-                f"(SELECT l.id FROM {table} l WHERE l.session_id = %s"
-                f" AND NOT EXISTS (SELECT 1 FROM {table} c WHERE c.parent_id = l.id)"
+                f"(SELECT l.id FROM {messages} l WHERE l.session_id = %s"
+                f" AND NOT EXISTS (SELECT 1 FROM {messages} c WHERE c.parent_id = l.id)"
                 " ORDER BY l.created_at DESC, l.id DESC LIMIT 1)"
             ),
             [session_pk],
@@ -295,10 +281,10 @@ def _branch_from_leaf(*, session_id, leaf_id: UUID | None, budget_tokens: int) -
     sql = (
         f"WITH RECURSIVE branch (id, parent_id, role, status, content, used, depth) AS ("
         f" SELECT m.id, m.parent_id, m.role, m.status, m.content, {cost}, 0"
-        f" FROM {table} m WHERE m.session_id = %s AND m.id = {leaf}"
+        f" FROM {messages} m WHERE m.session_id = %s AND m.id = {leaf}"
         f" UNION ALL"
         f" SELECT m.id, m.parent_id, m.role, m.status, m.content, b.used + {cost}, b.depth + 1"
-        f" FROM {table} m JOIN branch b ON m.id = b.parent_id"
+        f" FROM {messages} m JOIN branch b ON m.id = b.parent_id"
         f" WHERE b.used <= %s AND b.depth < %s"
         f") SELECT id, role, status, content FROM branch ORDER BY depth"
     )

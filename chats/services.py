@@ -25,7 +25,7 @@ from chats.errors import ModelNotFound, ReplyPending
 from chats.llm import ChatMessage, Usage, estimate_prompt_tokens, estimate_usage
 from chats.models import Category, ChatSession, Message, UsageRecord
 from chats.pricing import prompt_tokens_upper_bound, reply_cost
-from core.db.rows import insert, instance_from_row
+from core.db.rows import columns, fetch_one, insert, instance_from_row, table
 from core.errors import NotFound, ValidationFailed
 from wallets import selectors as wallet_selectors
 from wallets import services as wallet_services
@@ -291,11 +291,10 @@ def _reply_reserve(
 def _session_touch(*, session_id, new_messages: int, title: str = "") -> bool:
     """Count ``new_messages`` and stamp the session's activity (and its ``title``, if one is given);
     False if the session is gone."""
-    quote = connection.ops.quote_name
     now = connection.ops.adapt_datetimefield_value(timezone.now())
     retitle = ", title = %s" if title else ""
     sql = (
-        f"UPDATE {quote(ChatSession._meta.db_table)} SET last_message_at = %s, updated_at = %s,"
+        f"UPDATE {table(ChatSession)} SET last_message_at = %s, updated_at = %s,"
         f" message_count = message_count + %s{retitle} WHERE id = %s"
     )
     session_pk = ChatSession._meta.pk.get_db_prep_value(session_id, connection)
@@ -371,9 +370,6 @@ def reply_finish(*, plan: ReplyPlan, content: str, usage: Usage | None, status: 
     return ReplyResult(message=message, usage=usage, cost=cost, balance=wallet.balance)
 
 
-_MESSAGE_COLUMNS = ", ".join(field.column for field in Message._meta.concrete_fields)
-
-
 def _reply_claim(*, reply_id: UUID, content: str, status: str, usage: Usage, cost: int) -> Message | None:
     """Store a pending reply's outcome, if it is still pending: the stored row, or None.
 
@@ -384,17 +380,15 @@ def _reply_claim(*, reply_id: UUID, content: str, status: str, usage: Usage, cos
     key takes a KEY SHARE lock on it at commit while holding the wallet row
     this settlement needs, does not wait for it.
     """
-    table = connection.ops.quote_name(Message._meta.db_table)
+    fields = Message._meta.concrete_fields
     sql = (
-        f"UPDATE {table} SET content = %s, status = %s, prompt_tokens = %s, completion_tokens = %s,"
-        f" cost = %s WHERE id = %s AND status = %s RETURNING {_MESSAGE_COLUMNS}"
+        f"UPDATE {table(Message)} SET content = %s, status = %s, prompt_tokens = %s,"
+        f" completion_tokens = %s, cost = %s WHERE id = %s AND status = %s RETURNING {columns(fields)}"
     )
     reply_pk = Message._meta.pk.get_db_prep_value(reply_id, connection)
     values = [content, status, usage.prompt_tokens, usage.completion_tokens, cost]
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [*values, reply_pk, Message.Status.PENDING])
-        row = cursor.fetchone()
-    return None if row is None else instance_from_row(Message, Message._meta.concrete_fields, row)
+    row = fetch_one(sql, [*values, reply_pk, Message.Status.PENDING])
+    return None if row is None else instance_from_row(Message, fields, row)
 
 
 def _lease_end():

@@ -41,7 +41,7 @@ from django.db import IntegrityError, connection, transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
-from core.db.rows import insert, instance_from_row
+from core.db.rows import columns, fetch_one, insert, instance_from_row, table
 from core.errors import ValidationFailed
 from wallets import selectors
 from wallets.errors import HoldNotFound, IdempotencyKeyReused, InsufficientFunds, InvalidCode, SpendCapReached
@@ -279,9 +279,6 @@ def _hold_claim(*, hold_id: UUID | str, cost: int | None) -> tuple[int, int, int
         return cursor.fetchone()
 
 
-_WALLET_COLUMNS = ", ".join(field.column for field in Wallet._meta.concrete_fields)
-
-
 def _wallet_move(
     *, wallet_id: int | None = None, user_id: int | None = None, balance: int = 0, held: int = 0
 ) -> Wallet | None:
@@ -298,18 +295,16 @@ def _wallet_move(
     bounds are computed here from amounts already checked to be in range.
     """
     column, key = ("id", wallet_id) if wallet_id is not None else ("user_id", user_id)
-    wallet_table = connection.ops.quote_name(Wallet._meta.db_table)
+    fields = Wallet._meta.concrete_fields
     sql = (
-        f"UPDATE {wallet_table} SET balance = balance + %s, held = held + %s, updated_at = %s"
+        f"UPDATE {table(Wallet)} SET balance = balance + %s, held = held + %s, updated_at = %s"
         f" WHERE {column} = %s AND balance - held >= %s AND balance <= %s"
-        f" RETURNING {_WALLET_COLUMNS}"
+        f" RETURNING {columns(fields)}"
     )
     now = connection.ops.adapt_datetimefield_value(timezone.now())
     needed, ceiling = held - balance, CREDITS_MAX - max(balance, 0)
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [balance, held, now, key, needed, ceiling])
-        row = cursor.fetchone()
-    return None if row is None else instance_from_row(Wallet, Wallet._meta.concrete_fields, row)
+    row = fetch_one(sql, [balance, held, now, key, needed, ceiling])
+    return None if row is None else instance_from_row(Wallet, fields, row)
 
 
 # --- credits in and staff corrections ----------------------------------------

@@ -13,6 +13,24 @@ from django.db import connection
 from django.db.models import Field, Model
 
 
+def table(model: type[Model]) -> str:
+    """``model``'s table, quoted for the database."""
+    return connection.ops.quote_name(model._meta.db_table)
+
+
+def columns(fields: Sequence[Field], alias: str = "") -> str:
+    """The columns of ``fields``, quoted, comma-separated, each prefixed with ``alias.`` if given."""
+    prefix = f"{alias}." if alias else ""
+    return ", ".join(prefix + connection.ops.quote_name(field.column) for field in fields)
+
+
+def fetch_one(sql: str, params: Sequence) -> tuple | None:
+    """The first row that ``sql`` returns, or None."""
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchone()
+
+
 def instance_from_row(model: type[Model], fields: list[Field], values) -> Model:
     """``model``'s instance, as loaded from the database, from the values of ``fields``' columns."""
     converted = []
@@ -36,12 +54,8 @@ def insert(instances: Sequence[Model]) -> None:
     if any(instance.pk is None for instance in instances):
         raise ValueError(f"insert() needs {model.__name__}'s primary keys set: use bulk_create().")
     fields = model._meta.concrete_fields
-    quote = connection.ops.quote_name
     row = "(" + ", ".join(["%s"] * len(fields)) + ")"
-    sql = (
-        f"INSERT INTO {quote(model._meta.db_table)} ({', '.join(quote(field.column) for field in fields)})"
-        f" VALUES {', '.join([row] * len(instances))}"
-    )
+    sql = f"INSERT INTO {table(model)} ({columns(fields)}) VALUES {', '.join([row] * len(instances))}"
     values = [
         field.get_db_prep_save(field.pre_save(instance, add=True), connection)
         for instance in instances
