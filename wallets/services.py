@@ -265,18 +265,15 @@ def _uuid(hold_id: UUID | str) -> UUID:
 
 def _hold_claim(*, hold_id: UUID | str, cost: int | None) -> tuple[int, int, int] | None:
     """Close an open hold: ``(wallet_id, amount, charged)``, or None if it was not open."""
-    hold_table = connection.ops.quote_name(Hold._meta.db_table)
     sql = (
-        f"UPDATE {hold_table} SET status = %s, closed_at = %s,"
+        f"UPDATE {table(Hold)} SET status = %s, closed_at = %s,"
         " charged = CASE WHEN amount < %s THEN amount ELSE %s END"
         " WHERE id = %s AND status = %s RETURNING wallet_id, amount, charged"
     )
     status = Hold.Status.RELEASED if cost is None else Hold.Status.SETTLED
     now = connection.ops.adapt_datetimefield_value(timezone.now())
     hold_pk = Hold._meta.pk.get_db_prep_value(_uuid(hold_id), connection)
-    with connection.cursor() as cursor:
-        cursor.execute(sql, [status, now, cost or 0, cost or 0, hold_pk, Hold.Status.OPEN])
-        return cursor.fetchone()
+    return fetch_one(sql, [status, now, cost or 0, cost or 0, hold_pk, Hold.Status.OPEN])
 
 
 def _wallet_move(
