@@ -16,6 +16,8 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import connection
 
+from core.loops import PerLoop
+
 logger = logging.getLogger(__name__)
 
 Renew = Callable[[list], None]
@@ -27,24 +29,19 @@ class _Heartbeat:
         self.task: asyncio.Task | None = None
 
 
-_heartbeats: dict[asyncio.AbstractEventLoop, _Heartbeat] = {}
+_heartbeats = PerLoop(_Heartbeat)
 
 
 def keep(renew: Renew, key: Hashable) -> None:
     """Renew ``key`` with ``renew([keys…])`` while it is kept (call in a coroutine)."""
-    loop = asyncio.get_running_loop()
-    for closed in [other for other in _heartbeats if other.is_closed()]:
-        del _heartbeats[closed]
-    heartbeat = _heartbeats.setdefault(loop, _Heartbeat())
+    heartbeat = _heartbeats.get()
     heartbeat.held[renew].add(key)
     if heartbeat.task is None or heartbeat.task.done():
-        heartbeat.task = loop.create_task(_beat(heartbeat))
+        heartbeat.task = asyncio.get_running_loop().create_task(_beat(heartbeat))
 
 
 def release(renew: Renew, key: Hashable) -> None:
-    heartbeat = _heartbeats.get(asyncio.get_running_loop())
-    if heartbeat is not None:
-        heartbeat.held[renew].discard(key)
+    _heartbeats.get().held[renew].discard(key)
 
 
 def _renew_in_thread(renew: Renew, keys: list) -> None:

@@ -28,6 +28,8 @@ from typing import Any
 
 from django.conf import settings
 
+from core.loops import PerLoop
+
 logger = logging.getLogger(__name__)
 
 TERMINAL = frozenset({"done", "error"})
@@ -68,23 +70,20 @@ class _Store:
 
     def __init__(self) -> None:
         self.local: dict[str, _LocalLog] = {}
-        self._redis: dict[asyncio.AbstractEventLoop, Any] = {}
+        self._redis = PerLoop(_new_redis_client)
 
     def redis(self):
         """The asyncio Redis client of the running loop (its connections belong to that loop)."""
-        if not settings.REDIS_URL:
-            return None
-        import redis.asyncio as aioredis
+        return self._redis.get() if settings.REDIS_URL else None
 
-        loop = asyncio.get_running_loop()
-        for closed in [other for other in self._redis if other.is_closed()]:
-            del self._redis[closed]
-        if loop not in self._redis:
-            # Reads block up to READ_BLOCK_MS: the socket must wait longer than that.
-            self._redis[loop] = aioredis.Redis.from_url(
-                settings.REDIS_URL, max_connections=4096, socket_timeout=READ_BLOCK_MS / 1000 + 5
-            )
-        return self._redis[loop]
+
+def _new_redis_client():
+    import redis.asyncio as aioredis
+
+    # Reads block up to READ_BLOCK_MS: the socket must wait longer than that.
+    return aioredis.Redis.from_url(
+        settings.REDIS_URL, max_connections=4096, socket_timeout=READ_BLOCK_MS / 1000 + 5
+    )
 
 
 _store = _Store()

@@ -12,7 +12,7 @@ and settles the rest (:func:`replies_shutdown`).
 import asyncio
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -24,6 +24,7 @@ from chats.replies import Delta, Failed, Finished, ReplyOutcome, StopSignal, rep
 from chats.reply_slots import reply_slot_give_back, reply_slots_renew
 from chats.serializers import MessageSerializer
 from core.asgi import outliving_the_request
+from core.loops import PerLoop
 
 logger = logging.getLogger(__name__)
 
@@ -36,28 +37,32 @@ class _Running:
     stop: StopSignal
 
 
-_running: dict[str, _Running] = {}
-_listeners: dict[asyncio.AbstractEventLoop, asyncio.Task] = {}
+@dataclass
+class _Worker:
+    """The reply runtime of one event loop, that is of one server.
 
-
-class _Shutdown:
-    """When the worker's event loop was asked to stop (SIGTERM), and which loop.
-
-    Per loop, because a process may run several servers one after the other
-    (a test run does): one server's shutdown must not refuse the next one's
-    replies.
+    A process may run several servers, one after another or side by side (a
+    test run does): one server's shutdown, and its grace timer, stop its own
+    replies only, and its successor on the same loop starts with a clean slate.
     """
 
-    asked_at: float | None = None
-    loop: asyncio.AbstractEventLoop | None = None
+    loop: asyncio.AbstractEventLoop = field(default_factory=asyncio.get_running_loop)
+    running: dict[str, _Running] = field(default_factory=dict)
+    stop_listener: asyncio.Task | None = None
+    shutdown_asked_at: float | None = None
+    grace_timer: asyncio.TimerHandle | None = None
+
+    def stop_all(self) -> None:
+        for running in list(self.running.values()):
+            running.stop.set()
 
 
-shutdown = _Shutdown()
+_workers = PerLoop(_Worker)
 
 
 def shutting_down() -> bool:
     """Whether this worker (the running loop) takes no new replies."""
-    return shutdown.loop is asyncio.get_running_loop()
+    return _workers.get().shutdown_asked_at is not None
 
 
 # --- rendering: a reply's outcomes as the events a client reads ----------------------
@@ -107,9 +112,10 @@ def reply_start(plan: services.ReplyPlan) -> asyncio.Task:
     reply_log.open_log(reply_id)
     stop = StopSignal()
     task = asyncio.create_task(_run(plan, stop), context=outliving_the_request())
-    _running[reply_id] = _Running(task, stop)
-    task.add_done_callback(lambda _: _running.pop(reply_id, None))
-    _listen_for_stops()
+    worker = _workers.get()
+    worker.running[reply_id] = _Running(task, stop)
+    task.add_done_callback(lambda _: worker.running.pop(reply_id, None))
+    _listen_for_stops(worker)
     return task
 
 
@@ -140,26 +146,31 @@ async def _run(plan: services.ReplyPlan, stop: StopSignal) -> ReplyOutcome | Non
 
 async def reply_stop(reply_id: Any) -> bool:
     """Ask a running reply to stop, on whichever worker runs it; False if no worker can be told."""
-    running = _running.get(str(reply_id))
-    if running is not None:
-        running.stop.set()
+    reply_id = str(reply_id)
+    for loop, worker in _workers.items():
+        running = worker.running.get(reply_id)
+        if running is None:
+            continue
+        if loop is asyncio.get_running_loop():
+            running.stop.set()
+        else:  # the signal's callbacks touch the reply's task: they run on the reply's own loop
+            loop.call_soon_threadsafe(running.stop.set)
         return True
     redis = reply_log.redis_client()
     if redis is None:  # one worker without Redis: a reply not running here runs nowhere
         return False
-    await redis.publish(STOP_CHANNEL, str(reply_id))
+    await redis.publish(STOP_CHANNEL, reply_id)
     return True
 
 
-def _listen_for_stops() -> None:
-    """One subscriber per worker (per event loop) to the stop channel, started with its first reply."""
-    loop = asyncio.get_running_loop()
-    if reply_log.redis_client() is None or (loop in _listeners and not _listeners[loop].done()):
+def _listen_for_stops(worker: _Worker) -> None:
+    """One subscriber per worker to the stop channel, started with its first reply."""
+    if reply_log.redis_client() is None or (worker.stop_listener and not worker.stop_listener.done()):
         return
-    _listeners[loop] = asyncio.create_task(_stops())
+    worker.stop_listener = asyncio.create_task(_stops(worker))
 
 
-async def _stops() -> None:
+async def _stops(worker: _Worker) -> None:
     pubsub = reply_log.redis_client().pubsub()
     try:
         await pubsub.subscribe(STOP_CHANNEL)
@@ -167,7 +178,7 @@ async def _stops() -> None:
             if message["type"] != "message":
                 continue
             reply_id = message["data"].decode() if isinstance(message["data"], bytes) else message["data"]
-            running = _running.get(reply_id)
+            running = worker.running.get(reply_id)
             if running is not None:
                 running.stop.set()
     except Exception:
@@ -180,34 +191,36 @@ async def _stops() -> None:
 
 
 def replies_startup() -> None:
-    """A server starts on this process: it takes replies (until it is asked to stop)."""
-    shutdown.asked_at = shutdown.loop = None
+    """A server starts on this loop: it takes replies, and a grace timer left by the loop's
+    previous server is cancelled before it can stop the new server's replies."""
+    worker = _workers.get()
+    if worker.grace_timer is not None:
+        worker.grace_timer.cancel()
+    worker.shutdown_asked_at = worker.grace_timer = None
 
 
 def shutdown_asked() -> None:
     """The worker was asked to stop (SIGTERM): take no new replies, and stop the running ones when
     the grace is over, even while their readers keep the server's connections open."""
-    if not shutting_down():
-        shutdown.asked_at, shutdown.loop = time.monotonic(), asyncio.get_running_loop()
-        shutdown.loop.call_later(settings.REPLY_SHUTDOWN_GRACE, _stop_all)
-
-
-def _stop_all() -> None:
-    for running in list(_running.values()):
-        running.stop.set()
+    worker = _workers.get()
+    if worker.shutdown_asked_at is None:
+        worker.shutdown_asked_at = time.monotonic()
+        worker.grace_timer = worker.loop.call_later(settings.REPLY_SHUTDOWN_GRACE, worker.stop_all)
 
 
 async def replies_shutdown() -> None:
-    """Let running replies finish within the grace (counted from SIGTERM), then stop and settle the rest."""
+    """Let this worker's replies finish within the grace (counted from SIGTERM), then stop and
+    settle the rest; replies running on other loops of the process are not this worker's."""
     shutdown_asked()
-    tasks = [running.task for running in _running.values()]
+    worker = _workers.get()
+    tasks = [running.task for running in worker.running.values()]
     if tasks:
-        grace = settings.REPLY_SHUTDOWN_GRACE - (time.monotonic() - shutdown.asked_at)
+        grace = settings.REPLY_SHUTDOWN_GRACE - (time.monotonic() - worker.shutdown_asked_at)
         _, pending = await asyncio.wait(tasks, timeout=max(grace, 0))
-        _stop_all()
+        worker.stop_all()
         if pending:
             logger.warning("Stopping %d reply(ies) still running after the shutdown grace", len(pending))
             await asyncio.wait(pending, timeout=settings.LLM_TIMEOUT)
-    for listener in _listeners.values():
-        listener.cancel()
+    if worker.stop_listener is not None:
+        worker.stop_listener.cancel()
     await aclose_clients()  # the upstream's connections, closed rather than dropped

@@ -15,9 +15,13 @@ with exit_on_setting_error():  # a bad setting: one line naming it, and uvicorn 
 
 from chats.reply_runner import replies_shutdown, replies_startup, shutdown_asked
 
-# SIGTERM: running replies may finish for REPLY_SHUTDOWN_GRACE, then are stopped and settled.
+# What answers each request. Without a lifespan of its own: a server (or a test's in-process
+# client) that runs only this never touches the reply runtime's state.
+http_application = RequestBodyLimit(django_application)
+
+# The worker: SIGTERM lets running replies finish for REPLY_SHUTDOWN_GRACE, then stops and settles them.
 application = Lifespan(
-    RequestBodyLimit(django_application),
+    http_application,
     on_startup=replies_startup,
     on_signal=shutdown_asked,
     on_shutdown=replies_shutdown,

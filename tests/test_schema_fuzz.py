@@ -1,6 +1,6 @@
 """Schemathesis against the project's own OpenAPI schema: no 5xx, and every answer is the documented one.
 
-The schema is fetched from ``/api/schema/`` of the real ASGI application (``config.asgi.application``)
+The schema is fetched from ``/api/schema/`` of the real ASGI application (``config.asgi.http_application``)
 when this module is collected, so each operation is its own test id (``test_api[POST /auth/login]``).
 Requests go to the same application in-process through Schemathesis's ASGI transport; the views run
 in other threads, hence ``transaction=True`` (rows must be committed for them to see).
@@ -34,7 +34,7 @@ from schemathesis import checks
 
 from chats.models import Category, ChatSession
 from chats.tests.fake_openai import FakeOpenAI
-from config.asgi import application
+from config.asgi import http_application
 from conftest import PASSWORD
 from wallets.services import wallet_adjust, wallet_get_or_create
 
@@ -42,9 +42,13 @@ MAX_EXAMPLES = 25
 MESSAGES = "/api/sessions/{id}/messages/"
 COMPONENT = "#/components/schemas/"
 
+# Schemathesis runs an application's lifespan on one event loop that lives for the whole test
+# process, and shuts it down after every test: the worker's lifespan (which stops replies when the
+# worker stops) is not a fuzz target, so it gets the application without one.
+#
 # `testserver` is added to ALLOWED_HOSTS only once the test session starts; the schema is loaded
 # during collection, so it is fetched as `localhost` (in the default ALLOWED_HOSTS).
-schema = schemathesis.openapi.from_asgi("/api/schema/", application, headers={"Host": "localhost"})
+schema = schemathesis.openapi.from_asgi("/api/schema/", http_application, headers={"Host": "localhost"})
 
 # The bearer token of the current test's user (a new user each test: transactional tests flush).
 _current_token: list[str] = []

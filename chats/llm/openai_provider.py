@@ -30,7 +30,6 @@ import contextlib
 import json
 import logging
 import ssl
-import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -39,6 +38,8 @@ import anyio
 import httpx2
 import openai
 from django.conf import settings
+
+from core.loops import PerLoop
 
 from .base import ChatMessage, LLMProvider, LLMStream, LLMUnavailable, Usage
 
@@ -93,31 +94,22 @@ class ClientConfig:
         )
 
 
-# Clients by event loop, then by configuration. Under uvicorn there is one
-# loop; a test run opens many, and a closed loop's clients are dropped (their
-# sockets belonged to that loop and went with it).
-_clients: dict[asyncio.AbstractEventLoop, dict[ClientConfig, openai.AsyncOpenAI]] = {}
-_clients_lock = threading.Lock()
+# Clients by event loop (their sockets belong to it), then by configuration.
+_clients: PerLoop[dict[ClientConfig, openai.AsyncOpenAI]] = PerLoop(dict)
 
 
 def get_client() -> openai.AsyncOpenAI:
     """The ``AsyncOpenAI`` client for the running loop and the current settings (call it in a coroutine)."""
-    loop = asyncio.get_running_loop()
     config = ClientConfig.from_settings()
-    with _clients_lock:
-        for closed in [other for other in _clients if other.is_closed()]:
-            del _clients[closed]
-        clients = _clients.setdefault(loop, {})
-        if config not in clients:
-            clients[config] = config.build()
-        return clients[config]
+    clients = _clients.get()
+    if config not in clients:
+        clients[config] = config.build()
+    return clients[config]
 
 
 async def aclose_clients() -> None:
     """Close and forget the running loop's clients (a test's loop, or a worker shutting down)."""
-    with _clients_lock:
-        clients = _clients.pop(asyncio.get_running_loop(), {})
-    for client in clients.values():
+    for client in (_clients.pop() or {}).values():
         await client.close()
 
 
