@@ -2,12 +2,11 @@
 
 import pytest
 from django.core.cache import cache
-from django.db import connection, connections
+from django.db import connections
 from model_bakery import baker
 from rest_framework.test import APIClient
-from rest_framework_simplejwt.tokens import RefreshToken
 
-PASSWORD = "correct-horse-battery-staple"
+from tests.helpers.clients import PASSWORD, bearer_client
 
 
 def pytest_report_header(config):
@@ -105,12 +104,6 @@ def api_client():
     return APIClient()
 
 
-def bearer_client(user) -> APIClient:
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {RefreshToken.for_user(user).access_token}")
-    return client
-
-
 @pytest.fixture
 def auth_client(user):
     return bearer_client(user)
@@ -119,12 +112,6 @@ def auth_client(user):
 @pytest.fixture
 def other_client(other_user):
     return bearer_client(other_user)
-
-
-requires_postgres = pytest.mark.skipif(
-    connection.vendor != "postgresql",
-    reason="needs PostgreSQL (set DATABASE_URL=postgres://...) for real row locks and concurrency",
-)
 
 
 @pytest.fixture
@@ -151,30 +138,3 @@ def live_asgi_url(transactional_db):
     server.should_exit = True
     thread.join(timeout=10)
     sock.close()
-
-
-def in_parallel(call, callers: int = 8) -> list:
-    """Run ``call(i)`` in ``callers`` threads released together; results or exceptions, in order.
-
-    Each thread hands its database connection back when done, as a request's does.
-    """
-    import threading
-
-    barrier = threading.Barrier(callers)
-    outcomes: list = [None] * callers
-
-    def run(index: int) -> None:
-        try:
-            barrier.wait(timeout=10)
-            outcomes[index] = call(index)
-        except Exception as exc:
-            outcomes[index] = exc
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(callers)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    return outcomes

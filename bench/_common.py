@@ -248,7 +248,7 @@ class Process:
 
 
 class FakeUpstream(Process):
-    """``python -m chats.tests.fake_openai`` on uvloop, answering with ``chunks``; ``base_url``."""
+    """``python -m tests.fakes.openai_upstream`` on uvloop, answering with ``chunks``; ``base_url``."""
 
     def __init__(
         self, chunks: list[str], *, chunk_delay: float, first_chunk_delay: float | None = None
@@ -260,7 +260,7 @@ class FakeUpstream(Process):
             "chunk_delay": chunk_delay,
             "first_chunk_delay": chunk_delay if first_chunk_delay is None else first_chunk_delay,
         }
-        command = [PYTHON, "-m", "chats.tests.fake_openai", f"--port={port}", "--uvloop"]
+        command = [PYTHON, "-m", "tests.fakes.openai_upstream", f"--port={port}", "--uvloop"]
         super().__init__(command, f"http://127.0.0.1:{port}/fake/stats", cwd=ROOT)
 
     def __enter__(self) -> FakeUpstream:

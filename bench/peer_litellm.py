@@ -5,7 +5,7 @@
     .venv/bin/python bench/peer_litellm.py --runs 3 --variant /work/wt-other   # + another tree
 
 Processes, so that no two share a GIL: the fake upstream
-(``python -m chats.tests.fake_openai``: 20 word-sized chunks, 2 ms apart);
+(``python -m tests.fakes.openai_upstream``: 20 word-sized chunks, 2 ms apart);
 Parley (``uvicorn config.asgi:application``, one worker, PostgreSQL, DEBUG
 off, ``LLM_PROVIDER=openai`` at the fake); the LiteLLM proxy (its own
 virtualenv, ``--litellm``, one worker, one ``model_list`` entry: the fake as an

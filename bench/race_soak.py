@@ -11,7 +11,7 @@ and created afresh, then migrated; after a pass it is dropped again, after a
 failure it is kept with the logs, as with ``--keep``). Processes, so that no
 two share a GIL:
 
-* the fake OpenAI upstream (``chats.tests.fake_openai.FakeOpenAI``) in a
+* the fake OpenAI upstream (``tests.fakes.openai_upstream.FakeOpenAI``) in a
   process of its own, choosing **per request** how to answer from a marker in
   the last message (``[soak:normal]``, ``[soak:fail-before:503]``,
   ``[soak:mid-abort:3]``, ``[soak:mid-error:4]``): see :func:`serve_fake`;
@@ -161,7 +161,7 @@ def serve_fake() -> None:
     its last message (the handler's task carries it through ``_respond``).
     """
     sys.path.insert(0, str(ROOT))
-    from chats.tests.fake_openai import FakeOpenAI, Scenario
+    from tests.fakes.openai_upstream import FakeOpenAI, Scenario
 
     class SelectingFake(FakeOpenAI):
         @property

@@ -5,7 +5,7 @@
 
 PostgreSQL (``--database-url``, dropped and created afresh) and Redis
 (``--redis-url``, flushed before and after), the fake upstream
-(``python -m chats.tests.fake_openai``, 20 chunks) in its own process, Parley
+(``python -m tests.fakes.openai_upstream``, 20 chunks) in its own process, Parley
 under uvicorn, production settings.
 
 (a) Memory per running reply, one worker, the fake sending a chunk every

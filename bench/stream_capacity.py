@@ -3,7 +3,7 @@
 
     .venv/bin/python bench/stream_capacity.py [--streams 1000] [--opening 32] [--chunk-delay 2]
 
-The fake upstream (``python -m chats.tests.fake_openai``) answers slowly
+The fake upstream (``python -m tests.fakes.openai_upstream``) answers slowly
 (20 chunks, ``--chunk-delay`` seconds apart: a reply lasts ~40 s, so every
 stream is still open when the last one starts); Parley runs under uvicorn,
 ONE worker, PostgreSQL (``--database-url``, dropped and created afresh); this

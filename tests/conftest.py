@@ -2,7 +2,7 @@
 
 import pytest
 
-from accounts.tests.google_idp import WEB_CLIENT_ID, GoogleIdentityPlatform
+from tests.fakes.google_idp import WEB_CLIENT_ID, GoogleIdentityPlatform
 
 
 @pytest.fixture(scope="module")

@@ -29,10 +29,10 @@ from rest_framework_simplejwt.tokens import RefreshToken
 
 from accounts.models import ApiKey, User
 from accounts.services import api_key_create, users_deactivate
-from accounts.tests.google_idp import GoogleIdentityPlatform
 from chats.models import ChatSession, Message
-from conftest import PASSWORD, bearer_client
-from core.tests.asserts import assert_error
+from tests.fakes.google_idp import GoogleIdentityPlatform
+from tests.helpers.asserts import assert_error
+from tests.helpers.clients import PASSWORD, bearer_client
 from wallets.models import Hold, LedgerEntry, Wallet
 from wallets.services import code_batch_create, wallet_top_up
 

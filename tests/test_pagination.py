@@ -11,7 +11,7 @@ import pytest
 from model_bakery import baker
 
 from chats.models import ChatSession
-from core.tests.asserts import assert_error
+from tests.helpers.asserts import assert_error
 
 pytestmark = pytest.mark.django_db
 

@@ -33,9 +33,9 @@ from rest_framework_simplejwt.tokens import RefreshToken
 from schemathesis import checks
 
 from chats.models import Category, ChatSession
-from chats.tests.fake_openai import FakeOpenAI
 from config.asgi import http_application
-from conftest import PASSWORD
+from tests.fakes.openai_upstream import FakeOpenAI
+from tests.helpers.clients import PASSWORD
 from wallets.services import wallet_adjust, wallet_get_or_create
 
 MAX_EXAMPLES = 25

@@ -7,8 +7,8 @@ from rest_framework.test import APIClient
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from accounts.models import User
-from conftest import PASSWORD
-from core.tests.asserts import assert_error
+from tests.helpers.asserts import assert_error
+from tests.helpers.clients import PASSWORD
 
 pytestmark = pytest.mark.django_db
 

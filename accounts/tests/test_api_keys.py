@@ -11,10 +11,11 @@ from rest_framework.test import APIClient
 from accounts import services
 from accounts.errors import ApiKeyLimitReached
 from accounts.models import ApiKey, api_key_digest
-from conftest import bearer_client, in_parallel, requires_postgres
 from core.errors import NotFound, ValidationFailed
-from core.tests.asserts import assert_error
-from core.tests.test_settings import run
+from tests.helpers.asserts import assert_error
+from tests.helpers.clients import bearer_client
+from tests.helpers.concurrency import in_parallel, requires_postgres
+from tests.helpers.processes import run
 
 pytestmark = pytest.mark.django_db
 

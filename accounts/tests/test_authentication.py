@@ -10,7 +10,7 @@ from rest_framework_simplejwt.tokens import RefreshToken
 from accounts import services
 from accounts.authentication import ApiKeyAuthentication, ApiKeyNotValid
 from accounts.models import ApiKey, api_key_secret_new
-from core.tests.asserts import assert_error
+from tests.helpers.asserts import assert_error
 
 pytestmark = [pytest.mark.django_db, pytest.mark.urls("accounts.tests.urls")]
 

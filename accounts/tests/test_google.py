@@ -9,15 +9,15 @@ from allauth.socialaccount.models import SocialAccount
 
 from accounts.google import _login_id_candidates, google_certs
 from accounts.models import User
-from accounts.tests.google_idp import (
+from tests.fakes.google_idp import (
     ANDROID_CLIENT_ID,
     GOOGLE_CACHE_CONTROL,
     WEB_CLIENT_ID,
     GoogleIdentityPlatform,
     SigningKey,
 )
-from conftest import PASSWORD
-from core.tests.asserts import assert_error
+from tests.helpers.asserts import assert_error
+from tests.helpers.clients import PASSWORD
 
 pytestmark = pytest.mark.django_db
 

@@ -13,8 +13,9 @@ from rest_framework_simplejwt.tokens import RefreshToken
 from accounts import services
 from accounts.google import google_user_get_or_create
 from accounts.models import User
-from conftest import PASSWORD, requires_postgres
 from core.errors import Conflict, InvalidCredentials, TokenNotValid, ValidationFailed
+from tests.helpers.clients import PASSWORD
+from tests.helpers.concurrency import requires_postgres
 
 pytestmark = pytest.mark.django_db
 

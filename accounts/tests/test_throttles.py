@@ -4,8 +4,8 @@ import json
 
 import pytest
 
-from conftest import PASSWORD, bearer_client
-from core.tests.asserts import assert_error
+from tests.helpers.asserts import assert_error
+from tests.helpers.clients import PASSWORD, bearer_client
 
 pytestmark = pytest.mark.django_db
 

@@ -3,7 +3,7 @@
 import pytest
 from django.test import override_settings
 
-from chats.tests.fake_openai import FakeOpenAI
+from tests.fakes.openai_upstream import FakeOpenAI
 
 
 @pytest.fixture(scope="session")

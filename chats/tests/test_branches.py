@@ -15,7 +15,8 @@ from rest_framework_simplejwt.tokens import RefreshToken
 
 from accounts.models import User
 from chats.models import ChatSession, Message
-from chats.tests.test_stream import assert_books_balance, sse_events
+from tests.helpers.money import assert_books_balance
+from tests.helpers.streams import sse_events
 from wallets.models import LedgerEntry
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -17,7 +17,8 @@ from rest_framework_simplejwt.tokens import RefreshToken
 
 from chats import services
 from chats.models import ChatSession, Message
-from chats.tests.test_stream import assert_books_balance, post_stream
+from tests.helpers.money import assert_books_balance
+from tests.helpers.streams import post_stream
 from wallets.models import Hold, LedgerEntry, Wallet
 from wallets.services import wallet_hold, wallet_settle
 

@@ -14,8 +14,8 @@ from rest_framework_simplejwt.tokens import RefreshToken
 
 from chats import exports, selectors
 from chats.models import Category, ChatSession, Message
-from conftest import requires_postgres
-from core.tests.asserts import assert_error
+from tests.helpers.asserts import assert_error
+from tests.helpers.concurrency import requires_postgres
 
 pytestmark = pytest.mark.django_db
 

@@ -27,7 +27,7 @@ from chats.llm import (
     get_provider,
     openai_provider,
 )
-from chats.tests.fake_openai import FakeOpenAI
+from tests.fakes.openai_upstream import FakeOpenAI
 
 PROMPT = [
     ChatMessage(role="system", content="Be brief."),
@@ -515,7 +515,7 @@ def test_fake_starts_and_stops_on_its_own_port():
 
 def test_fake_is_configurable_over_http_from_its_own_process():
     """How a benchmark runs it: a separate process, scenario set through /fake/ endpoints."""
-    command = [sys.executable, "-m", "chats.tests.fake_openai", "--port", "0", "--chunks", "3"]
+    command = [sys.executable, "-m", "tests.fakes.openai_upstream", "--port", "0", "--chunks", "3"]
     with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as process:
         try:
             base_url = process.stdout.readline().split()[-1]

@@ -12,9 +12,9 @@ from rest_framework_simplejwt.tokens import RefreshToken
 
 from chats.models import ChatSession, Message
 from chats.reply_runner import replies_startup, shutdown_asked
-from chats.tests.test_resume import read_events
-from chats.tests.test_stream import assert_books_balance, settled_reply
 from config.asgi import application, http_application
+from tests.helpers.money import assert_books_balance
+from tests.helpers.streams import read_events, settled_reply
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -4,7 +4,6 @@ resume after a dropped connection, stop, the concurrency limit, events that have
 The same scenarios across two workers on Redis are in ``test_resume_workers.py``.
 """
 
-import json
 import threading
 import time
 
@@ -14,7 +13,8 @@ from model_bakery import baker
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from chats.models import ChatSession, Message
-from chats.tests.test_stream import assert_books_balance, expected_cost, settled_reply
+from tests.helpers.money import assert_books_balance, expected_cost
+from tests.helpers.streams import events_url, read_events, resume, settled_reply, start_reply
 from wallets.models import Hold, Wallet
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -30,51 +30,6 @@ def session(user, general_category):
 @pytest.fixture
 def headers(user):
     return {"Authorization": f"Bearer {RefreshToken.for_user(user).access_token}"}
-
-
-def read_events(lines, *, stop_after_deltas: int | None = None) -> list[dict]:
-    """SSE events as ``{id, event, data}`` from a response or its lines; at most ``stop_after_deltas``."""
-    if isinstance(lines, httpx.Response):
-        lines = lines.iter_lines()
-    events, current, deltas = [], {}, 0
-    for line in lines:
-        if not line:
-            if current:
-                events.append(current)
-                if current["event"] == "delta":
-                    deltas += 1
-                    if stop_after_deltas is not None and deltas >= stop_after_deltas:
-                        break
-            current = {}
-            continue
-        field, _, value = line.partition(": ")
-        current[field] = json.loads(value) if field == "data" else int(value) if field == "id" else value
-    return events
-
-
-def start_reply(base, session, headers, *, deltas: int) -> list[dict]:
-    """POST a message, read ``deltas`` deltas, then drop the connection."""
-    with (
-        httpx.Client(timeout=10) as client,
-        client.stream(
-            "POST", f"{base}/api/sessions/{session.id}/messages/", json={"content": "Hi"}, headers=headers
-        ) as response,
-    ):
-        assert response.status_code == 200
-        return read_events(response, stop_after_deltas=deltas)
-
-
-def events_url(base, session, message_id) -> str:
-    return f"{base}/api/sessions/{session.id}/messages/{message_id}/events/"
-
-
-def resume(base, session, message_id, headers, **params) -> list[dict]:
-    with (
-        httpx.Client(timeout=20) as client,
-        client.stream("GET", events_url(base, session, message_id), headers=headers, **params) as response,
-    ):
-        assert response.status_code == 200, response.read()
-        return read_events(response)
 
 
 def test_a_dropped_reader_resumes_with_last_event_id_and_gets_every_missed_event_once(

@@ -28,9 +28,9 @@ from model_bakery import baker
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from chats.models import ChatSession, Message
-from chats.tests.test_resume import events_url, read_events, resume, start_reply
-from chats.tests.test_stream import assert_books_balance, expected_cost, settled_reply
-from conftest import requires_postgres
+from tests.helpers.concurrency import requires_postgres
+from tests.helpers.money import assert_books_balance, expected_cost
+from tests.helpers.streams import events_url, read_events, resume, settled_reply, start_reply
 from wallets.models import Hold, Wallet
 
 REDIS_DB = 13  # this file's own database, flushed before and after each test

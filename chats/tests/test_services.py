@@ -15,8 +15,8 @@ from chats import services
 from chats.llm import ChatMessage, Usage, estimate_prompt_tokens
 from chats.models import Category, ChatSession, Message
 from chats.pricing import reply_cost
-from conftest import requires_postgres
 from core.errors import NotFound, ValidationFailed
+from tests.helpers.concurrency import requires_postgres
 from wallets.errors import InsufficientFunds
 from wallets.models import Hold, Wallet
 from wallets.services import wallet_adjust

@@ -13,7 +13,7 @@ from accounts.services import api_key_create
 from chats import services
 from chats.llm import ChatMessage
 from chats.models import ChatSession, Message, UsageRecord
-from conftest import in_parallel, requires_postgres
+from tests.helpers.concurrency import in_parallel, requires_postgres
 from wallets.errors import SpendCapReached
 from wallets.models import Hold, LedgerEntry, Wallet
 from wallets.selectors import spend_period_start

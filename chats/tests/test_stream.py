@@ -3,18 +3,17 @@
 Each scenario ends with the wallet audit passing and no hold left open.
 """
 
-import json
 import math
-import time
 
 import httpx
 import pytest
-from django.core.management import call_command
 from model_bakery import baker
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from chats.models import ChatSession, Message
-from wallets.models import Hold, LedgerEntry, Wallet
+from tests.helpers.money import assert_books_balance, expected_cost
+from tests.helpers.streams import post_stream, settled_reply
+from wallets.models import LedgerEntry, Wallet
 from wallets.services import wallet_adjust
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -28,53 +27,6 @@ def session(user, general_category):
 @pytest.fixture
 def headers(user):
     return {"Authorization": f"Bearer {RefreshToken.for_user(user).access_token}"}
-
-
-def sse_events(response: httpx.Response, stop_after_deltas: int | None = None) -> list[tuple[str, dict]]:
-    events, name, deltas = [], None, 0
-    for line in response.iter_lines():
-        if line.startswith("event: "):
-            name = line.removeprefix("event: ")
-        elif line.startswith("data: "):
-            events.append((name, json.loads(line.removeprefix("data: "))))
-            if name == "delta":
-                deltas += 1
-                if stop_after_deltas is not None and deltas >= stop_after_deltas:
-                    break
-    return events
-
-
-def post_stream(url, session, headers, content="Hello there", stop_after_deltas=None):
-    with (
-        httpx.Client(timeout=10) as client,
-        client.stream(
-            "POST", f"{url}/api/sessions/{session.id}/messages/", json={"content": content}, headers=headers
-        ) as response,
-    ):
-        assert response.status_code == 200, response.read()
-        assert response.headers["content-type"].startswith("text/event-stream")
-        assert response.headers["cache-control"] == "no-cache"
-        assert response.headers["x-accel-buffering"] == "no"
-        return sse_events(response, stop_after_deltas)
-
-
-def settled_reply(session, timeout: float = 5.0) -> Message:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        reply = Message.objects.filter(session=session, role="assistant").first()
-        if reply is not None and reply.status != Message.Status.PENDING:
-            return reply
-        time.sleep(0.02)
-    raise AssertionError("the reply was never settled")
-
-
-def assert_books_balance(user):
-    call_command("audit_wallets")
-    assert not Hold.objects.filter(wallet__user=user, status=Hold.Status.OPEN).exists()
-
-
-def expected_cost(prompt_tokens, completion_tokens, prompt_price=1, completion_price=2):
-    return math.ceil((prompt_tokens * prompt_price + completion_tokens * completion_price) / 1000)
 
 
 def test_reply_streams_and_charges_reported_usage(live_asgi_url, openai_settings, session, headers, user):

@@ -15,8 +15,8 @@ from rest_framework_simplejwt.tokens import RefreshToken
 
 from chats import services
 from chats.models import ChatSession, Message
-from conftest import requires_postgres
 from core.errors import NotFound
+from tests.helpers.concurrency import requires_postgres
 from wallets.models import Hold, Wallet
 
 

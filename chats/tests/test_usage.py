@@ -14,7 +14,7 @@ from accounts.services import api_key_create
 from chats import services
 from chats.llm import ChatMessage, Usage
 from chats.models import Category, ChatSession, Message, UsageRecord
-from core.tests.asserts import assert_error
+from tests.helpers.asserts import assert_error
 from wallets.models import LedgerEntry
 from wallets.services import wallet_top_up
 

@@ -18,8 +18,8 @@ from rest_framework_simplejwt.tokens import RefreshToken
 from accounts.models import User
 from chats.models import UsageRecord
 from chats.replies import release_connection
-from chats.tests.test_stream import assert_books_balance, expected_cost
-from conftest import in_parallel, requires_postgres
+from tests.helpers.concurrency import in_parallel, requires_postgres
+from tests.helpers.money import assert_books_balance, expected_cost
 from wallets.models import Hold, LedgerEntry, Wallet
 from wallets.services import wallet_adjust
 

@@ -5,7 +5,7 @@ import json
 import httpx
 import pytest
 
-from conftest import PASSWORD
+from tests.helpers.clients import PASSWORD
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -12,7 +12,7 @@ import pytest
 from django.db import connection
 
 from core.db.postgresql.base import _missing_message
-from core.tests.test_settings import run
+from tests.helpers.processes import run
 
 POOL_TIMEOUT = 30  # seconds: what the old failure took to show; the answers below come before it
 

@@ -5,7 +5,7 @@ import json
 import pytest
 from rest_framework.test import APIClient
 
-from core.tests.asserts import assert_error
+from tests.helpers.asserts import assert_error
 
 pytestmark = pytest.mark.django_db
 

@@ -13,8 +13,8 @@ from django.utils.deprecation import MiddlewareMixin
 from rest_framework.response import Response
 from rest_framework_simplejwt.tokens import AccessToken
 
-from conftest import PASSWORD
 from core.apps import request_start_without_database_hooks
+from tests.helpers.clients import PASSWORD
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

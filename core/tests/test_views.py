@@ -3,7 +3,7 @@
 import pytest
 from django.db import OperationalError, connection
 
-from core.tests.asserts import assert_error
+from tests.helpers.asserts import assert_error
 
 ACCOUNT_PATHS = [
     "/auth/register",

@@ -18,7 +18,7 @@ import pytest
 from model_bakery import baker
 
 from chats.models import ChatSession, Message
-from conftest import PASSWORD
+from tests.helpers.clients import PASSWORD
 from wallets.models import LedgerEntry, Wallet
 
 from .chromium import skip_browser_tests, unavailable_reason

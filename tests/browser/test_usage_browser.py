@@ -17,8 +17,8 @@ from django.utils import timezone
 from model_bakery import baker
 
 from chats.models import Category
-from chats.tests.test_admin_usage import at, reply, request
-from conftest import PASSWORD
+from tests.helpers.clients import PASSWORD
+from tests.helpers.usage_rows import at, reply, request
 
 from .chromium import skip_browser_tests, unavailable_reason
 from .test_admin_browser import admin_login

@@ -8,9 +8,9 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 from django.test import Client
 
+from tests.helpers.money import reserve
 from wallets import services
 from wallets.models import CREDITS_MAX, CodeBatch, LedgerEntry, RedemptionCode, Wallet
-from wallets.tests.conftest import reserve
 
 pytestmark = pytest.mark.django_db
 

@@ -4,11 +4,11 @@ import pytest
 from django.core.management import call_command
 from django.urls import resolve, reverse
 
-from conftest import bearer_client
-from core.tests.asserts import assert_error
+from tests.helpers.asserts import assert_error
+from tests.helpers.clients import bearer_client
+from tests.helpers.money import reserve
 from wallets import services
 from wallets.models import LedgerEntry, Wallet
-from wallets.tests.conftest import reserve
 from wallets.views import WalletViewSet
 
 pytestmark = pytest.mark.django_db

@@ -5,9 +5,9 @@ import pytest
 from django.core.management import call_command, load_command_class
 from django.core.management.base import CommandError
 
+from tests.helpers.money import age_hold, reserve
 from wallets import services
 from wallets.models import CREDITS_MAX, CodeBatch, LedgerEntry, RedemptionCode, Wallet
-from wallets.tests.conftest import age_hold, reserve
 
 pytestmark = pytest.mark.django_db
 

@@ -12,12 +12,12 @@ import pytest
 from django.core.management import call_command
 from rest_framework_simplejwt.tokens import RefreshToken
 
-from conftest import in_parallel, requires_postgres
+from tests.helpers.concurrency import in_parallel, requires_postgres
+from tests.helpers.money import reserve
 from wallets import services
 from wallets.errors import InsufficientFunds, InvalidCode
 from wallets.models import Hold, LedgerEntry, RedemptionCode, Wallet
 from wallets.selectors import wallets_audit
-from wallets.tests.conftest import reserve
 
 pytestmark = [requires_postgres, pytest.mark.django_db(transaction=True)]
 

@@ -5,9 +5,9 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, ProtectedError
 
 from accounts.models import User
+from tests.helpers.money import reserve
 from wallets.models import Hold, LedgerEntry, Wallet
 from wallets.services import bonus_key, wallet_settle, wallet_top_up
-from wallets.tests.conftest import reserve
 
 pytestmark = pytest.mark.django_db
 

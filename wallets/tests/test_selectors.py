@@ -1,9 +1,9 @@
 import pytest
 
+from tests.helpers.money import reserve
 from wallets import services
 from wallets.models import Wallet
 from wallets.selectors import wallet_for_user
-from wallets.tests.conftest import reserve
 
 pytestmark = pytest.mark.django_db
 

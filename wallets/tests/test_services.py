@@ -12,11 +12,11 @@ from django.utils import timezone
 from accounts.models import User
 from accounts.services import user_register
 from core.errors import Conflict, ValidationFailed
+from tests.helpers.money import reserve
 from wallets import services
 from wallets.errors import HoldNotFound, IdempotencyKeyReused, InsufficientFunds, InvalidCode
 from wallets.models import CREDITS_MAX, CodeBatch, Hold, LedgerEntry, RedemptionCode, Wallet
 from wallets.selectors import wallets_audit
-from wallets.tests.conftest import reserve
 
 pytestmark = pytest.mark.django_db
 

@@ -16,7 +16,7 @@ benchmark can use it too, in-process::
 or as its own process (so that it does not share a GIL with what is being
 measured), configured over HTTP::
 
-    python -m chats.tests.fake_openai --port 8100 --chunks 50 --chunk-delay 0.02
+    python -m tests.fakes.openai_upstream --port 8100 --chunks 50 --chunk-delay 0.02
     curl -X POST localhost:8100/fake/scenario -d '{"reply": "Hi", "first_chunk_delay": 0.1}'
     curl localhost:8100/fake/stats
 

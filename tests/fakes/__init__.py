@@ -1,0 +1,1 @@
+"""Stand-ins for the services Parley talks to, real servers on loopback: tests and benchmarks import them."""

@@ -1,0 +1,4 @@
+"""What several test modules share: assertions, stream readers, money checks, subprocesses.
+
+Tests import these, never each other.
+"""
