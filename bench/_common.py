@@ -1,4 +1,5 @@
-"""Shared plumbing of the benchmarks: numbers, the machine, processes, the database, HTTP clients.
+"""Shared plumbing of the benchmarks: numbers, the machine, processes, the database, HTTP clients
+(their server-sent events are read by ``_sse``).
 
 Nothing here imports Django or the project: the load generators are plain
 asyncio + httpx, and Parley runs in subprocesses (``uvicorn``, ``manage.py``)
@@ -22,7 +23,7 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -374,31 +375,6 @@ def seed_tokens(env: dict[str, str], count: int, prefix: str) -> list[str]:
         text=True,
     )
     return done.stdout.split()
-
-
-async def sse_events(response: httpx.Response) -> AsyncIterator[tuple[str, bytes]]:
-    """``(event name, data)`` for each server-sent event of ``response``, as it arrives."""
-    async for _, name, data in sse_frames(response):
-        yield name, data
-
-
-async def sse_frames(response: httpx.Response) -> AsyncIterator[tuple[str | None, str, bytes]]:
-    """``(id, event name, data)`` for each server-sent event of ``response``; id None when absent."""
-    buffer = b""
-    async for chunk in response.aiter_bytes():
-        buffer += chunk.replace(b"\r\n", b"\n")
-        while (end := buffer.find(b"\n\n")) >= 0:
-            block, buffer = buffer[:end], buffer[end + 2 :]
-            event_id, name, data = None, "message", []
-            for line in block.split(b"\n"):
-                if line.startswith(b"event:"):
-                    name = line[6:].strip().decode()
-                elif line.startswith(b"data:"):
-                    data.append(line[5:].removeprefix(b" "))
-                elif line.startswith(b"id:"):
-                    event_id = line[3:].strip().decode()
-            if data:
-                yield event_id, name, b"\n".join(data)
 
 
 def write_json(path: Path | None, figures: Any) -> None:

@@ -80,9 +80,9 @@ def main() -> None:
     from rest_framework_simplejwt.tokens import RefreshToken
 
     from accounts.models import User
-    from chats import selectors
+    from chats.conversations.selectors import sessions_for_export
+    from chats.conversations.serializers import MessageSerializer, SessionExportSerializer
     from chats.models import Category, ChatSession, Message
-    from chats.serializers import MessageSerializer, SessionExportSerializer
 
     try:
         call_command("migrate", verbosity=0)
@@ -114,7 +114,7 @@ def main() -> None:
             return sum(len(piece) for piece in response.streaming_content)
 
         def stock(user) -> int:
-            sessions = selectors.sessions_for_export(user=user).prefetch_related("messages")
+            sessions = sessions_for_export(user=user).prefetch_related("messages")
             return len(JSONRenderer().render(SessionExportSerializer(sessions, many=True).data))
 
         def dumps_list(user) -> int:

@@ -66,9 +66,9 @@ from _common import (
     reset_database,
     seed_tokens,
     server_env,
-    sse_events,
     write_json,
 )
+from _sse import sse_events
 
 DEFAULT_DATABASE = "postgres://postgres@127.0.0.1:5432/parley_bench_peer"
 LITELLM = Path("/work/peer/litellm-venv/bin/litellm")

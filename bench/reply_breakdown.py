@@ -51,8 +51,8 @@ from _common import (
     reset_database,
     seed_tokens,
     server_env,
-    sse_events,
 )
+from _sse import sse_events
 
 DEFAULT_DATABASE = "postgres://postgres@127.0.0.1:5432/parley_bench_breakdown"
 QUESTION = "Could you explain, briefly, how a streamed reply gets from the model to my screen?"

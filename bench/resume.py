@@ -59,9 +59,9 @@ from _common import (
     reset_database,
     seed_tokens,
     server_env,
-    sse_frames,
     write_json,
 )
+from _sse import sse_frames
 
 DEFAULT_DATABASE = "postgres://postgres@127.0.0.1:5432/parley_bench_resume"
 DEFAULT_REDIS = "redis://127.0.0.1:6379/12"

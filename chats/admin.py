@@ -3,8 +3,8 @@ from functools import partial
 from django.contrib import admin
 from django.urls import path
 
-from chats.admin_usage import usage_view
 from chats.models import Category, ChatSession, Message, UsageRecord
+from chats.usage.admin import usage_view
 
 
 @admin.register(Category)

@@ -1,35 +1,37 @@
+"""``/api/``: conversations, the replies within them, and usage."""
+
 from django.urls import path, register_converter
 from rest_framework.routers import SimpleRouter
 
-from chats import streaming, views
+from chats.conversations import views as conversations
+from chats.replies import views as replies
+from chats.usage.views import UsageView
 from core.converters import UUIDAnyCaseConverter
 
 register_converter(UUIDAnyCaseConverter, "uuid_any_case")
 
 router = SimpleRouter()
-router.register("categories", views.CategoryViewSet, basename="category")
-router.register("sessions", views.SessionViewSet, basename="session")
+router.register("categories", conversations.CategoryViewSet, basename="category")
+router.register("sessions", conversations.SessionViewSet, basename="session")
 
 urlpatterns = [
-    path(
-        "sessions/<uuid_any_case:pk>/messages/", streaming.session_messages_endpoint, name="session-messages"
-    ),
+    path("sessions/<uuid_any_case:pk>/messages/", replies.session_messages_endpoint, name="session-messages"),
     path(
         "sessions/<uuid_any_case:pk>/messages/<uuid_any_case:message_id>/events/",
-        streaming.reply_events_endpoint,
+        replies.reply_events_endpoint,
         name="reply-events",
     ),
     path(
         "sessions/<uuid_any_case:pk>/messages/<uuid_any_case:message_id>/stop/",
-        streaming.reply_stop_endpoint,
+        replies.reply_stop_endpoint,
         name="reply-stop",
     ),
     path(
         "sessions/<uuid_any_case:pk>/messages/<uuid_any_case:message_id>/regenerate/",
-        streaming.reply_regenerate_endpoint,
+        replies.reply_regenerate_endpoint,
         name="reply-regenerate",
     ),
-    path("export/", views.AccountExportView.as_view(), name="account-export"),
-    path("usage/", views.UsageView.as_view(), name="usage"),
+    path("export/", conversations.AccountExportView.as_view(), name="account-export"),
+    path("usage/", UsageView.as_view(), name="usage"),
     *router.urls,
 ]

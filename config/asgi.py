@@ -13,7 +13,7 @@ with exit_on_setting_error():  # a bad setting: one line naming it, and uvicorn 
     django.setup(set_prefix=False)  # as django.core.asgi.get_asgi_application, with our handler
     django_application = ASGIHandler()
 
-from chats.reply_runner import replies_shutdown, replies_startup, shutdown_asked
+from chats.replies.runner import replies_shutdown, replies_startup, shutdown_asked
 
 # What answers each request. Without a lifespan of its own: a server (or a test's in-process
 # client) that runs only this never touches the reply runtime's state.

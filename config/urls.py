@@ -14,7 +14,7 @@ urlpatterns = [
     path("api/", include("accounts.keys_urls")),
     path("api/", include("wallets.urls")),
     path("api/", include("chats.urls")),
-    path("v1/", include("chats.v1_urls")),
+    path("v1/", include("chats.v1.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
 ]

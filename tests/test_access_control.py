@@ -33,8 +33,9 @@ from chats.models import ChatSession, Message
 from tests.fakes.google_idp import GoogleIdentityPlatform
 from tests.helpers.asserts import assert_error
 from tests.helpers.clients import PASSWORD, bearer_client
+from wallets.codes import code_batch_create
 from wallets.models import Hold, LedgerEntry, Wallet
-from wallets.services import code_batch_create, wallet_top_up
+from wallets.services import wallet_top_up
 
 ALICE_TITLE = "alice-secret-title"
 ALICE_NOTES = "alice-secret-notes"

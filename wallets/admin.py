@@ -20,6 +20,7 @@ from django.utils.html import format_html
 
 from core.errors import DomainError
 from wallets import selectors, services
+from wallets.codes import code_batch_create, code_batch_void, code_digest
 from wallets.forms import CodeBatchForm, WalletAdjustForm
 from wallets.models import CodeBatch, Hold, LedgerEntry, RedemptionCode, Wallet
 
@@ -226,7 +227,7 @@ class CodeBatchAdmin(admin.ModelAdmin):
 
     @admin.action(description="Void the unredeemed codes of the selected batches", permissions=["void"])
     def void_unredeemed(self, request: HttpRequest, queryset) -> None:
-        voided = sum(services.code_batch_void(batch=batch, actor=request.user) for batch in queryset)
+        voided = sum(code_batch_void(batch=batch, actor=request.user) for batch in queryset)
         self.message_user(request, f"{voided} unredeemed code(s) voided.", messages.SUCCESS)
 
     def add_view(self, request: HttpRequest, form_url: str = "", extra_context=None) -> HttpResponse:
@@ -237,7 +238,7 @@ class CodeBatchAdmin(admin.ModelAdmin):
         batch, codes = None, []
         if request.method == "POST" and form.is_valid():
             try:
-                batch, codes = services.code_batch_create(**form.cleaned_data, actor=request.user)
+                batch, codes = code_batch_create(**form.cleaned_data, actor=request.user)
             except DomainError as exc:
                 form.add_service_error(exc)
             else:
@@ -267,7 +268,7 @@ class RedemptionCodeAdmin(ReadOnlyMixin, admin.ModelAdmin):
         """A code as a customer typed it finds its row, by digest: support can see why it was refused."""
         found, may_have_duplicates = super().get_search_results(request, queryset, search_term)
         if search_term.strip():
-            found = found | queryset.filter(digest=services.code_digest(search_term))
+            found = found | queryset.filter(digest=code_digest(search_term))
         return found, may_have_duplicates
 
     @admin.display(description="digest")

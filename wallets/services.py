@@ -1,4 +1,4 @@
-"""Every write to a wallet.
+"""Every write to a wallet; the redemption codes that pay into it are in ``wallets.codes``.
 
 Locking style: one conditional ``UPDATE`` of the wallet row that returns the
 row it changed (``... SET held = held + x WHERE balance - held >= x
@@ -10,8 +10,8 @@ only from its ``UPDATE`` to the commit: the ``UPDATE``, at most one ledger
 ``INSERT``, and ``COMMIT``.
 
 Transactions: the outermost money operations (top-up, refund, adjust, and
-redeeming, making and voiding codes) are ``atomic(durable=True)`` so nobody
-nests them by accident.
+``wallets.codes``' redeeming, making and voiding of codes) are
+``atomic(durable=True)`` so nobody nests them by accident.
 ``wallet_get_or_create`` runs inside the user's creation (the ``post_save``
 receiver), ``wallet_hold`` inside the chats app's transaction that stores the
 question and the pending reply, and ``wallet_settle``/``wallet_release``
@@ -20,7 +20,7 @@ inside its transaction with the finished reply, so those four are not durable.
 Amounts: whole credits from 1 (or -1 for an adjustment) up to
 ``CREDITS_MAX``, the range of the money columns; a credit that would take a
 balance past it is refused too. Both are ``ValidationFailed``, never a
-database error.
+database error (the checks are in ``wallets.validation``, shared with the codes).
 
 Idempotency keys: a key given by a caller (an operator's ``--key``, the admin
 form's hidden key) is stored in the ``caller`` scope, the bonus's key in the
@@ -28,73 +28,26 @@ form's hidden key) is stored in the ``caller`` scope, the bonus's key in the
 will need, whatever its text.
 """
 
-import hashlib
-import secrets
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 from uuid import UUID, uuid4
 
 from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
 from core.db.rows import columns, fetch_one, insert, instance_from_row, table
 from core.errors import ValidationFailed
 from wallets import selectors
-from wallets.errors import HoldNotFound, IdempotencyKeyReused, InsufficientFunds, InvalidCode, SpendCapReached
-from wallets.models import CREDITS_MAX, CodeBatch, Hold, LedgerEntry, RedemptionCode, Wallet
-
-DESCRIPTION_MAX = LedgerEntry._meta.get_field("description").max_length
-KEY_MAX = LedgerEntry._meta.get_field("idempotency_key").max_length
+from wallets.errors import HoldNotFound, IdempotencyKeyReused, InsufficientFunds, SpendCapReached
+from wallets.models import CREDITS_MAX, Hold, LedgerEntry, Wallet
+from wallets.validation import DESCRIPTION_MAX, _key, _reason, _whole_credits
 
 
 def bonus_key(user_id: Any) -> str:
     """The bonus entry's key, in the ``system`` scope: a second bonus is a unique violation."""
     return f"bonus:{user_id}"
-
-
-# --- validation -------------------------------------------------------------
-
-
-def _whole_credits(value: Any, *, field: str = "amount", positive: bool = True, zero: bool = False) -> int:
-    """``value`` if it is a whole number of credits the money columns can hold.
-
-    ``positive``: greater than zero (or zero too, with ``zero``); otherwise
-    signed and not zero.
-    """
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ValidationFailed(details={field: ["Must be a whole number of credits."]})
-    if positive and zero and value < 0:
-        raise ValidationFailed(details={field: ["Must be zero or more."]})
-    if positive and not zero and value <= 0:
-        raise ValidationFailed(details={field: ["Must be greater than zero."]})
-    if not positive and value == 0:
-        raise ValidationFailed(details={field: ["Must not be zero."]})
-    if abs(value) > CREDITS_MAX:
-        raise ValidationFailed(details={field: [f"Must be at most {CREDITS_MAX} credits."]})
-    return value
-
-
-def _reason(reason: Any) -> str:
-    text = reason.strip() if isinstance(reason, str) else ""
-    if not text:
-        raise ValidationFailed(details={"reason": ["A reason is required."]})
-    if len(text) > DESCRIPTION_MAX:
-        raise ValidationFailed(details={"reason": [f"At most {DESCRIPTION_MAX} characters."]})
-    return text
-
-
-def _key(key: Any) -> str | None:
-    if key is None:
-        return None
-    if not isinstance(key, str) or not key.strip() or len(key) > KEY_MAX:
-        raise ValidationFailed(
-            details={"idempotency_key": [f"A non-empty string of at most {KEY_MAX} characters."]}
-        )
-    return key
 
 
 # --- creation and the bonus --------------------------------------------------
@@ -370,7 +323,11 @@ def _ledger_append(*, user, entry: _Entry) -> LedgerEntry:
 
 
 def _ledger_write(*, user, entry: _Entry, key_scope: str = LedgerEntry.KeyScope.CALLER) -> LedgerEntry:
-    """Move the wallet's balance and append its entry, inside the caller's transaction."""
+    """Move the wallet's balance and append its entry, inside the caller's transaction.
+
+    Private to the app rather than to this module: ``wallets.codes`` credits a
+    redemption through it, in its own transaction and with a ``system`` key.
+    """
     wallet, _ = wallet_get_or_create(user=user)
     moved = _wallet_move(wallet_id=wallet.pk, balance=entry.amount)
     if moved is None:
@@ -408,135 +365,3 @@ def _replay(*, user, entry: _Entry) -> LedgerEntry | None:
     if original.wallet.user_id != user.pk or original.kind != entry.kind or original.amount != entry.amount:
         raise IdempotencyKeyReused(details={"idempotency_key": ["Already used for a different operation."]})
     return original
-
-
-# --- redemption codes ----------------------------------------------------------
-#
-# A code is 16 characters of a 32-letter alphabet (80 bits from ``secrets``),
-# printed as four groups of four. Only its SHA-256 is stored: whoever reads the
-# database cannot redeem a code. A code is claimed by one conditional UPDATE of
-# its row, in the same durable transaction as the top-up it pays for, so of
-# any number of concurrent redemptions exactly one credits the wallet.
-
-#: No 0/O or 1/I: what is read off a card is what gets typed.
-CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
-CODE_GROUPS, CODE_GROUP_LENGTH = 4, 4
-CODE_BATCH_MAX = 10_000
-CODE_BATCH_NAME_MAX = CodeBatch._meta.get_field("name").max_length
-
-
-def redeem_key(code_id: int) -> str:
-    """The top-up's key, in the ``system`` scope: one code cannot pay twice, whatever else fails."""
-    return f"redeem:{code_id}"
-
-
-def code_normalise(code: str) -> str:
-    """What was typed, without spaces or dashes, in upper case: ``abcd-efgh …`` is ``ABCDEFGH…``."""
-    return "".join(char for char in code if not char.isspace() and char != "-").upper()
-
-
-def code_digest(code: str) -> str:
-    return hashlib.sha256(code_normalise(code).encode("utf-8", "surrogatepass")).hexdigest()
-
-
-def _code_new() -> str:
-    chars = "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_GROUPS * CODE_GROUP_LENGTH))
-    return "-".join(chars[i : i + CODE_GROUP_LENGTH] for i in range(0, len(chars), CODE_GROUP_LENGTH))
-
-
-def _batch_name(name: Any) -> str:
-    text = name.strip() if isinstance(name, str) else ""
-    if not text:
-        raise ValidationFailed(details={"name": ["A name is required."]})
-    if len(text) > CODE_BATCH_NAME_MAX:
-        raise ValidationFailed(details={"name": [f"At most {CODE_BATCH_NAME_MAX} characters."]})
-    return text
-
-
-def _batch_count(count: Any) -> int:
-    if isinstance(count, bool) or not isinstance(count, int) or not 1 <= count <= CODE_BATCH_MAX:
-        raise ValidationFailed(details={"count": [f"A whole number from 1 to {CODE_BATCH_MAX}."]})
-    return count
-
-
-def _batch_expiry(expires_at: Any) -> datetime | None:
-    if expires_at is None:
-        return None
-    if not isinstance(expires_at, datetime) or timezone.is_naive(expires_at):
-        raise ValidationFailed(details={"expires_at": ["A date and time with its time zone."]})
-    if expires_at <= timezone.now():
-        raise ValidationFailed(details={"expires_at": ["Must be in the future."]})
-    return expires_at
-
-
-def code_batch_create(
-    *, name: str, count: int, credits: int, expires_at: datetime | None = None, actor=None
-) -> tuple[CodeBatch, list[str]]:
-    """Make ``count`` codes worth ``credits`` each; the plain codes are returned here and never again.
-
-    ``actor`` is the staff member (None when an operator runs ``create_codes``).
-    """
-    name, count = _batch_name(name), _batch_count(count)
-    credits = _whole_credits(credits, field="credits")
-    expires_at = _batch_expiry(expires_at)
-    codes: dict[str, str] = {}
-    while len(codes) < count:  # a repeat within the batch is astronomically rare, but cheap to rule out
-        code = _code_new()
-        codes[code_digest(code)] = code
-    with transaction.atomic(durable=True):
-        batch = CodeBatch.objects.create(
-            name=name, credits=credits, count=count, expires_at=expires_at, created_by=actor
-        )
-        RedemptionCode.objects.bulk_create(
-            [RedemptionCode(batch=batch, digest=digest) for digest in codes], batch_size=1000
-        )
-    return batch, list(codes.values())
-
-
-def code_redeem(*, user, code: str) -> LedgerEntry:
-    """Credit the batch's credits to the user's wallet as a ``topup`` naming the batch; once per code.
-
-    Unknown, expired, voided and already redeemed codes all raise the same
-    ``InvalidCode``. The claim is one ``UPDATE`` whose conditions are all on
-    the code's own row (the batch's expiry in an ``EXISTS``, not a join, so
-    PostgreSQL re-checks them on the row a concurrent claim just changed):
-    the losers of a race update nothing.
-    """
-    if not isinstance(code, str):
-        raise InvalidCode()
-    digest, now = code_digest(code), timezone.now()
-    live_batch = CodeBatch.objects.filter(pk=OuterRef("batch_id")).filter(
-        Q(expires_at__isnull=True) | Q(expires_at__gt=now)
-    )
-    with transaction.atomic(durable=True):
-        claimed = (
-            RedemptionCode.objects.filter(digest=digest, redeemed_at__isnull=True, voided_at__isnull=True)
-            .filter(Exists(live_batch))
-            .update(redeemed_by=user, redeemed_at=now)
-        )
-        if claimed != 1:
-            raise InvalidCode()
-        redemption = RedemptionCode.objects.select_related("batch").get(digest=digest)
-        batch = redemption.batch
-        entry = _Entry(
-            LedgerEntry.Kind.TOPUP,
-            batch.credits,
-            f"Redemption code of batch {batch.name!r} (#{batch.pk})"[:DESCRIPTION_MAX],
-            redeem_key(redemption.pk),
-            None,
-        )
-        topup = _ledger_write(user=user, entry=entry, key_scope=LedgerEntry.KeyScope.SYSTEM)
-        RedemptionCode.objects.filter(pk=redemption.pk).update(entry=topup)
-    return topup
-
-
-def code_batch_void(*, batch: CodeBatch, actor) -> int:
-    """Void every code of ``batch`` not yet redeemed (or voided); how many were voided.
-
-    Redeemed codes keep their top-ups. A redemption racing the void either
-    claimed its code first (and is kept) or finds it voided.
-    """
-    with transaction.atomic(durable=True):
-        return RedemptionCode.objects.filter(
-            batch=batch, redeemed_at__isnull=True, voided_at__isnull=True
-        ).update(voided_at=timezone.now(), voided_by=actor)

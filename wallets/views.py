@@ -7,6 +7,7 @@ from rest_framework.response import Response
 
 from core.openapi import ErrorSerializer, error_responses
 from wallets import selectors, services
+from wallets.codes import code_redeem
 from wallets.serializers import (
     LedgerEntrySerializer,
     RedeemInputSerializer,
@@ -80,5 +81,5 @@ class WalletViewSet(viewsets.GenericViewSet):
         """Redeem a code: its credits are added to the caller's wallet, once."""
         data = RedeemInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        entry = services.code_redeem(user=request.user, code=data.validated_data["code"])
+        entry = code_redeem(user=request.user, code=data.validated_data["code"])
         return Response(RedeemResultSerializer({"balance": entry.balance_after}).data)

@@ -15,8 +15,9 @@ from django.utils import timezone
 from model_bakery import baker
 from rest_framework_simplejwt.tokens import RefreshToken
 
-from chats import services
 from chats.models import ChatSession, Message
+from chats.replies.services import reply_begin
+from chats.v1.services import completion_begin
 from tests.helpers.money import assert_books_balance
 from tests.helpers.streams import post_stream
 from wallets.models import Hold, LedgerEntry, Wallet
@@ -92,7 +93,7 @@ def test_release_stale_holds_refuses_negative_minutes(user):
 
 
 def test_a_reply_whose_lease_ran_out_is_closed_and_its_hold_released(session):
-    plan = services.reply_begin(user=session.user, session_id=session.id, content="hi")
+    plan = reply_begin(user=session.user, session_id=session.id, content="hi")
     Message.objects.filter(pk=plan.assistant_message_id).update(
         lease_expires_at=timezone.now() - timedelta(seconds=1)
     )
@@ -106,7 +107,7 @@ def test_a_reply_whose_lease_ran_out_is_closed_and_its_hold_released(session):
 
 
 def test_a_pending_reply_with_a_live_lease_is_left_alone_however_old(session):
-    plan = services.reply_begin(user=session.user, session_id=session.id, content="hi")
+    plan = reply_begin(user=session.user, session_id=session.id, content="hi")
     Message.objects.filter(pk=plan.assistant_message_id).update(
         created_at=timezone.now() - timedelta(hours=2)
     )
@@ -158,7 +159,7 @@ def test_a_v1_request_whose_lease_ran_out_is_closed_and_a_live_one_left_alone(us
 
     api_key, _ = api_key_create(user=user, name="script")
     begin = partial(
-        services.completion_begin,
+        completion_begin,
         user=user,
         api_key=api_key,
         model="general",

@@ -12,7 +12,8 @@ from django.utils import timezone
 from model_bakery import baker
 from rest_framework_simplejwt.tokens import RefreshToken
 
-from chats import exports, selectors
+from chats.conversations import exports
+from chats.conversations.selectors import messages_for_export, session_rows_for_user
 from chats.models import Category, ChatSession, Message
 from tests.helpers.asserts import assert_error
 from tests.helpers.concurrency import requires_postgres
@@ -409,7 +410,7 @@ def test_search_query_plan_uses_both_gin_indexes(user, other_user, general):
         cursor.execute("ANALYZE chats_message")
         cursor.execute("SET LOCAL enable_seqscan = off")
 
-    plan = selectors.session_rows_for_user(user=user, q="needle").explain()
+    plan = session_rows_for_user(user=user, q="needle").explain()
 
     assert "Bitmap Index Scan on chats_session_search" in plan, plan
     assert "Bitmap Index Scan on chats_message_search" in plan, plan
@@ -547,7 +548,7 @@ def test_export_skips_messages_of_a_session_it_did_not_list(user, general):
         created_at=listed_session.created_at - timedelta(seconds=1)
     )
     baker.make(Message, session=unlisted, content="not listed")
-    messages = selectors.messages_for_export(sessions=ChatSession.objects.filter(user=user))
+    messages = messages_for_export(sessions=ChatSession.objects.filter(user=user))
 
     document = json.loads("[" + "".join(exports._session_documents([listed_session], messages)) + "]")
 

@@ -6,9 +6,11 @@ import pytest
 from asgiref.sync import sync_to_async
 from model_bakery import baker
 
-from chats import replies, services
 from chats.llm import EchoProvider
 from chats.models import ChatSession, Message
+from chats.replies import outcomes
+from chats.replies.outcomes import Delta, release_connection, reply_outcomes
+from chats.replies.services import reply_begin
 from wallets.models import Hold, Wallet
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -42,14 +44,12 @@ def session(user, general_category):
 async def test_client_leaving_while_the_upstream_closes_still_settles_the_reply(session, monkeypatch):
     try:
         provider = SlowClosingEcho()
-        monkeypatch.setattr(replies, "get_provider", lambda: provider)
-        plan = await sync_to_async(services.reply_begin)(
-            user=session.user, session_id=session.id, content="hi"
-        )
+        monkeypatch.setattr(outcomes, "get_provider", lambda: provider)
+        plan = await sync_to_async(reply_begin)(user=session.user, session_id=session.id, content="hi")
         deltas = []
 
         async def client():
-            async for outcome in replies.reply_outcomes(plan):
+            async for outcome in reply_outcomes(plan):
                 deltas.append(outcome)
 
         task = asyncio.create_task(client())
@@ -60,7 +60,7 @@ async def test_client_leaving_while_the_upstream_closes_still_settles_the_reply(
 
         reply = await Message.objects.aget(pk=plan.assistant_message_id)
         assert reply.status == Message.Status.COMPLETE
-        assert reply.content == "".join(delta.content for delta in deltas if isinstance(delta, replies.Delta))
+        assert reply.content == "".join(delta.content for delta in deltas if isinstance(delta, Delta))
         assert reply.cost >= 1
         hold = await Hold.objects.aget(pk=plan.hold_id)
         assert hold.status == Hold.Status.SETTLED
@@ -68,4 +68,4 @@ async def test_client_leaving_while_the_upstream_closes_still_settles_the_reply(
         assert (wallet.balance, wallet.held) == (100 - reply.cost, 0)
     finally:
         # The ORM's async calls ran in asgiref's executor thread: close its connection.
-        await sync_to_async(replies.release_connection)()
+        await sync_to_async(release_connection)()

@@ -11,7 +11,7 @@ from model_bakery import baker
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from chats.models import ChatSession, Message
-from chats.reply_runner import replies_startup, shutdown_asked
+from chats.replies.runner import replies_startup, shutdown_asked
 from config.asgi import application, http_application
 from tests.helpers.money import assert_books_balance
 from tests.helpers.streams import read_events, settled_reply

@@ -1,6 +1,6 @@
 """The reads on every reply's path, as plain statements (on SQLite and on PostgreSQL):
-``selectors.session_get``, the session and its category as the ORM would build them, and
-``selectors.prompt_branch``, the branch a new message continues, read back only as far as the
+``session_get``, the session and its category as the ORM would build them, and
+``prompt_branch``, the branch a new message continues, read back only as far as the
 prompt's budget, in one recursive statement."""
 
 from datetime import timedelta
@@ -12,9 +12,11 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from model_bakery import baker
 
-from chats import selectors, services
+from chats.conversations.selectors import category_active, session_get
 from chats.llm import ChatMessage, estimate_message_tokens
 from chats.models import Category, ChatSession, Message
+from chats.replies.prompt import PromptBranch, _branch_from_leaf, prompt_branch
+from chats.replies.services import reply_begin, reply_finish
 from core.errors import NotFound
 
 START = timezone.now() - timedelta(days=1)
@@ -63,7 +65,7 @@ def test_the_budget_cuts_where_the_estimate_says_with_text_of_every_width(sessio
     texts = ["plain ascii", "é" * 9, "漢字かな" * 3, "🙂" * 5, "mixed é 漢 🙂 text", "last"]
     messages = chain(session, texts)
 
-    branch = selectors.prompt_branch(session=session, budget_tokens=budget)
+    branch = prompt_branch(session=session, budget_tokens=budget)
 
     assert contents(branch) == expected(messages, budget)
     assert branch.leaf_id == messages[-1].id
@@ -74,7 +76,7 @@ def test_failed_pending_and_empty_messages_are_left_out_and_walked_through(sessi
     messages = chain(session, ["q1", "broken", "q2", "", "q3", "a3"], statuses=statuses)
     Message.objects.filter(pk=messages[3].pk).update(status=Message.Status.COMPLETE)
 
-    branch = selectors.prompt_branch(session=session, budget_tokens=10_000)
+    branch = prompt_branch(session=session, budget_tokens=10_000)
 
     assert contents(branch) == ["q1", "q2", "q3", "a3"]
 
@@ -84,7 +86,7 @@ def test_by_default_the_newest_leaf_and_only_its_branch(session):
     chain(session, ["old question", "old answer"], parent=trunk[-1], start=2)
     newer = chain(session, ["new question", "new answer"], parent=trunk[-1], start=4)
 
-    branch = selectors.prompt_branch(session=session, budget_tokens=10_000)
+    branch = prompt_branch(session=session, budget_tokens=10_000)
 
     assert contents(branch) == ["q1", "a1", "new question", "new answer"]
     assert branch.leaf_id == newer[-1].id
@@ -93,7 +95,7 @@ def test_by_default_the_newest_leaf_and_only_its_branch(session):
 def test_from_a_leaf_inside_the_conversation(session):
     messages = chain(session, ["q1", "a1", "q2", "a2"])
 
-    branch = selectors.prompt_branch(session=session, budget_tokens=10_000, leaf_id=messages[1].id)
+    branch = prompt_branch(session=session, budget_tokens=10_000, leaf_id=messages[1].id)
 
     assert contents(branch) == ["q1", "a1"]
     assert branch.leaf_id == messages[1].id
@@ -102,9 +104,9 @@ def test_from_a_leaf_inside_the_conversation(session):
 def test_an_empty_session_or_a_leaf_elsewhere_is_an_empty_branch(session, user, general_category):
     elsewhere = chain(baker.make(ChatSession, user=user, category=general_category), ["other", "thread"])
 
-    assert selectors.prompt_branch(session=session, budget_tokens=100) == selectors.PromptBranch(None, [])
-    foreign = selectors.prompt_branch(session=session, budget_tokens=100, leaf_id=elsewhere[-1].id)
-    assert foreign == selectors.PromptBranch(None, [])
+    assert prompt_branch(session=session, budget_tokens=100) == PromptBranch(None, [])
+    foreign = prompt_branch(session=session, budget_tokens=100, leaf_id=elsewhere[-1].id)
+    assert foreign == PromptBranch(None, [])
 
 
 def test_a_long_conversation_is_read_back_only_as_far_as_the_budget(session):
@@ -112,8 +114,8 @@ def test_a_long_conversation_is_read_back_only_as_far_as_the_budget(session):
     per_message = estimate_message_tokens(ChatMessage("user", "message number 000"))
 
     with CaptureQueriesContext(connection) as captured:
-        branch = selectors.prompt_branch(session=session, budget_tokens=10 * per_message)
-    rows = selectors._branch_from_leaf(session_id=session.pk, leaf_id=None, budget_tokens=10 * per_message)
+        branch = prompt_branch(session=session, budget_tokens=10 * per_message)
+    rows = _branch_from_leaf(session_id=session.pk, leaf_id=None, budget_tokens=10 * per_message)
 
     assert contents(branch) == [message.content for message in messages[-10:]]
     assert len(captured.captured_queries) == 1
@@ -125,7 +127,7 @@ def test_a_message_is_reserved_in_a_fixed_handful_of_statements(session):
     chain(session, [f"earlier {n}" for n in range(40)])
     for _ in range(2):  # a longer branch changes nothing
         with CaptureQueriesContext(connection) as captured:
-            plan = services.reply_begin(user=session.user, session_id=session.id, content="next")
+            plan = reply_begin(user=session.user, session_id=session.id, content="next")
         statements = [q["sql"].split()[0].upper() for q in captured.captured_queries]
         assert [s for s in statements if s not in ("SAVEPOINT", "RELEASE", "BEGIN", "COMMIT")] == [
             "SELECT",
@@ -135,7 +137,7 @@ def test_a_message_is_reserved_in_a_fixed_handful_of_statements(session):
             "INSERT",
             "UPDATE",
         ]
-        services.reply_finish(plan=plan, content="ok", usage=None, status=Message.Status.COMPLETE)
+        reply_finish(plan=plan, content="ok", usage=None, status=Message.Status.COMPLETE)
 
 
 def fields_of(instance) -> dict:
@@ -156,7 +158,7 @@ def test_session_get_builds_the_session_and_its_category_as_the_orm_does(user):
     made = ChatSession.objects.create(user=user, category=category, title="Été 漢字", notes="n", pinned=True)
 
     with CaptureQueriesContext(connection) as captured:
-        session = selectors.session_get(user=user, session_id=str(made.pk).upper())
+        session = session_get(user=user, session_id=str(made.pk).upper())
 
     orm = ChatSession.objects.select_related("category").get(pk=made.pk)
     assert fields_of(session) == fields_of(orm)
@@ -172,12 +174,12 @@ def test_session_get_is_not_found_for_another_user_or_a_malformed_id(user, other
     theirs = ChatSession.objects.create(user=other_user, category=general_category)
     for session_id in (theirs.pk, "not-a-uuid", "00000000-0000-0000-0000-000000000000"):
         with pytest.raises(NotFound):
-            selectors.session_get(user=user, session_id=session_id)
+            session_get(user=user, session_id=session_id)
 
 
 def test_the_reservation_stores_both_messages_and_the_sessions_activity(session):
     before = timezone.now()
-    plan = services.reply_begin(user=session.user, session_id=session.id, content="  What is a tide?  ")
+    plan = reply_begin(user=session.user, session_id=session.id, content="  What is a tide?  ")
     question, reply = Message.objects.filter(session=session).order_by("created_at")
 
     assert (question.id, reply.id) == (plan.user_message.id, plan.assistant_message_id)
@@ -195,8 +197,8 @@ def test_the_reservation_stores_both_messages_and_the_sessions_activity(session)
     assert (session.title, session.message_count) == ("What is a tide?", 2)
     assert session.last_message_at >= before
 
-    services.reply_finish(plan=plan, content="Water.", usage=None, status=Message.Status.COMPLETE)
-    services.reply_begin(user=session.user, session_id=session.id, content="And waves?")
+    reply_finish(plan=plan, content="Water.", usage=None, status=Message.Status.COMPLETE)
+    reply_begin(user=session.user, session_id=session.id, content="And waves?")
     session.refresh_from_db()
     assert (session.title, session.message_count) == ("What is a tide?", 4)
     latest = Message.objects.filter(session=session).order_by("-created_at")[1]
@@ -209,8 +211,8 @@ def test_category_active_is_the_orms_active_category_by_slug(general_category):
     )
 
     with CaptureQueriesContext(connection) as captured:
-        found = selectors.category_active(slug="general")
+        found = category_active(slug="general")
     assert fields_of(found) == fields_of(Category.objects.get(slug="general"))
     assert len(captured.captured_queries) == 1
-    assert selectors.category_active(slug="retired") is None
-    assert selectors.category_active(slug="nowhere") is None
+    assert category_active(slug="retired") is None
+    assert category_active(slug="nowhere") is None

@@ -185,9 +185,9 @@ def test_a_slow_reader_never_makes_the_upstream_wait(live_asgi_url, openai_setti
 
 def test_stopping_a_pending_reply_that_runs_nowhere_is_409(live_asgi_url, session, headers, user):
     """Its worker died (or, without Redis, it runs on another): nobody could be told to stop it."""
-    from chats import services
+    from chats.replies.services import reply_begin
 
-    plan = services.reply_begin(user=user, session_id=session.id, content="Hi")  # reserved, never started
+    plan = reply_begin(user=user, session_id=session.id, content="Hi")  # reserved, never started
     stop = f"{live_asgi_url}/api/sessions/{session.id}/messages/{plan.assistant_message_id}/stop/"
 
     refused = httpx.post(stop, headers=headers, timeout=10)

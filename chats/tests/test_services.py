@@ -11,10 +11,11 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from model_bakery import baker
 
-from chats import services
 from chats.llm import ChatMessage, Usage, estimate_prompt_tokens
 from chats.models import Category, ChatSession, Message
-from chats.pricing import reply_cost
+from chats.replies.pricing import reply_cost
+from chats.replies.services import reply_begin, reply_finish
+from chats.v1.services import completion_begin
 from core.errors import NotFound, ValidationFailed
 from tests.helpers.concurrency import requires_postgres
 from wallets.errors import InsufficientFunds
@@ -74,7 +75,7 @@ def test_prompt_is_system_then_recent_history_that_fits_then_the_question(sessio
         {"role": "assistant", "content": "", "status": Message.Status.PENDING},
     )
     with override_settings(LLM_CONTEXT_TOKENS=600):
-        plan = services.reply_begin(user=session.user, session_id=session.id, content="now")
+        plan = reply_begin(user=session.user, session_id=session.id, content="now")
     prompt = plan.prompt
     assert prompt[0] == ChatMessage("system", "Be terse.")
     assert prompt[-1] == ChatMessage("user", "now")
@@ -89,7 +90,7 @@ def test_prompt_keeps_a_long_history_that_fits_across_pages(session):
         session, *({"role": "user" if i % 2 == 0 else "assistant", "content": f"m{i}"} for i in range(120))
     )
     with override_settings(LLM_CONTEXT_TOKENS=4096):
-        plan = services.reply_begin(user=session.user, session_id=session.id, content="now")
+        plan = reply_begin(user=session.user, session_id=session.id, content="now")
     assert [m.content for m in plan.prompt[1:-1]] == [f"m{i}" for i in range(120)]
     assert estimate_prompt_tokens(plan.prompt) <= 4096
 
@@ -98,7 +99,7 @@ def test_prompt_never_exceeds_the_token_budget(session):
     for i in range(200):
         baker.make(Message, session=session, role="user", content=f"message {i} " + "y" * (i * 7 % 300))
     with override_settings(LLM_CONTEXT_TOKENS=1000):
-        plan = services.reply_begin(user=session.user, session_id=session.id, content="now")
+        plan = reply_begin(user=session.user, session_id=session.id, content="now")
     assert estimate_prompt_tokens(plan.prompt) <= 1000
     assert plan.prompt[-2].content.startswith("message 199 ")
 
@@ -106,7 +107,7 @@ def test_prompt_never_exceeds_the_token_budget(session):
 @pytest.mark.parametrize("content", ["", "   ", "\n\t"])
 def test_empty_message_is_rejected_before_anything_is_stored(session, content):
     with pytest.raises(ValidationFailed) as raised:
-        services.reply_begin(user=session.user, session_id=session.id, content=content)
+        reply_begin(user=session.user, session_id=session.id, content=content)
     assert "content" in raised.value.details
     assert not Message.objects.exists()
     assert not Hold.objects.exists()
@@ -115,19 +116,19 @@ def test_empty_message_is_rejected_before_anything_is_stored(session, content):
 @override_settings(MESSAGE_MAX_CHARS=10)
 def test_oversize_message_is_rejected_before_anything_is_stored(session):
     with pytest.raises(ValidationFailed):
-        services.reply_begin(user=session.user, session_id=session.id, content="x" * 11)
+        reply_begin(user=session.user, session_id=session.id, content="x" * 11)
     assert not Message.objects.exists()
     assert not Hold.objects.exists()
 
 
 def test_another_users_session_is_not_found(session, other_user):
     with pytest.raises(NotFound):
-        services.reply_begin(user=other_user, session_id=session.id, content="hi")
+        reply_begin(user=other_user, session_id=session.id, content="hi")
     assert not Message.objects.exists()
 
 
 def test_reserve_covers_the_most_the_reply_can_cost(session):
-    plan = services.reply_begin(user=session.user, session_id=session.id, content="hello " * 100)
+    plan = reply_begin(user=session.user, session_id=session.id, content="hello " * 100)
     hold = Hold.objects.get(pk=plan.hold_id)
     assert hold.amount == plan.held
     prompt_bytes = sum(len(m.content.encode()) for m in plan.prompt)
@@ -141,7 +142,7 @@ def test_reserve_covers_the_most_the_reply_can_cost(session):
 def test_insufficient_funds_stores_nothing(session):
     wallet_adjust(user=session.user, amount=-100, reason="drain", actor=None)
     with pytest.raises(InsufficientFunds):
-        services.reply_begin(user=session.user, session_id=session.id, content="hi")
+        reply_begin(user=session.user, session_id=session.id, content="hi")
     assert not Message.objects.exists()
     assert not Hold.objects.exists()
 
@@ -149,20 +150,20 @@ def test_insufficient_funds_stores_nothing(session):
 def test_the_question_is_stored_before_its_reply(session):
     """Both rows go in one INSERT; the history orders by ``created_at``, the question first."""
     for _ in range(20):
-        plan = services.reply_begin(user=session.user, session_id=session.id, content="hi")
+        plan = reply_begin(user=session.user, session_id=session.id, content="hi")
         reply = Message.objects.get(pk=plan.assistant_message_id)
         assert plan.user_message.created_at < reply.created_at
 
 
 def test_message_count_follows_every_stored_message_and_not_a_refused_one(session):
     for status in (Message.Status.COMPLETE, Message.Status.FAILED):
-        plan = services.reply_begin(user=session.user, session_id=session.id, content="hi")
-        services.reply_finish(plan=plan, content="ok", usage=None, status=status)
+        plan = reply_begin(user=session.user, session_id=session.id, content="hi")
+        reply_finish(plan=plan, content="ok", usage=None, status=status)
     wallet_adjust(
         user=session.user, amount=-Wallet.objects.get(user=session.user).balance, reason="drain", actor=None
     )
     with pytest.raises(InsufficientFunds):
-        services.reply_begin(user=session.user, session_id=session.id, content="hi")
+        reply_begin(user=session.user, session_id=session.id, content="hi")
 
     session.refresh_from_db()
     assert session.message_count == Message.objects.filter(session=session).count() == 4
@@ -180,8 +181,8 @@ def test_migration_counts_the_messages_that_sessions_already_have(session, user,
 
 
 def test_finish_failed_charges_nothing_and_releases(session):
-    plan = services.reply_begin(user=session.user, session_id=session.id, content="hi")
-    result = services.reply_finish(plan=plan, content="", usage=None, status=Message.Status.FAILED)
+    plan = reply_begin(user=session.user, session_id=session.id, content="hi")
+    result = reply_finish(plan=plan, content="", usage=None, status=Message.Status.FAILED)
     assert result.cost == 0
     assert result.balance == 100
     assert Hold.objects.get(pk=plan.hold_id).status == Hold.Status.RELEASED
@@ -189,24 +190,24 @@ def test_finish_failed_charges_nothing_and_releases(session):
 
 
 def test_finish_never_charges_more_than_was_held(session):
-    plan = services.reply_begin(user=session.user, session_id=session.id, content="hi")
+    plan = reply_begin(user=session.user, session_id=session.id, content="hi")
     huge = Usage(prompt_tokens=10**7, completion_tokens=10**7)
-    result = services.reply_finish(plan=plan, content="big", usage=huge, status=Message.Status.COMPLETE)
+    result = reply_finish(plan=plan, content="big", usage=huge, status=Message.Status.COMPLETE)
     assert result.cost == plan.held
     assert Wallet.objects.get(user=session.user).balance == 100 - plan.held
 
 
 def test_finish_is_charged_once_even_if_called_twice(session):
-    plan = services.reply_begin(user=session.user, session_id=session.id, content="hi")
+    plan = reply_begin(user=session.user, session_id=session.id, content="hi")
     usage = Usage(prompt_tokens=900, completion_tokens=900)
-    services.reply_finish(plan=plan, content="ok", usage=usage, status=Message.Status.COMPLETE)
-    services.reply_finish(plan=plan, content="ok", usage=usage, status=Message.Status.COMPLETE)
+    reply_finish(plan=plan, content="ok", usage=usage, status=Message.Status.COMPLETE)
+    reply_finish(plan=plan, content="ok", usage=usage, status=Message.Status.COMPLETE)
     assert Wallet.objects.get(user=session.user).balance == 100 - 2
     assert session.user.wallet.entries.filter(kind="charge").count() == 1
 
 
 def test_stale_pending_reply_is_closed_and_its_late_finish_charges_nothing(session):
-    plan = services.reply_begin(user=session.user, session_id=session.id, content="hi")
+    plan = reply_begin(user=session.user, session_id=session.id, content="hi")
     # Its process died: nobody renewed the lease.
     Message.objects.filter(pk=plan.assistant_message_id).update(
         lease_expires_at=timezone.now() - timedelta(seconds=1)
@@ -216,7 +217,7 @@ def test_stale_pending_reply_is_closed_and_its_late_finish_charges_nothing(sessi
 
     call_command("release_stale_holds", "--minutes", "15")
     assert Message.objects.get(pk=plan.assistant_message_id).status == "failed"
-    result = services.reply_finish(
+    result = reply_finish(
         plan=plan, content="late", usage=Usage(prompt_tokens=500, completion_tokens=500), status="complete"
     )
     assert result.cost == 0
@@ -238,7 +239,7 @@ def test_concurrent_replies_never_reserve_more_than_the_wallet_holds(make_user):
     def attempt():
         try:
             barrier.wait()
-            services.reply_begin(user=user, session_id=session.id, content="go")
+            reply_begin(user=user, session_id=session.id, content="go")
             outcomes.append("reserved")
         except InsufficientFunds:
             outcomes.append("refused")
@@ -273,7 +274,7 @@ def test_a_v1_request_is_reserved_in_a_fixed_handful_of_statements(
     for message in range(2):  # the history's length changes nothing
         messages = [ChatMessage("user", f"question {n}") for n in range(message * 20 + 1)]
         with CaptureQueriesContext(connection) as captured:
-            services.completion_begin(user=user, api_key=api_key, model="general", messages=messages)
+            completion_begin(user=user, api_key=api_key, model="general", messages=messages)
         statements = [q["sql"].split()[0].upper() for q in captured.captured_queries]
         assert [s for s in statements if s not in ("SAVEPOINT", "RELEASE")] == [
             "SELECT",
@@ -292,7 +293,7 @@ def test_settling_a_reply_does_not_wait_for_a_question_continuing_from_it(sessio
     the reply must not conflict with it (FOR UPDATE did, and the race soak found the deadlock)."""
     from django.db import connections
 
-    plan = services.reply_begin(user=session.user, session_id=session.id, content="hi")
+    plan = reply_begin(user=session.user, session_id=session.id, content="hi")
     outcome = []
     with transaction.atomic():
         with connection.cursor() as cursor:
@@ -303,7 +304,7 @@ def test_settling_a_reply_does_not_wait_for_a_question_continuing_from_it(sessio
             try:
                 with connections["default"].cursor() as cursor:
                     cursor.execute("SET lock_timeout = '3s'")
-                done = services.reply_finish(plan=plan, content="ok", usage=None, status="complete")
+                done = reply_finish(plan=plan, content="ok", usage=None, status="complete")
                 outcome.append(done.message.status)
             except Exception as exc:
                 outcome.append(exc)
@@ -318,9 +319,9 @@ def test_settling_a_reply_does_not_wait_for_a_question_continuing_from_it(sessio
 
 def test_settling_a_reply_reads_no_user_row(session):
     """The plan knows its user from the reservation; the settlement does not fetch it again."""
-    plan = services.reply_begin(user=session.user, session_id=session.id, content="hi")
+    plan = reply_begin(user=session.user, session_id=session.id, content="hi")
     with CaptureQueriesContext(connection) as captured:
-        services.reply_finish(plan=plan, content="ok", usage=None, status=Message.Status.COMPLETE)
+        reply_finish(plan=plan, content="ok", usage=None, status=Message.Status.COMPLETE)
     user_table = session.user._meta.db_table
     assert [q["sql"] for q in captured.captured_queries if f'FROM "{user_table}"' in q["sql"]] == []
 
@@ -328,9 +329,9 @@ def test_settling_a_reply_reads_no_user_row(session):
 def test_a_reply_is_settled_in_a_fixed_handful_of_statements(session):
     """The reply claimed by its own UPDATE (no SELECT first), then the hold, the wallet, the charge
     and the session."""
-    plan = services.reply_begin(user=session.user, session_id=session.id, content="hi")
+    plan = reply_begin(user=session.user, session_id=session.id, content="hi")
     with CaptureQueriesContext(connection) as captured:
-        done = services.reply_finish(plan=plan, content="ok", usage=None, status=Message.Status.COMPLETE)
+        done = reply_finish(plan=plan, content="ok", usage=None, status=Message.Status.COMPLETE)
     statements = [q["sql"].split()[0].upper() for q in captured.captured_queries]
     assert [s for s in statements if s not in ("SAVEPOINT", "RELEASE")] == [
         "UPDATE",

@@ -10,9 +10,10 @@ from django.utils import timezone
 from model_bakery import baker
 
 from accounts.services import api_key_create
-from chats import services
 from chats.llm import ChatMessage
 from chats.models import ChatSession, Message, UsageRecord
+from chats.replies.services import ReplyPlan, reply_begin, reply_finish
+from chats.v1.services import completion_begin
 from tests.helpers.concurrency import in_parallel, requires_postgres
 from wallets.errors import SpendCapReached
 from wallets.models import Hold, LedgerEntry, Wallet
@@ -29,9 +30,9 @@ def session(user, general_category):
 
 def worst(session) -> int:
     """What one reply of the tests reserves."""
-    plan = services.reply_begin(user=session.user, session_id=session.id, content="hi")
+    plan = reply_begin(user=session.user, session_id=session.id, content="hi")
     with transaction.atomic():
-        services.reply_finish(plan=plan, content="", usage=None, status="failed")
+        reply_finish(plan=plan, content="", usage=None, status="failed")
     return plan.held
 
 
@@ -42,11 +43,11 @@ def set_caps(user, *, daily=None, monthly=None) -> None:
 def test_a_reply_past_the_daily_cap_is_refused_and_nothing_is_stored(session, user):
     held = worst(session)
     set_caps(user, daily=2 * held)
-    services.reply_begin(user=user, session_id=session.id, content="one")
-    services.reply_begin(user=user, session_id=session.id, content="two")
+    reply_begin(user=user, session_id=session.id, content="one")
+    reply_begin(user=user, session_id=session.id, content="two")
 
     with pytest.raises(SpendCapReached) as refused:
-        services.reply_begin(user=user, session_id=session.id, content="three")
+        reply_begin(user=user, session_id=session.id, content="three")
 
     assert refused.value.details == {"cap": 2 * held, "period": "day", "spent": 2 * held, "required": held}
     assert Message.objects.filter(content="three").count() == 0
@@ -55,13 +56,13 @@ def test_a_reply_past_the_daily_cap_is_refused_and_nothing_is_stored(session, us
 
 def test_settled_charges_of_the_day_count_and_yesterdays_do_not(session, user):
     held = worst(session)
-    plan = services.reply_begin(user=user, session_id=session.id, content="one")
-    services.reply_finish(plan=plan, content="a long answer " * 50, usage=None, status="complete")
+    plan = reply_begin(user=user, session_id=session.id, content="one")
+    reply_finish(plan=plan, content="a long answer " * 50, usage=None, status="complete")
     charged = -LedgerEntry.objects.get(kind="charge").amount
     set_caps(user, daily=charged + held - 1)
 
     with pytest.raises(SpendCapReached) as refused:
-        services.reply_begin(user=user, session_id=session.id, content="two")
+        reply_begin(user=user, session_id=session.id, content="two")
     assert refused.value.details["spent"] == charged
 
     LedgerEntry.objects.filter(kind="charge").values("pk")  # entries are immutable: move the day instead
@@ -74,12 +75,12 @@ def test_settled_charges_of_the_day_count_and_yesterdays_do_not(session, user):
 def test_the_monthly_cap_and_the_settings_default(session, user, settings):
     held = worst(session)
     settings.DEFAULT_MONTHLY_SPEND_CAP = held
-    services.reply_begin(user=user, session_id=session.id, content="one")
+    reply_begin(user=user, session_id=session.id, content="one")
     with pytest.raises(SpendCapReached) as refused:
-        services.reply_begin(user=user, session_id=session.id, content="two")
+        reply_begin(user=user, session_id=session.id, content="two")
     assert refused.value.details["period"] == "month"
     set_caps(user, monthly=10 * held)  # the wallet's own cap wins over the default
-    services.reply_begin(user=user, session_id=session.id, content="three")
+    reply_begin(user=user, session_id=session.id, content="three")
 
 
 def test_the_message_endpoint_answers_402_spend_cap_reached(auth_client, session, user):
@@ -100,19 +101,19 @@ def test_an_api_keys_monthly_cap_counts_only_that_key(user, general_category):
     key, _ = api_key_create(user=user, name="capped")
     other, _ = api_key_create(user=user, name="free")
     begin = {"user": user, "model": "general", "messages": [ChatMessage("user", "hi")]}
-    first = services.completion_begin(api_key=key, **begin)
+    first = completion_begin(api_key=key, **begin)
     type(key).objects.filter(pk=key.pk).update(monthly_cap=first.held)  # capped at what it holds now
     key.refresh_from_db()
 
     with pytest.raises(SpendCapReached) as refused:
-        services.completion_begin(api_key=key, **begin)
+        completion_begin(api_key=key, **begin)
     assert refused.value.details == {
         "cap": first.held,
         "period": "month",
         "spent": first.held,
         "required": first.held,
     }
-    services.completion_begin(api_key=other, **begin)  # the other key is not capped
+    completion_begin(api_key=other, **begin)  # the other key is not capped
     assert UsageRecord.objects.count() == 2
 
 
@@ -125,10 +126,10 @@ def test_thirty_concurrent_replies_against_a_daily_cap_that_allows_five(user, ge
     set_caps(user, daily=5 * held)
 
     outcomes = in_parallel(
-        lambda i: services.reply_begin(user=user, session_id=session.id, content=f"q{i}"), callers=30
+        lambda i: reply_begin(user=user, session_id=session.id, content=f"q{i}"), callers=30
     )
 
-    begun = [o for o in outcomes if isinstance(o, services.ReplyPlan)]
+    begun = [o for o in outcomes if isinstance(o, ReplyPlan)]
     refused = [o for o in outcomes if isinstance(o, SpendCapReached)]
     assert len(begun) + len(refused) == 30, outcomes
     assert len(begun) == 5

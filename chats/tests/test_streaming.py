@@ -13,8 +13,10 @@ from django.db import connection, transaction
 from model_bakery import baker
 from rest_framework_simplejwt.tokens import RefreshToken
 
-from chats import services
+from chats.conversations.services import session_delete
 from chats.models import ChatSession, Message
+from chats.replies import views as reply_views
+from chats.replies.services import reply_begin
 from core.errors import NotFound
 from tests.helpers.concurrency import requires_postgres
 from wallets.models import Hold, Wallet
@@ -82,7 +84,7 @@ def test_unhandled_error_is_logged_with_the_endpoint_name(auth_client, session, 
     def broken(**kwargs):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(services, "reply_begin", broken)
+    monkeypatch.setattr(reply_views, "reply_begin", broken)
     with caplog.at_level(logging.ERROR, logger="core.exceptions"):
         response = post_json(auth_client, session)
 
@@ -183,7 +185,7 @@ def test_session_deleted_while_its_reply_is_reserved_is_not_found(user, session)
 
     def begin():
         try:
-            outcome["plan"] = services.reply_begin(user=user, session_id=session.id, content="Hello")
+            outcome["plan"] = reply_begin(user=user, session_id=session.id, content="Hello")
         except Exception as exc:
             outcome["error"] = exc
         finally:
@@ -193,7 +195,7 @@ def test_session_deleted_while_its_reply_is_reserved_is_not_found(user, session)
         thread = threading.Thread(target=begin)
         thread.start()
         wait_for_lock_waiter()  # the question is inserted, the reservation waits for the wallet
-        services.session_delete(session=ChatSession.objects.get(pk=session.pk))
+        session_delete(session=ChatSession.objects.get(pk=session.pk))
     thread.join(timeout=20)
 
     assert isinstance(outcome.get("error"), NotFound)
@@ -220,7 +222,7 @@ def test_session_delete_waits_for_a_reply_that_began_and_takes_its_messages(user
 
     def delete():
         try:
-            services.session_delete(session=ChatSession.objects.get(pk=session.pk))
+            session_delete(session=ChatSession.objects.get(pk=session.pk))
         finally:
             connection.close()
 

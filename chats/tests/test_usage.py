@@ -11,9 +11,10 @@ from django.utils import timezone
 from model_bakery import baker
 
 from accounts.services import api_key_create
-from chats import services
 from chats.llm import ChatMessage, Usage
 from chats.models import Category, ChatSession, Message, UsageRecord
+from chats.replies.services import reply_begin, reply_finish
+from chats.v1.services import completion_begin, completion_finish
 from tests.helpers.asserts import assert_error
 from wallets.models import LedgerEntry
 from wallets.services import wallet_top_up
@@ -241,19 +242,17 @@ def charged(user, other_user, general_category, coding):
         for category in (general_category, coding):
             chat = baker.make(ChatSession, user=person, category=category)
             for i in range(3):
-                plan = services.reply_begin(user=person, session_id=chat.id, content=f"question {i}")
-                services.reply_finish(
-                    plan=plan, content="an answer " * (i + 1) * 20, usage=None, status="complete"
-                )
+                plan = reply_begin(user=person, session_id=chat.id, content=f"question {i}")
+                reply_finish(plan=plan, content="an answer " * (i + 1) * 20, usage=None, status="complete")
         key, _ = api_key_create(user=person, name="k")
-        plan = services.completion_begin(
+        plan = completion_begin(
             user=person, api_key=key, model="coding", messages=[ChatMessage(role="user", content="hi")]
         )
-        services.completion_finish(
+        completion_finish(
             plan=plan, content="", usage=Usage(prompt_tokens=300, completion_tokens=900), status="complete"
         )
-        failed = services.reply_begin(user=person, session_id=chat.id, content="no answer")
-        services.reply_finish(plan=failed, content="", usage=None, status="failed")
+        failed = reply_begin(user=person, session_id=chat.id, content="no answer")
+        reply_finish(plan=failed, content="", usage=None, status="failed")
     return -LedgerEntry.objects.filter(kind="charge").aggregate(total=Sum("amount"))["total"]
 
 

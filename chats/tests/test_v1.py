@@ -17,7 +17,7 @@ from rest_framework_simplejwt.tokens import RefreshToken
 
 from accounts.models import User
 from chats.models import UsageRecord
-from chats.replies import release_connection
+from chats.replies.outcomes import release_connection
 from tests.helpers.concurrency import in_parallel, requires_postgres
 from tests.helpers.money import assert_books_balance, expected_cost
 from wallets.models import Hold, LedgerEntry, Wallet
@@ -343,7 +343,7 @@ def test_json_dumps_of_a_failure_never_leaks_internals(client, openai_settings):
 
 def worst_cost(general_category) -> int:
     from chats.llm import ChatMessage
-    from chats.services import reply_max_cost
+    from chats.replies.services import reply_max_cost
 
     prompt = [ChatMessage("system", general_category.system_prompt), ChatMessage("user", "Say hello")]
     return reply_max_cost(category=general_category, prompt=prompt, max_tokens=1024)

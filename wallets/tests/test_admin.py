@@ -10,6 +10,7 @@ from django.test import Client
 
 from tests.helpers.money import reserve
 from wallets import services
+from wallets.codes import code_batch_create, code_batch_void, code_digest, code_redeem
 from wallets.models import CREDITS_MAX, CodeBatch, LedgerEntry, RedemptionCode, Wallet
 
 pytestmark = pytest.mark.django_db
@@ -273,7 +274,7 @@ def test_staff_make_a_batch_and_see_its_codes_once(staff_client, staff_user, use
         page = staff_client.get(url)
         assert page.status_code == 200
         assert shown_codes(page) == []
-    assert services.code_redeem(user=user, code=codes[0]).amount == 30
+    assert code_redeem(user=user, code=codes[0]).amount == 30
 
 
 def test_bad_batches_show_the_form_again_and_make_nothing(staff_client):
@@ -291,10 +292,10 @@ def test_batches_list_redeemed_of_total_in_constant_queries(
     staff_client, user, other_user, django_assert_max_num_queries
 ):
     for n in range(15):
-        batch, codes = services.code_batch_create(name=f"batch {n}", count=3, credits=1)
-        services.code_redeem(user=user if n % 2 else other_user, code=codes[0])
-    services.code_redeem(user=user, code=codes[1])
-    services.code_batch_void(batch=batch, actor=None)
+        batch, codes = code_batch_create(name=f"batch {n}", count=3, credits=1)
+        code_redeem(user=user if n % 2 else other_user, code=codes[0])
+    code_redeem(user=user, code=codes[1])
+    code_batch_void(batch=batch, actor=None)
 
     with django_assert_max_num_queries(6):  # session, user, count, batches (annotated), and the rest
         response = staff_client.get(BATCHES)
@@ -305,8 +306,8 @@ def test_batches_list_redeemed_of_total_in_constant_queries(
 
 
 def test_void_action_voids_the_unredeemed_codes(staff_client, staff_user, user):
-    batch, codes = services.code_batch_create(name="x", count=4, credits=5)
-    services.code_redeem(user=user, code=codes[0])
+    batch, codes = code_batch_create(name="x", count=4, credits=5)
+    code_redeem(user=user, code=codes[0])
 
     response = staff_client.post(
         BATCHES, {"action": "void_unredeemed", admin.helpers.ACTION_CHECKBOX_NAME: [batch.pk]}, follow=True
@@ -318,8 +319,8 @@ def test_void_action_voids_the_unredeemed_codes(staff_client, staff_user, user):
 
 
 def test_codes_are_read_only_and_found_by_the_code_as_typed(staff_client, user):
-    _, codes = services.code_batch_create(name="x", count=3, credits=5)
-    code = RedemptionCode.objects.get(digest=services.code_digest(codes[1]))
+    _, codes = code_batch_create(name="x", count=3, credits=5)
+    code = RedemptionCode.objects.get(digest=code_digest(codes[1]))
 
     response = staff_client.get("/admin/wallets/redemptioncode/", {"q": codes[1].lower()})
 
@@ -337,7 +338,7 @@ def test_staff_without_the_permissions_cannot_make_or_void_codes(make_user):
     clerk.user_permissions.add(Permission.objects.get(codename="view_codebatch"))
     client = Client()
     client.force_login(clerk)
-    batch, _ = services.code_batch_create(name="x", count=2, credits=5)
+    batch, _ = code_batch_create(name="x", count=2, credits=5)
 
     assert client.post(MAKE_CODES, {"name": "x", "count": "5", "credits": "30"}).status_code == 403
     client.post(BATCHES, {"action": "void_unredeemed", admin.helpers.ACTION_CHECKBOX_NAME: [batch.pk]})

@@ -8,6 +8,7 @@ from tests.helpers.asserts import assert_error
 from tests.helpers.clients import bearer_client
 from tests.helpers.money import reserve
 from wallets import services
+from wallets.codes import code_batch_create
 from wallets.models import LedgerEntry, Wallet
 from wallets.views import WalletViewSet
 
@@ -140,7 +141,7 @@ def test_options_describe_each_url_and_no_body_to_send(auth_client, path, name, 
 
 
 def new_code(credits: int = 25, **fields) -> str:
-    _, [code] = services.code_batch_create(name="Spring", count=1, credits=credits, **fields)
+    _, [code] = code_batch_create(name="Spring", count=1, credits=credits, **fields)
     return code
 
 

@@ -7,6 +7,7 @@ from django.core.management.base import CommandError
 
 from tests.helpers.money import age_hold, reserve
 from wallets import services
+from wallets.codes import code_redeem
 from wallets.models import CREDITS_MAX, CodeBatch, LedgerEntry, RedemptionCode, Wallet
 
 pytestmark = pytest.mark.django_db
@@ -174,7 +175,7 @@ def test_create_codes_prints_the_codes_one_per_line_and_a_summary_on_stderr(user
     batch = CodeBatch.objects.get()
     assert err.strip() == f"Batch #{batch.pk} 'Conference': 3 codes of 20 credits, with no expiry."
     assert (batch.count, batch.credits, batch.expires_at, batch.created_by) == (3, 20, None, None)
-    assert services.code_redeem(user=user, code=codes[2]).amount == 20
+    assert code_redeem(user=user, code=codes[2]).amount == 20
 
 
 def test_create_codes_expire_at_the_end_of_the_given_day_utc():

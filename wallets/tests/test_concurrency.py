@@ -15,6 +15,7 @@ from rest_framework_simplejwt.tokens import RefreshToken
 from tests.helpers.concurrency import in_parallel, requires_postgres
 from tests.helpers.money import reserve
 from wallets import services
+from wallets.codes import code_batch_create, code_batch_void, code_redeem
 from wallets.errors import InsufficientFunds, InvalidCode
 from wallets.models import Hold, LedgerEntry, RedemptionCode, Wallet
 from wallets.selectors import wallets_audit
@@ -127,9 +128,9 @@ def test_parallel_first_reservations_of_a_user_without_a_wallet_all_succeed(wall
 
 def test_twenty_concurrent_redemptions_of_one_code_credit_once(make_user):
     users = [make_user(f"redeemer-{i}") for i in range(20)]
-    _, [code] = services.code_batch_create(name="Launch", count=1, credits=50)
+    _, [code] = code_batch_create(name="Launch", count=1, credits=50)
 
-    outcomes = in_parallel(lambda i: services.code_redeem(user=users[i % 4], code=code), callers=20)
+    outcomes = in_parallel(lambda i: code_redeem(user=users[i % 4], code=code), callers=20)
 
     entries = [o for o in outcomes if isinstance(o, LedgerEntry)]
     refused = [o for o in outcomes if isinstance(o, InvalidCode)]
@@ -144,7 +145,7 @@ def test_twenty_concurrent_requests_with_one_code_credit_once(live_asgi_url, mak
     settings.REDEEM_THROTTLE_RATE = "100/min"  # every request comes from 127.0.0.1
     users = [make_user(f"client-{i}") for i in range(20)]
     tokens = [str(RefreshToken.for_user(user).access_token) for user in users]
-    _, [code] = services.code_batch_create(name="Launch", count=1, credits=50)
+    _, [code] = code_batch_create(name="Launch", count=1, credits=50)
 
     def redeem(i: int) -> tuple[int, dict]:
         response = httpx.post(
@@ -166,12 +167,12 @@ def test_twenty_concurrent_requests_with_one_code_credit_once(live_asgi_url, mak
 
 
 def test_a_void_racing_redemptions_leaves_each_code_redeemed_or_voided(user, other_user, staff_user):
-    batch, codes = services.code_batch_create(name="x", count=4, credits=5)
+    batch, codes = code_batch_create(name="x", count=4, credits=5)
 
     def one(i: int):
         if i == 0:
-            return services.code_batch_void(batch=batch, actor=staff_user)
-        return services.code_redeem(user=user if i % 2 else other_user, code=codes[(i - 1) % 4])
+            return code_batch_void(batch=batch, actor=staff_user)
+        return code_redeem(user=user if i % 2 else other_user, code=codes[(i - 1) % 4])
 
     outcomes = in_parallel(one)
 

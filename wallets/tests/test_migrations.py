@@ -6,6 +6,7 @@ from django.db.migrations.executor import MigrationExecutor
 
 from accounts.models import User
 from wallets import services
+from wallets.codes import code_batch_create, code_redeem
 from wallets.models import CodeBatch, LedgerEntry, RedemptionCode, Wallet
 
 BEFORE_SCOPES = [("wallets", "0001_initial"), ("accounts", "0003_user_login_key_unique")]
@@ -65,8 +66,8 @@ def test_redemption_codes_migration_applies_to_existing_wallets_and_reverses():
         new = migrate(MigrationExecutor(connection).loader.graph.leaf_nodes())  # 0004 and what follows
         assert new.get_model("wallets", "CodeBatch").objects.count() == 0
 
-        _, [code] = services.code_batch_create(name="after the migration", count=1, credits=7)
-        assert services.code_redeem(user=User.objects.get(login_id="alice"), code=code).balance_after == 7
+        _, [code] = code_batch_create(name="after the migration", count=1, credits=7)
+        assert code_redeem(user=User.objects.get(login_id="alice"), code=code).balance_after == 7
         RedemptionCode.objects.all().delete()
         CodeBatch.objects.all().delete()
         migrate([("wallets", "0003_money_rows_outlive_users"), *others])  # and back

@@ -1,21 +1,17 @@
-import hashlib
-import re
 import uuid
-from datetime import UTC, datetime, timedelta
 from io import StringIO
 
 import pytest
 from django.core.management import call_command
 from django.db import transaction
-from django.utils import timezone
 
 from accounts.models import User
 from accounts.services import user_register
 from core.errors import Conflict, ValidationFailed
 from tests.helpers.money import reserve
 from wallets import services
-from wallets.errors import HoldNotFound, IdempotencyKeyReused, InsufficientFunds, InvalidCode
-from wallets.models import CREDITS_MAX, CodeBatch, Hold, LedgerEntry, RedemptionCode, Wallet
+from wallets.errors import HoldNotFound, IdempotencyKeyReused, InsufficientFunds
+from wallets.models import CREDITS_MAX, Hold, LedgerEntry, Wallet
 from wallets.selectors import wallets_audit
 
 pytestmark = pytest.mark.django_db
@@ -493,180 +489,3 @@ def test_a_credit_past_the_range_on_a_busy_wallet_is_refused(wallet, user):
     with pytest.raises(ValidationFailed):
         services.wallet_top_up(user=user, amount=CREDITS_MAX // 2 + 100, reason="and the rest")
     assert refreshed(wallet).balance == CREDITS_MAX // 2 + 100
-
-
-# --- redemption codes ----------------------------------------------------------
-
-INVALID_CODE = "That code is not valid."
-
-
-def redeem_fails(user, code) -> InvalidCode:
-    with pytest.raises(InvalidCode) as caught:
-        services.code_redeem(user=user, code=code)
-    return caught.value
-
-
-def test_a_batch_gives_distinct_typable_codes_stored_only_as_digests(staff_user):
-    batch, codes = services.code_batch_create(name="Spring", count=50, credits=25, actor=staff_user)
-
-    assert (batch.name, batch.count, batch.credits, batch.created_by) == ("Spring", 50, 25, staff_user)
-    assert len(set(codes)) == 50
-    for code in codes:
-        assert re.fullmatch(r"[A-HJ-NP-Z2-9]{4}(-[A-HJ-NP-Z2-9]{4}){3}", code), code
-    digests = set(RedemptionCode.objects.filter(batch=batch).values_list("digest", flat=True))
-    assert digests == {hashlib.sha256(code.replace("-", "").encode()).hexdigest() for code in codes}
-    stored = " ".join(str(row) for row in RedemptionCode.objects.values_list())
-    assert not any(code in stored or code.replace("-", "") in stored for code in codes)
-
-
-def test_codes_carry_at_least_80_bits():
-    assert len(services.CODE_ALPHABET) ** (services.CODE_GROUPS * services.CODE_GROUP_LENGTH) >= 2**80
-    assert not set("0O1I") & set(services.CODE_ALPHABET)
-
-
-def test_redeeming_credits_once_as_a_topup_naming_the_batch(user, wallet):
-    batch, [code] = services.code_batch_create(name="Black Friday", count=1, credits=40)
-
-    entry = services.code_redeem(user=user, code=code)
-
-    assert (entry.kind, entry.amount, entry.balance_after) == ("topup", 40, 140)
-    assert "Black Friday" in entry.description and f"#{batch.pk}" in entry.description
-    assert (entry.key_scope, entry.idempotency_key) == ("system", services.redeem_key(entry.redemption.pk))
-    redeemed = RedemptionCode.objects.get(batch=batch)
-    assert (redeemed.redeemed_by, redeemed.entry, redeemed.voided_at) == (user, entry, None)
-    assert refreshed(wallet).balance == 140
-    assert redeem_fails(user, code).message == INVALID_CODE
-    assert refreshed(wallet).balance == 140
-    call_command("audit_wallets", stdout=StringIO())
-
-
-@pytest.mark.parametrize("typed", [str.lower, lambda c: c.replace("-", ""), lambda c: " ".join(c.split("-"))])
-def test_a_code_is_redeemed_however_it_is_typed(user, typed):
-    _, [code] = services.code_batch_create(name="x", count=1, credits=5)
-    assert services.code_redeem(user=user, code=f"  {typed(code)} ").amount == 5
-
-
-def test_a_user_without_a_wallet_gets_one_with_the_bonus_and_the_code(walletless_user):
-    _, [code] = services.code_batch_create(name="x", count=1, credits=5)
-    assert services.code_redeem(user=walletless_user, code=code).balance_after == 105
-    assert list(wallets_audit()) == []
-
-
-def _used(user, other_user):
-    _, [code] = services.code_batch_create(name="x", count=1, credits=5)
-    services.code_redeem(user=other_user, code=code)
-    return code
-
-
-def _expired(user, other_user):
-    batch, [code] = services.code_batch_create(
-        name="x", count=1, credits=5, expires_at=timezone.now() + timedelta(hours=1)
-    )
-    CodeBatch.objects.filter(pk=batch.pk).update(expires_at=timezone.now() - timedelta(seconds=1))
-    return code
-
-
-def _voided(user, other_user):
-    batch, [code] = services.code_batch_create(name="x", count=1, credits=5)
-    services.code_batch_void(batch=batch, actor=None)
-    return code
-
-
-@pytest.mark.parametrize(
-    "make_code",
-    [
-        lambda u, o: "AAAA-BBBB-CCCC-DDDD",
-        lambda u, o: "",
-        lambda u, o: "\ud800" * 3,
-        lambda u, o: 12345,
-        _used,
-        _expired,
-        _voided,
-    ],
-    ids=["unknown", "empty", "surrogates", "not-a-string", "used", "expired", "voided"],
-)
-def test_every_invalid_code_is_the_same_error(user, other_user, wallet, make_code):
-    code = make_code(user, other_user)
-    before = LedgerEntry.objects.count()
-
-    error = redeem_fails(user, code)
-
-    assert (error.code, error.status_code, error.message, error.details) == (
-        "invalid_code",
-        400,
-        INVALID_CODE,
-        {},
-    )
-    assert refreshed(wallet).balance == 100
-    assert LedgerEntry.objects.count() == before
-    assert list(wallets_audit()) == []
-
-
-def test_a_code_works_until_its_batch_expires(user):
-    _, [code] = services.code_batch_create(
-        name="x", count=1, credits=5, expires_at=timezone.now() + timedelta(minutes=1)
-    )
-    assert services.code_redeem(user=user, code=code).amount == 5
-
-
-def test_void_voids_only_the_unredeemed_codes_and_keeps_the_topups(user, staff_user):
-    batch, codes = services.code_batch_create(name="x", count=3, credits=5)
-    services.code_redeem(user=user, code=codes[0])
-
-    assert services.code_batch_void(batch=batch, actor=staff_user) == 2
-    assert services.code_batch_void(batch=batch, actor=staff_user) == 0
-
-    rows = RedemptionCode.objects.filter(batch=batch)
-    assert rows.filter(voided_at__isnull=False, voided_by=staff_user).count() == 2
-    assert rows.get(voided_at__isnull=True).redeemed_by == user
-    assert Wallet.objects.get(user=user).balance == 105
-    for code in codes[1:]:
-        redeem_fails(user, code)
-
-
-def test_a_failed_credit_rolls_the_claim_back(user, monkeypatch):
-    _, [code] = services.code_batch_create(name="x", count=1, credits=5)
-    fail_on_ledger_write(monkeypatch)
-    with pytest.raises(RuntimeError):
-        services.code_redeem(user=user, code=code)
-    monkeypatch.undo()
-    assert RedemptionCode.objects.get().redeemed_at is None
-    assert services.code_redeem(user=user, code=code).amount == 5
-
-
-def test_a_code_past_the_balance_ceiling_is_refused_and_stays_unused(user, wallet):
-    _, [code] = services.code_batch_create(name="x", count=1, credits=CREDITS_MAX)
-    with pytest.raises(ValidationFailed):
-        services.code_redeem(user=user, code=code)
-    assert RedemptionCode.objects.get().redeemed_at is None
-    assert refreshed(wallet).balance == 100
-
-
-def test_redeeming_inside_another_transaction_is_refused(user):
-    _, [code] = services.code_batch_create(name="x", count=1, credits=5)
-    with pytest.raises(RuntimeError), transaction.atomic():
-        services.code_redeem(user=user, code=code)
-
-
-@pytest.mark.parametrize(
-    ("fields", "field"),
-    [
-        ({"name": " "}, "name"),
-        ({"name": "x" * 101}, "name"),
-        ({"count": 0}, "count"),
-        ({"count": services.CODE_BATCH_MAX + 1}, "count"),
-        ({"count": True}, "count"),
-        ({"credits": 0}, "credits"),
-        ({"credits": CREDITS_MAX + 1}, "credits"),
-        ({"credits": 1.5}, "credits"),
-        ({"expires_at": "2030-01-01"}, "expires_at"),
-        ({"expires_at": datetime(2030, 1, 1)}, "expires_at"),  # naive on purpose
-        ({"expires_at": datetime(2020, 1, 1, tzinfo=UTC)}, "expires_at"),
-    ],
-)
-def test_bad_batches_are_refused_and_write_nothing(fields, field):
-    arguments = {"name": "x", "count": 2, "credits": 5, **fields}
-    with pytest.raises(ValidationFailed) as caught:
-        services.code_batch_create(**arguments)
-    assert set(caught.value.details) == {field}
-    assert not CodeBatch.objects.exists() and not RedemptionCode.objects.exists()

@@ -3,7 +3,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from chats.services import holds_release_orphaned, replies_close_stale
+from chats.replies.services import holds_release_orphaned, replies_close_stale
 
 
 class Command(BaseCommand):

@@ -3,7 +3,7 @@ import datetime as dt
 
 from django.core.management.base import BaseCommand, CommandError
 
-from chats import usage
+from chats.usage.selectors import REPORT_COLUMNS, REPORT_GROUPS, usage_default_range, usage_report_rows
 
 FORMATS = ("table", "csv")
 # Rows are written as the database yields them, so the table's first column cannot be sized
@@ -33,17 +33,17 @@ class Command(BaseCommand):
         parser.add_argument(
             "--to", dest="date_to", help="Last UTC day, YYYY-MM-DD, included (default: today)."
         )
-        parser.add_argument("--group-by", choices=usage.REPORT_GROUPS, default="day")
+        parser.add_argument("--group-by", choices=REPORT_GROUPS, default="day")
         parser.add_argument("--format", dest="output_format", choices=FORMATS, default="table")
 
     def handle(self, *args, date_from, date_to, group_by, output_format, **options):
-        default_from, default_to = usage.usage_default_range()
+        default_from, default_to = usage_default_range()
         end = _date(date_to, "--to") if date_to else default_to
         start = _date(date_from, "--from") if date_from else end - (default_to - default_from)
         if start > end:
             raise CommandError(f"--from ({start}) must not be after --to ({end}).")
-        rows = usage.usage_report_rows(date_from=start, date_to=end, group_by=group_by)
-        header = (group_by, *usage.REPORT_COLUMNS)
+        rows = usage_report_rows(date_from=start, date_to=end, group_by=group_by)
+        header = (group_by, *REPORT_COLUMNS)
         if output_format == "csv":
             writer = csv.writer(self.stdout, lineterminator="\n")
             writer.writerow(header)
@@ -51,7 +51,7 @@ class Command(BaseCommand):
                 writer.writerow(_text(row))
             return
         width = GROUP_WIDTHS[group_by]
-        line = f"{{:<{width}}}" + f"  {{:>{NUMBER_WIDTH}}}" * len(usage.REPORT_COLUMNS)
+        line = f"{{:<{width}}}" + f"  {{:>{NUMBER_WIDTH}}}" * len(REPORT_COLUMNS)
         self.stdout.write(line.format(*header))
         charges = credits = 0
         for row in rows:

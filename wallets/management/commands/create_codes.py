@@ -3,7 +3,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from django.core.management.base import BaseCommand, CommandError
 
 from core.errors import DomainError
-from wallets.services import code_batch_create
+from wallets.codes import code_batch_create
 
 
 def whole_number(raw: str, *, argument: str) -> int:

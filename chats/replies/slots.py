@@ -40,6 +40,8 @@ def _redis(url: str):
 
 
 _local: dict[object, dict[str, float]] = {}
+
+
 _local_lock = threading.Lock()
 
 

@@ -18,15 +18,17 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from django.conf import settings
 
-from chats import keepalive, reply_log, services
+from chats.conversations.serializers import MessageSerializer
 from chats.llm import aclose_clients
-from chats.replies import Delta, Failed, Finished, ReplyOutcome, StopSignal, reply_outcomes
-from chats.reply_slots import reply_slot_give_back, reply_slots_renew
-from chats.serializers import MessageSerializer
+from chats.replies import event_log, keepalive
+from chats.replies.outcomes import Delta, Failed, Finished, ReplyOutcome, StopSignal, reply_outcomes
+from chats.replies.services import ReplyPlan, ReplyResult
+from chats.replies.slots import reply_slot_give_back, reply_slots_renew
 from core.asgi import outliving_the_request
 from core.loops import PerLoop
 
 logger = logging.getLogger(__name__)
+
 
 STOP_CHANNEL = "parley:reply-stops"
 
@@ -65,17 +67,14 @@ def shutting_down() -> bool:
     return _workers.get().shutdown_asked_at is not None
 
 
-# --- rendering: a reply's outcomes as the events a client reads ----------------------
-
-
-def start_data(plan: services.ReplyPlan) -> dict[str, Any]:
+def start_data(plan: ReplyPlan) -> dict[str, Any]:
     return {
         "user_message": MessageSerializer(plan.user_message).data,
         "assistant_message_id": plan.assistant_message_id,
     }
 
 
-def done_data(reply: services.ReplyResult) -> dict[str, Any]:
+def done_data(reply: ReplyResult) -> dict[str, Any]:
     return {
         "message": MessageSerializer(reply.message).data,
         "usage": {
@@ -103,13 +102,10 @@ def _event(outcome: ReplyOutcome) -> tuple[str, dict[str, Any]]:
             return "error", error_data(outcome)
 
 
-# --- running ---------------------------------------------------------------------------
-
-
-def reply_start(plan: services.ReplyPlan) -> asyncio.Task:
+def reply_start(plan: ReplyPlan) -> asyncio.Task:
     """Run the reply to its end whatever becomes of the request; the task's result is its last outcome."""
     reply_id = str(plan.assistant_message_id)
-    reply_log.open_log(reply_id)
+    event_log.open_log(reply_id)
     stop = StopSignal()
     task = asyncio.create_task(_run(plan, stop), context=outliving_the_request())
     worker = _workers.get()
@@ -119,29 +115,26 @@ def reply_start(plan: services.ReplyPlan) -> asyncio.Task:
     return task
 
 
-async def _run(plan: services.ReplyPlan, stop: StopSignal) -> ReplyOutcome | None:
+async def _run(plan: ReplyPlan, stop: StopSignal) -> ReplyOutcome | None:
     reply_id, user_id = str(plan.assistant_message_id), plan.user_message.session.user_id
     slot = (user_id, reply_id)
     keepalive.keep(reply_slots_renew, slot)
     number, last = 1, None
     try:
-        await reply_log.append(reply_id, number, "start", start_data(plan))
+        await event_log.append(reply_id, number, "start", start_data(plan))
         async for last in reply_outcomes(plan, stop=stop):
             number += 1
-            await reply_log.append(reply_id, number, *_event(last))
+            await event_log.append(reply_id, number, *_event(last))
         return last
     except Exception:
         logger.exception("Reply %s failed", reply_id)
         if not isinstance(last, Finished | Failed):
             error = {"code": "server_error", "message": "An unexpected error occurred.", "details": {}}
-            await reply_log.append(reply_id, number + 1, "error", {"error": error})
+            await event_log.append(reply_id, number + 1, "error", {"error": error})
         return None
     finally:
         keepalive.release(reply_slots_renew, slot)
         await sync_to_async(reply_slot_give_back, thread_sensitive=False)(user_id=user_id, token=reply_id)
-
-
-# --- stopping ------------------------------------------------------------------------------
 
 
 async def reply_stop(reply_id: Any) -> bool:
@@ -156,7 +149,7 @@ async def reply_stop(reply_id: Any) -> bool:
         else:  # the signal's callbacks touch the reply's task: they run on the reply's own loop
             loop.call_soon_threadsafe(running.stop.set)
         return True
-    redis = reply_log.redis_client()
+    redis = event_log.redis_client()
     if redis is None:  # one worker without Redis: a reply not running here runs nowhere
         return False
     await redis.publish(STOP_CHANNEL, reply_id)
@@ -165,13 +158,13 @@ async def reply_stop(reply_id: Any) -> bool:
 
 def _listen_for_stops(worker: _Worker) -> None:
     """One subscriber per worker to the stop channel, started with its first reply."""
-    if reply_log.redis_client() is None or (worker.stop_listener and not worker.stop_listener.done()):
+    if event_log.redis_client() is None or (worker.stop_listener and not worker.stop_listener.done()):
         return
     worker.stop_listener = asyncio.create_task(_stops(worker))
 
 
 async def _stops(worker: _Worker) -> None:
-    pubsub = reply_log.redis_client().pubsub()
+    pubsub = event_log.redis_client().pubsub()
     try:
         await pubsub.subscribe(STOP_CHANNEL)
         async for message in pubsub.listen():
@@ -185,9 +178,6 @@ async def _stops(worker: _Worker) -> None:
         logger.warning("The reply stop listener stopped", exc_info=True)
     finally:
         await pubsub.aclose()
-
-
-# --- shutting down ---------------------------------------------------------------------------
 
 
 def replies_startup() -> None:

@@ -20,6 +20,7 @@ from core.loops import PerLoop
 
 logger = logging.getLogger(__name__)
 
+
 Renew = Callable[[list], None]
 
 

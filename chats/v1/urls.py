@@ -3,12 +3,15 @@
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from chats import openai_api
+from chats.v1 import views
 
 router = SimpleRouter(trailing_slash=False)
-router.register("models", openai_api.ModelViewSet, basename="v1-model")
+
+
+router.register("models", views.ModelViewSet, basename="v1-model")
+
 
 urlpatterns = [
-    path("chat/completions", openai_api.chat_completions, name="v1-chat-completions"),
+    path("chat/completions", views.chat_completions, name="v1-chat-completions"),
     *router.urls,
 ]

@@ -25,10 +25,20 @@ from chats.models import Message, UsageRecord
 from wallets.models import LedgerEntry
 
 UTC = dt.UTC
+
+
 GROUPS = ("day", "category", "key")
+
+
 REPORT_GROUPS = ("day", "user", "category")
+
+
 MAX_RANGE_DAYS = 366
+
+
 DEFAULT_RANGE_DAYS = 30
+
+
 #: Rows fetched at a time by the report's server-side cursor.
 REPORT_CHUNK = 2000
 
@@ -140,9 +150,6 @@ def usage_for_user(*, user, date_from: dt.date, date_to: dt.date, group_by: str)
         totals.add(row.as_dict())
         results.append({group_by: label(group), **row.as_dict()})
     return Usage(group_by=group_by, results=results, totals=totals.as_dict())
-
-
-# --- the staff report ------------------------------------------------------------------------
 
 
 REPORT_COLUMNS = ("charges", "credits")

@@ -30,7 +30,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from chats import reply_log, reply_runner, selectors, services
+from chats.conversations.serializers import MessageSerializer
+from chats.conversations.views import SessionMessagesView
 from chats.errors import (
     ReplyEnded,
     ReplyFailed,
@@ -40,11 +41,13 @@ from chats.errors import (
     TooManyReplies,
 )
 from chats.models import Message
-from chats.replies import Failed, Finished, ReplyOutcome, release_connection
-from chats.reply_slots import reply_slot_give_back, reply_slot_take
-from chats.serializers import MessageInputSerializer, MessageSerializer, ReplySerializer
+from chats.replies import event_log, runner
+from chats.replies.outcomes import Failed, Finished, ReplyOutcome, release_connection
+from chats.replies.selectors import reply_get
+from chats.replies.serializers import MessageInputSerializer, ReplySerializer
+from chats.replies.services import ReplyPlan, reply_begin, reply_regenerate
+from chats.replies.slots import reply_slot_give_back, reply_slot_take
 from chats.throttles import MessageThrottle
-from chats.views import SessionMessagesView
 from core.asgi import outliving_the_request
 from core.errors import DomainError, ValidationFailed
 from core.exceptions import error_body, error_response
@@ -113,13 +116,13 @@ class MessagePostView(AdmittingView):
 
     throttle_classes = [MessageThrottle]
 
-    def begin(self, request: Request, *, pk) -> services.ReplyPlan:
+    def begin(self, request: Request, *, pk) -> ReplyPlan:
         data = MessageInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         return self.in_a_slot(
             request,
             partial(
-                services.reply_begin,
+                reply_begin,
                 user=request.user,
                 session_id=pk,
                 content=data.validated_data["content"],
@@ -128,7 +131,7 @@ class MessagePostView(AdmittingView):
         )
 
     @staticmethod
-    def in_a_slot(request: Request, reserve: Callable[..., services.ReplyPlan]) -> services.ReplyPlan:
+    def in_a_slot(request: Request, reserve: Callable[..., ReplyPlan]) -> ReplyPlan:
         """``reserve(reply_id=…)`` once a slot is taken; the reply's id is its slot among the user's
         running replies, given back when the reply ends (or now, if it never begins)."""
         reply_id = uuid4()
@@ -145,10 +148,10 @@ class MessagePostView(AdmittingView):
 class RegenerateView(MessagePostView):
     """A new answer to a reply's question, beside it: admitted as a new message is."""
 
-    def begin(self, request: Request, *, pk, message_id) -> services.ReplyPlan:
+    def begin(self, request: Request, *, pk, message_id) -> ReplyPlan:
         return self.in_a_slot(
             request,
-            lambda reply_id: services.reply_regenerate(
+            lambda reply_id: reply_regenerate(
                 user=request.user, session_id=pk, reply_id=message_id, reply_id_new=reply_id
             ),
         )
@@ -158,7 +161,7 @@ class ReplyView(AdmittingView):
     """An existing reply of the caller's session: to follow its events, or to stop it."""
 
     def begin(self, request: Request, *, pk, message_id) -> Message:
-        return selectors.reply_get(user=request.user, session_id=pk, message_id=message_id)
+        return reply_get(user=request.user, session_id=pk, message_id=message_id)
 
 
 class ReplyStopView(ReplyView):
@@ -187,13 +190,13 @@ async def reply_regenerate_endpoint(request: HttpRequest, pk, message_id) -> Htt
 
 async def _reply(request: HttpRequest, admit: Callable[[], Any]) -> HttpResponse:
     """Admit a reply (``admit``: DRF's checks, a slot, the reservation), start it, and follow it."""
-    if reply_runner.shutting_down():
+    if runner.shutting_down():
         return _error(ShuttingDown(), headers={"Retry-After": "1"})
-    admitted = await admit_in_thread(admit, reply_runner.reply_start)
+    admitted = await admit_in_thread(admit, runner.reply_start)
     if isinstance(admitted, HttpResponse):
         return admitted
     # The reply runs on its own: this request is only its first reader.
-    running = reply_runner.reply_start(admitted)
+    running = runner.reply_start(admitted)
     if _wants_json(request):
         return _reply_as_json(admitted, await asyncio.shield(running))
     return _event_stream(_follow(admitted.assistant_message_id, after=0, final=None))
@@ -221,7 +224,7 @@ async def reply_stop_endpoint(request: HttpRequest, pk, message_id) -> HttpRespo
     admitted = await sync_to_async(ReplyStopView().admit)(request, pk=pk, message_id=message_id)
     if isinstance(admitted, HttpResponse):
         return admitted
-    if not await reply_runner.reply_stop(admitted.id):
+    if not await runner.reply_stop(admitted.id):
         return _error(ReplyNotRunning())
     return JsonResponse({"id": str(admitted.id), "status": "stopping"}, status=status.HTTP_202_ACCEPTED)
 
@@ -284,9 +287,17 @@ class RegenerateURLView(APIView):
 
 
 _history = SessionMessagesView.as_view()
+
+
 session_messages_endpoint.cls = SessionMessagesURLView
+
+
 session_messages_endpoint.initkwargs = {}
+
+
 reply_regenerate_endpoint.cls = RegenerateURLView
+
+
 reply_regenerate_endpoint.initkwargs = {}
 
 
@@ -362,10 +373,10 @@ def _event_stream(frames: AsyncIterator[bytes]) -> StreamingHttpResponse:
 async def _follow(reply_id, *, after: int, final: Message | None) -> AsyncIterator[bytes]:
     """The log's events after ``after``; once it has expired, the stored reply as one last event."""
     try:
-        async for event in reply_log.follow(reply_id, after=after):
+        async for event in event_log.follow(reply_id, after=after):
             yield event.frame()
         return
-    except reply_log.LogMissing:
+    except event_log.LogMissing:
         if final is None:
             raise
     yield await sync_to_async(_final_frame, thread_sensitive=True)(final)
@@ -389,15 +400,15 @@ def _final_frame(reply: Message) -> bytes:
         name, data = "error", error_body(error.code, error.default_message, data)
     else:
         name = "done"
-    return reply_log.Event(0, name, json.dumps(data, cls=DjangoJSONEncoder)).frame()
+    return event_log.Event(0, name, json.dumps(data, cls=DjangoJSONEncoder)).frame()
 
 
-def _reply_as_json(plan: services.ReplyPlan, last: ReplyOutcome | None) -> JsonResponse:
+def _reply_as_json(plan: ReplyPlan, last: ReplyOutcome | None) -> JsonResponse:
     if isinstance(last, Failed):
-        return JsonResponse(reply_runner.error_data(last), status=last.error.status_code)
+        return JsonResponse(runner.error_data(last), status=last.error.status_code)
     if not isinstance(last, Finished):
         return error_response("server_error", "An unexpected error occurred.", 500)
-    done = reply_runner.done_data(last.reply)
+    done = runner.done_data(last.reply)
     body = {
         "user_message": MessageSerializer(plan.user_message).data,
         "assistant_message": done.pop("message"),

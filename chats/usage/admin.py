@@ -19,16 +19,27 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 from django.utils import timezone
 
-from chats import usage_admin_selectors as selectors
+from chats.usage import admin_selectors
 
 VIEW_PERMISSION = "wallets.view_ledgerentry"
+
+
 DEFAULT_DAYS = 30
+
+
 MAX_DAYS = 366
+
+
 TOP_SPENDERS = 10
+
 
 # The chart's geometry, in SVG user units.
 CHART_WIDTH, CHART_HEIGHT = 960, 260
+
+
 PLOT_LEFT, PLOT_TOP, PLOT_BOTTOM = 56, 12, 28
+
+
 PALETTE = ["#417690", "#e5a33d", "#79aec8", "#ba2121", "#5b8c5a", "#8e6bb8", "#d27c9c", "#6d6d6d"]
 
 
@@ -75,7 +86,7 @@ def default_range() -> tuple[dt.date, dt.date]:
     return end - dt.timedelta(days=DEFAULT_DAYS - 1), end
 
 
-def chart(spends: list[selectors.CategorySpend], *, start: dt.date, end: dt.date) -> dict:
+def chart(spends: list[admin_selectors.CategorySpend], *, start: dt.date, end: dt.date) -> dict:
     """The stacked bars, legend and scale of the SVG for ``spends`` over ``start``..``end``."""
     categories = list(
         dict.fromkeys(
@@ -84,7 +95,7 @@ def chart(spends: list[selectors.CategorySpend], *, start: dt.date, end: dt.date
         )
     )
     colors = {category.pk: PALETTE[index % len(PALETTE)] for index, category in enumerate(categories)}
-    by_day: dict[dt.date, list[selectors.CategorySpend]] = {}
+    by_day: dict[dt.date, list[admin_selectors.CategorySpend]] = {}
     for spend in spends:
         by_day.setdefault(spend.day, []).append(spend)
     days = [start + dt.timedelta(days=offset) for offset in range((end - start).days + 1)]
@@ -144,7 +155,7 @@ def usage_view(request: HttpRequest, *, admin_site: AdminSite) -> HttpResponse:
     start, end = (
         (form.cleaned_data["start"], form.cleaned_data["end"]) if form.is_valid() else default_range()
     )
-    spends = selectors.spend_by_day_and_category(start=start, end=end)
+    spends = admin_selectors.spend_by_day_and_category(start=start, end=end)
     context = {
         **admin_site.each_context(request),
         "title": "Usage",
@@ -152,6 +163,6 @@ def usage_view(request: HttpRequest, *, admin_site: AdminSite) -> HttpResponse:
         "start": start,
         "end": end,
         "chart": chart(spends, start=start, end=end),
-        "spenders": selectors.top_spenders(start=start, end=end, limit=TOP_SPENDERS),
+        "spenders": admin_selectors.top_spenders(start=start, end=end, limit=TOP_SPENDERS),
     }
     return TemplateResponse(request, "admin/chats/usage.html", context)

@@ -15,6 +15,8 @@ from chats.errors import InvalidParameter, UnsupportedParameter
 from chats.llm import ChatMessage
 
 ROLES = ("system", "user", "assistant")
+
+
 # Passed to the upstream as they are, once checked.
 SAMPLING = {
     "temperature": (0.0, 2.0),
@@ -22,8 +24,14 @@ SAMPLING = {
     "presence_penalty": (-2.0, 2.0),
     "frequency_penalty": (-2.0, 2.0),
 }
+
+
 KNOWN = {"model", "messages", "stream", "stream_options", "max_tokens", "max_completion_tokens", "n"}
+
+
 PASSED_THROUGH = {*SAMPLING, "stop", "seed", "user"}
+
+
 MAX_STOP_SEQUENCES = 4
 
 
@@ -155,9 +163,6 @@ def _passed_through(body: dict) -> dict[str, Any]:
     return options
 
 
-# --- responses ---------------------------------------------------------------
-
-
 def completion_id(record_id: Any) -> str:
     return f"chatcmpl-{getattr(record_id, 'hex', record_id)}"
 
@@ -210,8 +215,6 @@ def model_json(category) -> dict[str, Any]:
         "owned_by": "parley",
     }
 
-
-# --- errors ------------------------------------------------------------------
 
 # Parley's error codes as OpenAI's clients know them: (OpenAI's code, its type).
 _OPENAI_ERRORS = {

@@ -7,7 +7,7 @@ Server-Sent Events or as one JSON body.
 
 It runs on the event loop: no thread is busy and no database connection is
 held while tokens flow. The database is touched through ``sync_to_async``:
-``services.reply_begin`` before (by the endpoint), ``services.reply_finish``
+``reply_begin`` before (by the endpoint), ``reply_finish``
 after, the latter shielded from cancellation so that a client who
 disconnects still gets its partial reply stored and charged, and the hold
 never outlives the request.
@@ -22,9 +22,10 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from django.db import connection
 
-from chats import keepalive, services
 from chats.llm import LLMStream, LLMUnavailable, get_provider
 from chats.models import Message
+from chats.replies import keepalive
+from chats.replies.services import ReplyPlan, Settlement, replies_lease_renew, reply_finish
 from core.asgi import outliving_the_request
 
 logger = logging.getLogger(__name__)
@@ -41,7 +42,7 @@ class Delta:
 class Finished:
     """The reply ended normally: stored ``complete`` and charged; why the model stopped."""
 
-    reply: services.Settlement
+    reply: Settlement
     finish_reason: str = "stop"
 
 
@@ -50,7 +51,7 @@ class Failed:
     """The model failed: the reply is stored (``failed``, or ``incomplete`` with what came) and settled."""
 
     error: LLMUnavailable
-    reply: services.Settlement
+    reply: Settlement
 
 
 ReplyOutcome = Delta | Finished | Failed
@@ -112,26 +113,24 @@ class StopSignal:
             self._callbacks.append(callback)
 
 
-def reply_outcomes(
-    plan: services.ReplyPlan, *, stop: StopSignal | None = None
-) -> AsyncIterator[ReplyOutcome]:
+def reply_outcomes(plan: ReplyPlan, *, stop: StopSignal | None = None) -> AsyncIterator[ReplyOutcome]:
     """A chat reply's outcomes: stored as a message of its session.
 
     Once ``stop`` is set the upstream is closed, and the reply ends
     ``incomplete``, charged for what was produced, as a ``Finished``.
     """
-    lease = (services.replies_lease_renew, plan.assistant_message_id)
-    return _outcomes(plan, finish=services.reply_finish, lease=lease, stop=stop)
+    lease = (replies_lease_renew, plan.assistant_message_id)
+    return settled_outcomes(plan, finish=reply_finish, lease=lease, stop=stop)
 
 
-def completion_outcomes(plan: services.CompletionPlan) -> AsyncIterator[ReplyOutcome]:
-    """A ``/v1/`` completion's outcomes: stored as a usage record, its content nowhere."""
-    lease = (services.completions_lease_renew, plan.record_id)
-    return _outcomes(plan, finish=services.completion_finish, lease=lease)
+async def settled_outcomes(
+    plan, *, finish, lease, stop: StopSignal | None = None
+) -> AsyncIterator[ReplyOutcome]:
+    """Deltas as they come, then ``Finished`` or ``Failed``; settles on every path.
 
-
-async def _outcomes(plan, *, finish, lease, stop: StopSignal | None = None) -> AsyncIterator[ReplyOutcome]:
-    """Deltas as they come, then ``Finished`` or ``Failed``; settles on every path."""
+    The one path by which a chat reply and a ``/v1/`` completion are streamed and paid for:
+    they differ only in ``finish`` (where the result is stored) and ``lease`` (what is renewed).
+    """
     parts: list[str] = []
     stream: LLMStream | None = None
     failure: LLMUnavailable | None = None

@@ -1,11 +1,8 @@
-import re
-from datetime import timedelta
+"""Conversations on the wire: categories, sessions, messages, history and export queries."""
 
 from rest_framework import serializers
-from rest_framework.fields import empty
 
 from chats.models import Category, Message
-from chats.usage import DEFAULT_RANGE_DAYS, GROUPS, MAX_RANGE_DAYS, usage_default_range
 from core.fields import StrictBooleanField, StrictCharField, StrictSlugField
 
 
@@ -14,12 +11,6 @@ class CategorySerializer(serializers.ModelSerializer):
         model = Category
         fields = ["slug", "name", "description", "prompt_price", "completion_price"]
         read_only_fields = fields
-
-
-# The read-only shapes of a session and a message are plain ``Serializer``s: a
-# ``ModelSerializer`` rebuilds its fields from the model on every
-# instantiation, and these two are built for every reply and every page
-# (docs/benchmarks.md).
 
 
 class SessionSerializer(serializers.Serializer):
@@ -150,18 +141,6 @@ class AccountExportSerializer(serializers.Serializer):
     sessions = SessionExportSerializer(many=True, read_only=True)
 
 
-class MessageInputSerializer(serializers.Serializer):
-    content = StrictCharField(trim_whitespace=False, allow_blank=True)
-    parent_id = serializers.UUIDField(
-        required=False,
-        allow_null=True,
-        help_text=(
-            "An assistant reply of the session to continue from (an edit: a new branch beside the "
-            "question that followed it). Absent or null: the current branch."
-        ),
-    )
-
-
 class HistoryQuerySerializer(QueryStringSerializer):
     """The history's query parameters (``page_size`` and ``cursor`` are the pagination's)."""
 
@@ -169,100 +148,3 @@ class HistoryQuerySerializer(QueryStringSerializer):
         required=False,
         help_text="A message of the session: the branch ending there. Absent: the newest message's.",
     )
-
-
-class UsageSerializer(serializers.Serializer):
-    prompt_tokens = serializers.IntegerField()
-    completion_tokens = serializers.IntegerField()
-
-
-class ReplySerializer(serializers.Serializer):
-    """The JSON answer (``Accept: application/json``) to a new message."""
-
-    user_message = MessageSerializer()
-    assistant_message = MessageSerializer()
-    usage = UsageSerializer()
-    cost = serializers.IntegerField()
-    balance = serializers.IntegerField()
-
-
-class UsageDateField(serializers.DateField):
-    """A UTC day written ``YYYY-MM-DD``, exactly: DRF takes ``2026-1-1``, and an empty value as none."""
-
-    def __init__(self, **kwargs):
-        super().__init__(input_formats=["%Y-%m-%d"], required=False, **kwargs)
-
-    def get_value(self, dictionary):
-        # DRF reads a form's (and a query string's) empty value as "not given" (``fields.empty``).
-        return dictionary.get(self.field_name, empty)
-
-    def to_internal_value(self, value):
-        if not isinstance(value, str) or not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", value):
-            self.fail("invalid", format="YYYY-MM-DD")
-        return super().to_internal_value(value)
-
-
-class UsageQuerySerializer(QueryStringSerializer):
-    """``GET /api/usage/``'s query: ``from`` and ``to`` (UTC days, both included) and ``group_by``.
-
-    ``from`` is a Python keyword, so its field is added in :meth:`get_fields`. The dates say
-    themselves what is wrong with a blank one.
-    """
-
-    blank_allowed = ("from", "to")
-
-    to = UsageDateField(help_text="The last UTC day, included (default: today).")
-    group_by = serializers.ChoiceField(choices=GROUPS, default="day")
-
-    def get_fields(self):
-        fields = super().get_fields()
-        fields = {
-            "from": UsageDateField(
-                help_text=f"The first UTC day (default: {DEFAULT_RANGE_DAYS - 1} days before `to`).",
-            ),
-            **fields,
-        }
-        return fields
-
-    def validate(self, attrs):
-        date_to = attrs.get("to") or usage_default_range()[1]
-        date_from = attrs.get("from") or date_to - timedelta(days=DEFAULT_RANGE_DAYS - 1)
-        if date_from > date_to:
-            raise serializers.ValidationError({"from": ["Must not be after `to`."]})
-        if (date_to - date_from).days + 1 > MAX_RANGE_DAYS:
-            raise serializers.ValidationError(
-                {"from": [f"The range may span at most {MAX_RANGE_DAYS} days."]}
-            )
-        return {"date_from": date_from, "date_to": date_to, "group_by": attrs["group_by"]}
-
-
-class AccountUsageKeySerializer(serializers.Serializer):
-    id = serializers.UUIDField()
-    prefix = serializers.CharField()
-
-
-class AccountUsageTotalsSerializer(serializers.Serializer):
-    replies = serializers.IntegerField(help_text="Chat replies and `/v1/` requests.")
-    prompt_tokens = serializers.IntegerField()
-    completion_tokens = serializers.IntegerField()
-    cost = serializers.IntegerField(help_text="Credits.")
-
-
-class AccountUsageRowSerializer(AccountUsageTotalsSerializer):
-    """One group: exactly one of ``day``, ``category`` and ``key``, as asked by ``group_by``."""
-
-    day = serializers.DateField(required=False)
-    category = serializers.CharField(required=False, help_text="The category's slug.")
-    key = AccountUsageKeySerializer(
-        required=False, allow_null=True, help_text="The API key; `null` for chat replies (made with no key)."
-    )
-
-    def to_representation(self, row: dict) -> dict:
-        data = super().to_representation(row)
-        order = ("day", "category", "key", *AccountUsageTotalsSerializer._declared_fields)
-        return {name: data[name] for name in order if name in row}
-
-
-class AccountUsageSerializer(serializers.Serializer):
-    results = AccountUsageRowSerializer(many=True)
-    totals = AccountUsageTotalsSerializer()

@@ -16,11 +16,13 @@ from django.utils import timezone
 from rest_framework import serializers
 from rest_framework.utils.encoders import JSONEncoder
 
-from chats import selectors
+from chats.conversations.selectors import messages_for_export, messages_for_session, sessions_for_export
+from chats.conversations.serializers import MessageSerializer, SessionSerializer
 from chats.models import ChatSession, Message
-from chats.serializers import MessageSerializer, SessionSerializer
 
 ROWS_PER_FETCH = 500
+
+
 PIECE_CHARS = 64 * 1024
 
 
@@ -38,7 +40,7 @@ def account_filename() -> str:
 
 
 def session_json(*, session: ChatSession) -> str:
-    messages = selectors.messages_for_export(sessions=ChatSession.objects.filter(pk=session.pk))
+    messages = messages_for_export(sessions=ChatSession.objects.filter(pk=session.pk))
     return "".join(_session_documents([session], messages))
 
 
@@ -48,8 +50,8 @@ def account_json(*, user) -> Iterator[str]:
 
 
 def _account_document(*, user) -> Iterator[str]:
-    sessions = selectors.sessions_for_export(user=user)
-    messages = selectors.messages_for_export(sessions=sessions)
+    sessions = sessions_for_export(user=user)
+    messages = messages_for_export(sessions=sessions)
     exported_at = serializers.DateTimeField().to_representation(timezone.now())
     yield f'{{"exported_at":{_dumps(exported_at)},"sessions":['
     yield from _session_documents(
@@ -113,7 +115,7 @@ def session_markdown(*, session: ChatSession) -> str:
     if session.notes:
         lines += ["", "## Notes", "", session.notes]
     lines += ["", "## Conversation"]
-    messages = selectors.messages_for_session(session=session).order_by("created_at", "id")
+    messages = messages_for_session(session=session).order_by("created_at", "id")
     for message in messages.iterator(chunk_size=ROWS_PER_FETCH):
         who = "You" if message.role == Message.Role.USER else "Assistant"
         status = "" if message.status == Message.Status.COMPLETE else f" ({message.status})"

@@ -1,3 +1,5 @@
+"""The HTTP side of conversations: categories, sessions, history, notes and exports."""
+
 from django.core.handlers.asgi import ASGIRequest
 from django.http import HttpResponse, StreamingHttpResponse
 from drf_spectacular.types import OpenApiTypes
@@ -11,11 +13,17 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from chats import exports, selectors, services, usage
-from chats.pagination import KeysetCursorPagination
-from chats.serializers import (
+from chats.conversations import exports
+from chats.conversations.pagination import KeysetCursorPagination
+from chats.conversations.selectors import (
+    branch_messages,
+    categories_active,
+    category_get,
+    session_get,
+    session_rows_for_user,
+)
+from chats.conversations.serializers import (
     AccountExportSerializer,
-    AccountUsageSerializer,
     CategorySerializer,
     ExportFormatSerializer,
     HistoryQuerySerializer,
@@ -27,8 +35,8 @@ from chats.serializers import (
     SessionRowSerializer,
     SessionSerializer,
     SessionUpdateInputSerializer,
-    UsageQuerySerializer,
 )
+from chats.conversations.services import session_create, session_delete, session_set_notes, session_update
 from core.openapi import error_responses
 from core.pagination import CursorPagination
 
@@ -52,7 +60,7 @@ class CategoryViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):
     permission_classes = [AllowAny]
 
     def get_queryset(self):
-        return selectors.categories_active()
+        return categories_active()
 
 
 class ExportNegotiation(DefaultContentNegotiation):
@@ -103,10 +111,10 @@ class SessionViewSet(
         params = SessionListQuerySerializer(data=self.request.query_params)
         params.is_valid(raise_exception=True)
         slug = params.validated_data.get("category")
-        return selectors.session_rows_for_user(
+        return session_rows_for_user(
             user=self.request.user,
             archived=params.validated_data["archived"],
-            category=selectors.category_get(slug=slug) if slug else None,
+            category=category_get(slug=slug) if slug else None,
             q=params.validated_data.get("q", ""),
         )
 
@@ -114,7 +122,7 @@ class SessionViewSet(
         return SessionRowSerializer if self.action == "list" else SessionSerializer
 
     def get_object(self):
-        return selectors.session_get(user=self.request.user, session_id=self.kwargs["pk"])
+        return session_get(user=self.request.user, session_id=self.kwargs["pk"])
 
     @extend_schema(
         request=SessionCreateInputSerializer,
@@ -123,7 +131,7 @@ class SessionViewSet(
     def create(self, request: Request) -> Response:
         data = SessionCreateInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        session = services.session_create(user=request.user, **data.validated_data)
+        session = session_create(user=request.user, **data.validated_data)
         return Response(SessionSerializer(session).data, status=status.HTTP_201_CREATED)
 
     @extend_schema(
@@ -133,11 +141,11 @@ class SessionViewSet(
     def partial_update(self, request: Request, pk=None) -> Response:
         data = SessionUpdateInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        session = services.session_update(session=self.get_object(), **data.validated_data)
+        session = session_update(session=self.get_object(), **data.validated_data)
         return Response(SessionSerializer(session).data)
 
     def perform_destroy(self, instance) -> None:
-        services.session_delete(session=instance)
+        session_delete(session=instance)
 
     @extend_schema(
         request=SessionNotesInputSerializer,
@@ -147,7 +155,7 @@ class SessionViewSet(
     def notes(self, request: Request, pk=None) -> Response:
         data = SessionNotesInputSerializer(data=request.data)
         data.is_valid(raise_exception=True)
-        session = services.session_set_notes(session=self.get_object(), **data.validated_data)
+        session = session_set_notes(session=self.get_object(), **data.validated_data)
         return Response(SessionSerializer(session).data)
 
     @extend_schema(
@@ -215,26 +223,5 @@ class SessionMessagesView(ListAPIView):
     def get_queryset(self):
         params = HistoryQuerySerializer(data=self.request.query_params)
         params.is_valid(raise_exception=True)
-        session = selectors.session_get(user=self.request.user, session_id=self.kwargs["pk"])
-        return selectors.branch_messages(session=session, leaf_id=params.validated_data.get("leaf"))
-
-
-@extend_schema_view(
-    get=extend_schema(
-        parameters=[UsageQuerySerializer],
-        description=(
-            "The caller's own usage, chat replies and `/v1/` requests together (pending ones left out), "
-            "grouped by UTC day, category or API key (chat replies under the key `null`), with totals. "
-            "Groups without usage are left out. The range spans at most 366 days."
-        ),
-        responses={200: AccountUsageSerializer, **error_responses(400, 401)},
-    )
-)
-class UsageView(APIView):
-    """``GET /api/usage/``: two grouped queries (:func:`chats.usage.usage_for_user`), whatever the rows."""
-
-    def get(self, request: Request) -> Response:
-        params = UsageQuerySerializer(data=request.query_params)
-        params.is_valid(raise_exception=True)
-        result = usage.usage_for_user(user=request.user, **params.validated_data)
-        return Response(AccountUsageSerializer(result).data)
+        session = session_get(user=self.request.user, session_id=self.kwargs["pk"])
+        return branch_messages(session=session, leaf_id=params.validated_data.get("leaf"))

@@ -17,82 +17,22 @@ from typing import Any
 from uuid import UUID, uuid4
 
 from django.conf import settings
-from django.db import IntegrityError, connection, transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
-from chats import selectors
-from chats.errors import ModelNotFound, ReplyPending
+from chats.conversations.selectors import session_get
+from chats.errors import ReplyPending
 from chats.llm import ChatMessage, Usage, estimate_prompt_tokens, estimate_usage
 from chats.models import Category, ChatSession, Message, UsageRecord
-from chats.pricing import prompt_tokens_upper_bound, reply_cost
+from chats.replies.pricing import prompt_tokens_upper_bound, reply_cost
+from chats.replies.prompt import PromptBranch, prompt_branch
+from chats.replies.selectors import reply_get
 from core.db.rows import columns, fetch_one, insert, instance_from_row, table
 from core.errors import NotFound, ValidationFailed
 from wallets import selectors as wallet_selectors
 from wallets import services as wallet_services
-from wallets.errors import SpendCapReached
 
 TITLE_FROM_MESSAGE_CHARS = 60
-SESSION_DELETE_ATTEMPTS = 3
-
-
-def session_create(*, user, category: str, title: str = "") -> ChatSession:
-    found = selectors.categories_active().filter(slug=category).first()
-    if found is None:
-        raise ValidationFailed(
-            "Unknown category.", details={"category": [f"No active category named {category!r}."]}
-        )
-    return ChatSession.objects.create(user=user, category=found, title=title)
-
-
-def session_update(
-    *,
-    session: ChatSession,
-    title: str | None = None,
-    pinned: bool | None = None,
-    archived: bool | None = None,
-) -> ChatSession:
-    """Rename, pin or archive a session (``None``: leave it as it is).
-
-    A new title is activity: ``updated_at`` moves and the session rises in the list. Pinning
-    and archiving file the session away without moving it among the others. One ``UPDATE`` of
-    the fields given, so a reply storing its messages meanwhile loses nothing.
-    """
-    changes = {
-        name: value
-        for name, value in (("title", title), ("pinned", pinned), ("archived", archived))
-        if value is not None
-    }
-    if "title" in changes:
-        changes["updated_at"] = timezone.now()
-    if not ChatSession.objects.filter(pk=session.pk).update(**changes):
-        raise NotFound("Session not found.")
-    for name, value in changes.items():
-        setattr(session, name, value)
-    return session
-
-
-def session_set_notes(*, session: ChatSession, notes: str) -> ChatSession:
-    session.notes = notes
-    session.save(update_fields=["notes", "updated_at"])
-    return session
-
-
-def session_delete(*, session: ChatSession) -> None:
-    """Messages go with the session (``on_delete=CASCADE``).
-
-    A reply still streaming settles its hold by id, so deleting the session
-    mid-stream cannot strand the reserved credit. Django gathers the messages
-    before deleting the session: a reply that began meanwhile adds messages
-    the delete did not see, and the foreign key refuses the delete at commit;
-    then gather again.
-    """
-    for attempt in range(1, SESSION_DELETE_ATTEMPTS + 1):
-        try:
-            session.delete()
-            return
-        except IntegrityError:
-            if attempt == SESSION_DELETE_ATTEMPTS:
-                raise
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -155,9 +95,9 @@ def _prompt(
     system = [ChatMessage(role="system", content=category.system_prompt)] if category.system_prompt else []
     budget = settings.LLM_CONTEXT_TOKENS - estimate_prompt_tokens([*system, ChatMessage("user", content)])
     branch = (
-        selectors.prompt_branch(session=session, leaf_id=leaf_id, budget_tokens=max(budget, 0))
+        prompt_branch(session=session, leaf_id=leaf_id, budget_tokens=max(budget, 0))
         if continues
-        else selectors.PromptBranch(leaf_id=None, history=[])
+        else PromptBranch(leaf_id=None, history=[])
     )
     return [*system, *branch.history, ChatMessage("user", content)], branch.leaf_id
 
@@ -185,7 +125,7 @@ def reply_begin(
     that reply (an edit: a sibling of the question that followed it). The prompt is that
     branch's messages, then the question.
     """
-    session = selectors.session_get(user=user, session_id=session_id)
+    session = session_get(user=user, session_id=session_id)
     content = _validated_content(content)
     if parent_id is not None:
         _check_parent(session, parent_id)
@@ -212,7 +152,7 @@ def reply_regenerate(*, user, session_id, reply_id: UUID, reply_id_new: UUID | N
 
     The earlier reply is kept. The prompt is the branch up to the question, then the question.
     """
-    reply = selectors.reply_get(user=user, session_id=session_id, message_id=reply_id)
+    reply = reply_get(user=user, session_id=session_id, message_id=reply_id)
     if reply.status == Message.Status.PENDING:
         raise ReplyPending()
     question = reply.parent
@@ -253,7 +193,7 @@ def _reply_reserve(
         role=Message.Role.ASSISTANT,
         status=Message.Status.PENDING,
         hold_id=hold_id,
-        lease_expires_at=_lease_end(),
+        lease_expires_at=lease_end(),
     )
     rows = [question, assistant] if new_question else [assistant]
     # One commit before the provider is called: the question, the pending
@@ -284,10 +224,6 @@ def _reply_reserve(
     )
 
 
-# A write of every reservation and settlement, as a plain statement: the ORM's compiling of the
-# equivalent update costs several times the statement itself.
-
-
 def _session_touch(*, session_id, new_messages: int, title: str = "") -> bool:
     """Count ``new_messages`` and stamp the session's activity (and its ``title``, if one is given);
     False if the session is gone."""
@@ -303,7 +239,7 @@ def _session_touch(*, session_id, new_messages: int, title: str = "") -> bool:
         return cursor.rowcount == 1
 
 
-def _usage_and_cost(plan, *, content: str, usage: Usage | None, status: str) -> tuple[Usage, int]:
+def usage_and_cost(plan, *, content: str, usage: Usage | None, status: str) -> tuple[Usage, int]:
     """What a reply used and costs: nothing if it failed, else the reported (or estimated) usage.
 
     Never more than was held: the hold is the most the reply may cost.
@@ -318,7 +254,7 @@ def _usage_and_cost(plan, *, content: str, usage: Usage | None, status: str) -> 
     return usage, min(cost, plan.held)
 
 
-def _settle_hold(*, user, hold_id, status: str, cost: int, description: str):
+def hold_settle(*, user, hold_id, status: str, cost: int, description: str):
     """Charge ``cost`` from the hold (or release it for a failure); the wallet as it is then."""
     if hold_id is None:
         return wallet_selectors.wallet_for_user(user=user)
@@ -336,7 +272,7 @@ def reply_finish(*, plan: ReplyPlan, content: str, usage: Usage | None, status: 
     meanwhile (by ``release_stale_holds``, or a second call) is left as it is
     and nothing is charged twice.
     """
-    usage, cost = _usage_and_cost(plan, content=content, usage=usage, status=status)
+    usage, cost = usage_and_cost(plan, content=content, usage=usage, status=status)
     user = plan.user_message.session.user
     with transaction.atomic():
         message = _reply_claim(
@@ -348,7 +284,7 @@ def reply_finish(*, plan: ReplyPlan, content: str, usage: Usage | None, status: 
                 wallet = wallet_selectors.wallet_for_user(user=user)
                 return ReplyResult(message=message, usage=usage, cost=message.cost, balance=wallet.balance)
         # Claimed, or gone with its deleted session: the hold is settled either way.
-        wallet = _settle_hold(
+        wallet = hold_settle(
             user=user,
             hold_id=plan.hold_id,
             status=status,
@@ -391,14 +327,14 @@ def _reply_claim(*, reply_id: UUID, content: str, status: str, usage: Usage, cos
     return None if row is None else instance_from_row(Message, fields, row)
 
 
-def _lease_end():
+def lease_end():
     return timezone.now() + timedelta(seconds=settings.REPLY_LEASE_SECONDS)
 
 
 def replies_lease_renew(reply_ids: list) -> None:
     """Vouch for streaming chat replies a while longer (one statement for all of a worker's)."""
     pending = Message.objects.filter(pk__in=reply_ids, status=Message.Status.PENDING)
-    pending.update(lease_expires_at=_lease_end())
+    pending.update(lease_expires_at=lease_end())
 
 
 def replies_close_stale() -> int:
@@ -454,120 +390,3 @@ def holds_release_orphaned(*, older_than: timedelta) -> list:
         if hold.status == hold.Status.RELEASED:  # not settled by its reply meanwhile
             released.append(hold)
     return released
-
-
-# --- /v1/ chat completions -----------------------------------------------------------
-
-
-@dataclass(frozen=True, kw_only=True)
-class CompletionPlan(Reservation):
-    """A ``/v1/`` request reserved and recorded: its usage record, its owner, its key."""
-
-    record_id: object
-    user: Any
-    key_label: str
-
-
-@dataclass(frozen=True, kw_only=True)
-class CompletionResult(Settlement):
-    record_id: object
-
-
-def completion_begin(
-    *,
-    user,
-    api_key,
-    model: str,
-    messages: list[ChatMessage],
-    max_tokens: int | None = None,
-    options: dict[str, Any] | None = None,
-) -> CompletionPlan:
-    """Reserve the most a ``/v1/`` request can cost and record it, in one commit, before the provider.
-
-    ``model`` names a category: its system prompt goes first, its model and
-    prices apply. The conversation is the caller's and is not stored.
-    """
-    category = selectors.category_active(slug=model)
-    if category is None:
-        raise ModelNotFound(f"The model {model!r} does not exist.", details={"model": model})
-    system = [ChatMessage(role="system", content=category.system_prompt)] if category.system_prompt else []
-    prompt = [*system, *messages]
-    max_tokens = min(max_tokens or settings.LLM_MAX_TOKENS, settings.LLM_MAX_TOKENS)
-    held = reply_max_cost(category=category, prompt=prompt, max_tokens=max_tokens)
-    hold_id = uuid4() if held > 0 else None
-    key_label = f"{api_key.prefix} ({api_key.name})" if api_key.name else api_key.prefix
-    with transaction.atomic(durable=True):
-        record = UsageRecord(
-            user=user,
-            api_key=api_key,
-            category=category,
-            status=UsageRecord.Status.PENDING,
-            hold_id=hold_id,
-            lease_expires_at=_lease_end(),
-        )
-        insert([record])
-        if hold_id is not None:
-            wallet_services.wallet_hold(
-                user=user, amount=held, description=f"API request with key {key_label}", hold_id=hold_id
-            )
-            _check_key_cap(api_key, record_id=record.id, required=held)
-    return CompletionPlan(
-        record_id=record.id,
-        user=user,
-        key_label=key_label,
-        hold_id=hold_id,
-        held=held,
-        category=category,
-        prompt=prompt,
-        model=category.model or settings.LLM_MODEL,
-        max_tokens=max_tokens,
-        options=options or {},
-    )
-
-
-def _check_key_cap(api_key, *, record_id, required: int) -> None:
-    """The key's own monthly cap, checked as the wallet's are: after the wallet row is locked."""
-    cap = api_key.monthly_cap
-    if cap is None:
-        return
-    since = wallet_selectors.spend_period_start("month")
-    spent = selectors.api_key_spent(api_key=api_key, since=since, excluding=record_id)
-    if spent + required > cap:
-        raise SpendCapReached(details={"cap": cap, "period": "month", "spent": spent, "required": required})
-
-
-def completion_finish(
-    *, plan: CompletionPlan, content: str, usage: Usage | None, status: str
-) -> CompletionResult:
-    """Record what a ``/v1/`` request used and settle its hold, as ``reply_finish`` does for a chat reply.
-
-    The ledger entry names the key. The content is not stored.
-    """
-    usage, cost = _usage_and_cost(plan, content=content, usage=usage, status=status)
-    with transaction.atomic():
-        record = UsageRecord.objects.select_for_update().get(pk=plan.record_id)
-        if record.status != UsageRecord.Status.PENDING:  # closed meanwhile by the stale sweep
-            wallet = wallet_selectors.wallet_for_user(user=plan.user)
-            return CompletionResult(
-                record_id=record.id, usage=usage, cost=record.cost, balance=wallet.balance
-            )
-        wallet = _settle_hold(
-            user=plan.user,
-            hold_id=plan.hold_id,
-            status=status,
-            cost=cost,
-            description=f"API request {record.id} with key {plan.key_label}",
-        )
-        record.status = status
-        record.prompt_tokens = usage.prompt_tokens
-        record.completion_tokens = usage.completion_tokens
-        record.cost = cost
-        record.duration_ms = round((timezone.now() - record.created_at).total_seconds() * 1000)
-        record.save(update_fields=["status", "prompt_tokens", "completion_tokens", "cost", "duration_ms"])
-    return CompletionResult(record_id=record.id, usage=usage, cost=cost, balance=wallet.balance)
-
-
-def completions_lease_renew(record_ids: list) -> None:
-    """Vouch for streaming ``/v1/`` requests a while longer (one statement for all of a worker's)."""
-    pending = UsageRecord.objects.filter(pk__in=record_ids, status=UsageRecord.Status.PENDING)
-    pending.update(lease_expires_at=_lease_end())

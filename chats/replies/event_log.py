@@ -32,10 +32,15 @@ from core.loops import PerLoop
 
 logger = logging.getLogger(__name__)
 
+
 TERMINAL = frozenset({"done", "error"})
+
+
 # While a reply runs its Redis stream lives this long at most: a worker that
 # dies mid-reply leaves nothing behind for ever.
 RUNNING_TTL_SECONDS = 3600
+
+
 # How long one XREAD waits before checking that the stream still exists.
 READ_BLOCK_MS = 5000
 

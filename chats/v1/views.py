@@ -23,9 +23,13 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.authentication import ApiKeyAuthentication
-from chats import selectors, services
+from chats.conversations.selectors import categories_active
 from chats.errors import ModelNotFound
-from chats.openai_format import (
+from chats.replies.outcomes import Delta, Failed, Finished, ReplyOutcome, run_shielded
+from chats.replies.views import AdmittingView, admit_in_thread
+from chats.throttles import MessageThrottle
+from chats.v1.services import CompletionPlan, completion_begin, completion_finish, completion_outcomes
+from chats.v1.wire import (
     chunk_json,
     completion_json,
     completion_request,
@@ -33,9 +37,6 @@ from chats.openai_format import (
     openai_error,
     usage_json,
 )
-from chats.replies import Delta, Failed, Finished, ReplyOutcome, completion_outcomes, run_shielded
-from chats.streaming import AdmittingView, admit_in_thread
-from chats.throttles import MessageThrottle
 from core.exceptions import exception_handler
 
 
@@ -63,7 +64,7 @@ class ModelViewSet(OpenAIView, mixins.ListModelMixin, mixins.RetrieveModelMixin,
     lookup_value_regex = "[^/]+"
 
     def get_queryset(self):
-        return selectors.categories_active()
+        return categories_active()
 
     def list(self, request: Request) -> Response:
         return Response(
@@ -84,7 +85,7 @@ class CompletionPostView(OpenAIView, AdmittingView):
 
     def begin(self, request: Request) -> tuple[Any, Any]:
         wanted = completion_request(request.data)
-        plan = services.completion_begin(
+        plan = completion_begin(
             user=request.user,
             api_key=request.auth,
             model=wanted.model,
@@ -113,9 +114,9 @@ async def chat_completions(request: HttpRequest) -> HttpResponse:
     return response
 
 
-async def _abandoned(plan: services.CompletionPlan) -> None:
+async def _abandoned(plan: CompletionPlan) -> None:
     """The client left while its request was reserved: on ``/v1/`` a disconnect ends the request."""
-    await run_shielded(services.completion_finish, plan=plan, content="", usage=None, status="failed")
+    await run_shielded(completion_finish, plan=plan, content="", usage=None, status="failed")
 
 
 def _error_response(error: dict[str, Any], *, status: int) -> JsonResponse:
@@ -127,7 +128,7 @@ def _failure(failed: Failed) -> dict[str, Any]:
     return openai_error({"code": error.code, "message": error.message, "details": error.details})
 
 
-async def _completion_as_json(plan: services.CompletionPlan, wanted) -> JsonResponse:
+async def _completion_as_json(plan: CompletionPlan, wanted) -> JsonResponse:
     parts: list[str] = []
     last: ReplyOutcome | None = None
     async for last in completion_outcomes(plan):
@@ -150,7 +151,7 @@ def _data(payload: dict[str, Any] | str) -> bytes:
     return f"data: {text}\n\n".encode()
 
 
-async def _chunks(plan: services.CompletionPlan, wanted) -> AsyncIterator[bytes]:
+async def _chunks(plan: CompletionPlan, wanted) -> AsyncIterator[bytes]:
     """OpenAI's stream: a role chunk, content chunks, a finish chunk, the usage if asked, ``[DONE]``.
 
     A failure mid-stream is an ``error`` event (the SDKs raise it), with no ``[DONE]``.

@@ -1,0 +1,252 @@
+"""The soak's run: fresh stores, the helper processes and the workers, the load, the final check."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+from _common import (  # bench/ is on sys.path
+    PYTHON,
+    ROOT,
+    drop_database,
+    free_port,
+    machine,
+    manage,
+    reset_database,
+)
+
+from soak.clients import Tally, client_loop, command_topups
+from soak.processes import Processes, wait_ready
+from soak.report import report
+
+#: The helper processes are the command started again (``--fake``, ``--topper``, ``--verify``):
+#: one file to run, whichever part of the soak a process plays.
+SCRIPT = str(Path(__file__).resolve().parent.parent / "race_soak.py")
+
+
+def orchestrate(args: argparse.Namespace) -> int:
+    """The whole run, in order; the exit status (1 on a violation, 2 when it could not run)."""
+    if urlsplit(args.database_url).scheme not in {"postgres", "postgresql"}:
+        print("race_soak needs PostgreSQL (--database-url postgres://...)", file=sys.stderr)
+        return 2
+    run = f"{time.strftime('%H%M%S')}-{secrets.token_hex(2)}"
+    workdir = Path(tempfile.mkdtemp(prefix="parley-soak-"))
+    started = time.monotonic()
+    print(f"race soak {run}: {args.seconds:g} s, {args.clients} clients, {args.workers} uvicorn worker(s)")
+    print("machine:", json.dumps(machine()))
+
+    with Processes() as processes:
+        env = soak_env(args, start_fake(processes))
+        if not empty_stores(args, env):
+            return 2
+        bases, servers, server_logs = start_workers(processes, env, args.workers, workdir)
+        print_setup(args, started, workdir)
+        login = f"soak-{run}"
+        token = register_user(bases[0], login)
+        topups_file = workdir / "topups.jsonl"
+        topper = start_topper(processes, env, args, login, run, topups_file)
+        tally = Tally()
+        load_seconds = run_load(args, env, bases, token, login, run, tally)
+        stop_topper(processes, topper, tally)
+        books = final_check(env, login, args.settle_seconds)
+        if books is None:
+            print("the final check crashed", file=sys.stderr)
+            return 2
+        audit = manage(env, "audit_wallets", check=False)
+        stale = manage(env, "release_stale_holds", "--minutes", "0", check=False)
+        for server in servers:
+            processes.stop(server, timeout=30)
+
+    status = report(args, tally, books, audit, stale, topups_file, server_logs, load_seconds, started)
+    clean_up(args, status, workdir)
+    return status
+
+
+def start_fake(processes: Processes) -> str:
+    """The fake upstream, started first: the workers' environment needs its URL."""
+    fake = processes.start(
+        [PYTHON, SCRIPT, "--fake"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
+    )
+    return f"http://127.0.0.1:{int(fake.stdout.readline())}/v1"
+
+
+def soak_env(args: argparse.Namespace, upstream: str) -> dict[str, str]:
+    """Production settings at the fake upstream, with no limit that would turn a race into a refusal."""
+    env = dict(os.environ)
+    env.update(
+        {
+            "DJANGO_SETTINGS_MODULE": "config.settings",
+            "DATABASE_URL": args.database_url,
+            "DATABASE_POOL_MAX": "10",
+            "SECRET_KEY": "race-soak-" + secrets.token_urlsafe(40),
+            "DEBUG": "false",
+            "ALLOWED_HOSTS": "127.0.0.1,localhost",
+            "REDIS_URL": args.redis_url,
+            "LLM_PROVIDER": "openai",
+            "OPENAI_BASE_URL": upstream,
+            "OPENAI_API_KEY": "soak",
+            "LLM_MAX_RETRIES": "1",
+            "LLM_TIMEOUT": "30",
+            "LLM_MAX_TOKENS": "256",
+            "INITIAL_WALLET_BALANCE": str(args.balance),
+            "AUTH_THROTTLE_RATE": "1000/min",
+            "MESSAGE_THROTTLE_RATE": "1000000/min",  # one user sends every reply: not what a soak tests
+            "JWT_ACCESS_MINUTES": "600",
+            "LOG_LEVEL": "WARNING",
+            # One user stands for the 50 clients that share its wallet: no per-user cap here.
+            "MAX_CONCURRENT_REPLIES": str(args.max_replies),
+        }
+    )
+    return env
+
+
+def empty_stores(args: argparse.Namespace, env: dict[str, str]) -> bool:
+    """Redis flushed, the database created afresh and migrated: the books must start from nothing.
+
+    False when there is no Redis at ``--redis-url``, said on stderr.
+    """
+    if args.redis_url:
+        try:
+            flush_redis(args.redis_url)
+        except Exception as exc:
+            print(f"no Redis at {args.redis_url} ({exc}); --redis-url '' runs without", file=sys.stderr)
+            return False
+    reset_database(args.database_url)
+    subprocess.run([PYTHON, "manage.py", "migrate", "--noinput", "-v", "0"], cwd=ROOT, env=env, check=True)
+    return True
+
+
+def start_workers(
+    processes: Processes, env: dict[str, str], workers: int, workdir: Path
+) -> tuple[list[str], list[subprocess.Popen], list[Path]]:
+    """The workers' base URLs, processes and logs, once every one answers.
+
+    One uvicorn process (one worker) per port, so that a client can pick the worker: a resume
+    or a stop sent to the other one must go through Redis.
+    """
+    bases, servers, server_logs = [], [], []
+    for number in range(workers):
+        port = free_port()
+        server_logs.append(workdir / f"uvicorn-{number}.log")
+        uvicorn = [PYTHON, "-m", "uvicorn", "config.asgi:application", "--host", "127.0.0.1"]
+        uvicorn += [f"--port={port}", "--workers=1", "--no-access-log", "--backlog=2048"]
+        output = server_logs[-1].open("w")
+        servers.append(processes.start(uvicorn, env=env, stdout=output, stderr=subprocess.STDOUT))
+        bases.append(f"http://127.0.0.1:{port}")
+    for base, server in zip(bases, servers, strict=True):
+        wait_ready(f"{base}/healthz", server)
+    return bases, servers, server_logs
+
+
+def print_setup(args: argparse.Namespace, started: float, workdir: Path) -> None:
+    redis_text = f"Redis {args.redis_url}" if args.redis_url else "no Redis"
+    print(
+        f"setup: {time.monotonic() - started:.1f} s (database {args.database_url}, {redis_text}, "
+        f"logs in {workdir})"
+    )
+
+
+def register_user(base: str, login: str) -> str:
+    """The one user every client acts as, signed up through the API; its access token."""
+    answer = httpx.post(
+        f"{base}/auth/register",
+        json={"login_id": login, "password": secrets.token_urlsafe(16)},
+        timeout=60,
+    )
+    answer.raise_for_status()
+    return answer.json()["access"]
+
+
+def start_topper(
+    processes: Processes, env: dict[str, str], args: argparse.Namespace, login: str, run: str, out: Path
+) -> subprocess.Popen:
+    """Its stdin stays open: closing it is how the run tells it to stop."""
+    topper_args = [PYTHON, SCRIPT, "--topper", "--login", login, "--run", run, "--out", str(out)]
+    topper_args += [f"--topup-interval={args.topup_interval}", f"--replays={args.replays}"]
+    topper_args += [f"--low-water={args.low_water}", f"--refill={args.refill}"]
+    return processes.start(topper_args, env=env, stdin=subprocess.PIPE, text=True)
+
+
+def run_load(
+    args: argparse.Namespace,
+    env: dict[str, str],
+    bases: list[str],
+    token: str,
+    login: str,
+    run: str,
+    tally: Tally,
+) -> float:
+    """Every client and the ``manage.py`` top-ups until the time is up; the seconds it took.
+
+    The clients finish the reply they are reading, so it takes longer than ``--seconds``.
+    """
+    load_started = time.monotonic()
+    deadline = load_started + args.seconds
+
+    async def load() -> None:
+        rounds = max(1, int(args.seconds // 60))
+        await asyncio.gather(
+            *(client_loop(index, bases, token, deadline, args, tally) for index in range(args.clients)),
+            command_topups(env, login, run, rounds, args.seconds, tally),
+        )
+
+    asyncio.run(load())
+    return time.monotonic() - load_started
+
+
+def stop_topper(processes: Processes, topper: subprocess.Popen, tally: Tally) -> None:
+    """The top-up process ends when its stdin closes; any other end is a violation."""
+    processes.stop(topper)
+    if topper.returncode != 0:
+        tally.problem(f"the top-up process exited with status {topper.returncode}")
+
+
+def final_check(env: dict[str, str], login: str, settle_seconds: float) -> dict[str, Any] | None:
+    """Django runs in a process of its own, as for the top-ups: this one stays a plain client.
+
+    The books, as that process reports them; None when it crashed.
+    """
+    verify = subprocess.run(
+        [PYTHON, SCRIPT, "--verify", "--login", login, f"--settle-seconds={settle_seconds}"],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    if verify.returncode != 0:
+        return None
+    return json.loads(verify.stdout)
+
+
+def clean_up(args: argparse.Namespace, status: int, workdir: Path) -> None:
+    """A pass leaves nothing behind (unless ``--keep``); a failure keeps everything for a post-mortem."""
+    if status == 0 and not args.keep:
+        shutil.rmtree(workdir, ignore_errors=True)
+        drop_database(args.database_url)
+        if args.redis_url:
+            flush_redis(args.redis_url)
+    else:
+        print(f"kept for a post-mortem: database {args.database_url}, logs in {workdir}")
+
+
+def flush_redis(url: str) -> None:
+    """Empty the soak's Redis database: its user ids restart at 1 with each fresh PostgreSQL one."""
+    import redis
+
+    client = redis.Redis.from_url(url, socket_timeout=5)
+    try:
+        client.flushdb()
+    finally:
+        client.close()

@@ -1,0 +1,1 @@
+"""Conversations: chat sessions in a category, their messages and branches, search, exports."""
