@@ -10,7 +10,7 @@ messages (100 sessions of 100 = 10,000 by default, ~400 characters each), and an
 of that, to show the export's peak does not grow with the account. Measured:
 
 - the export: ``GET /api/export/`` through Django's test client (every middleware, the view,
-  ``chats.exports``), its pieces read and dropped as a socket would;
+  ``chats.conversations.exports``), its pieces read and dropped as a socket would;
 - the yardstick, the stock way to answer with the same document: ``SessionExportSerializer``
   over the sessions with their messages prefetched, rendered by DRF's ``JSONRenderer``;
 - the bare minimum of building it whole: the 10,000 messages' representations in one list,

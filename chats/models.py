@@ -42,15 +42,39 @@ class Category(models.Model):
         return self.name
 
 
+class ReplyStatus(models.TextChoices):
+    """Where a reply stands, a chat message's or a ``/v1/`` request's: pending while it streams."""
+
+    PENDING = "pending"
+    COMPLETE = "complete"
+    INCOMPLETE = "incomplete"
+    FAILED = "failed"
+
+
+class PaidWhileStreaming(models.Model):
+    """What a reply carries while it is paid for: the hold, and the lease of the worker running it.
+
+    Renewed while it streams, the lease lets the stale sweep close only the
+    replies whose worker is gone; both are cleared when the reply settles.
+    """
+
+    hold_id = models.UUIDField(null=True, blank=True, editable=False)
+    lease_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        abstract = True
+
+
 class ChatSession(models.Model):
     """A conversation. ``updated_at`` moves on every activity, so it orders the list.
 
     The list shows pinned sessions first and hides archived ones unless asked
-    (``selectors.session_rows_for_user``). Its search (``?q=``) reads two GIN
-    indexes that only PostgreSQL has, so migration 0006 creates them there
-    alone (they are not in ``Meta.indexes``, which every database would get):
-    ``chats_session_search`` on ``SESSION_SEARCH_VECTOR`` and
-    ``chats_message_search`` on ``MESSAGE_SEARCH_VECTOR`` (``chats.selectors``).
+    (``session_rows_for_user``). Its search (``?q=``) reads two GIN indexes
+    that only PostgreSQL has, so migration 0006 creates them there alone (they
+    are not in ``Meta.indexes``, which every database would get):
+    ``chats_session_search`` on ``session_search_vector()`` and
+    ``chats_message_search`` on ``message_search_vector()``
+    (``chats.conversations.selectors``).
     """
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
@@ -61,7 +85,7 @@ class ChatSession(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     last_message_at = models.DateTimeField(null=True, blank=True)
-    # Kept by ``services.reply_begin``, in the transaction that stores the
+    # Kept by ``chats.replies.services.reply_begin``, in the transaction that stores the
     # messages (they are only ever deleted with their session): the list reads
     # it instead of counting every message of the user's sessions on each page.
     message_count = models.PositiveIntegerField(default=0, editable=False)
@@ -80,22 +104,18 @@ class ChatSession(models.Model):
         return self.title or str(self.id)
 
 
-class Message(models.Model):
+class Message(PaidWhileStreaming):
     class Role(models.TextChoices):
         USER = "user"
         ASSISTANT = "assistant"
 
-    class Status(models.TextChoices):
-        PENDING = "pending"
-        COMPLETE = "complete"
-        INCOMPLETE = "incomplete"
-        FAILED = "failed"
+    Status = ReplyStatus
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     session = models.ForeignKey(ChatSession, on_delete=models.CASCADE, related_name="messages")
     # The message this one answers or follows, in the same session: a reply's parent is its
     # question, a question's the reply before it on its branch (none for the first). Siblings
-    # (a regenerated reply, an edited question) share a parent; ``selectors.branch_path`` walks it.
+    # (a regenerated reply, an edited question) share a parent; ``branch_path`` walks it.
     parent = models.ForeignKey(
         "self", on_delete=models.CASCADE, null=True, blank=True, related_name="children", editable=False
     )
@@ -105,11 +125,6 @@ class Message(models.Model):
     prompt_tokens = models.PositiveIntegerField(default=0)
     completion_tokens = models.PositiveIntegerField(default=0)
     cost = models.PositiveIntegerField(default=0)
-    # The wallet hold that pays for an assistant reply while it streams.
-    hold_id = models.UUIDField(null=True, blank=True, editable=False)
-    # Until when a pending reply's process vouches for it: renewed while it
-    # streams, so the stale sweep only closes replies whose process is gone.
-    lease_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -122,14 +137,10 @@ class Message(models.Model):
         return f"{self.role}: {self.content[:40]}"
 
 
-class UsageRecord(models.Model):
+class UsageRecord(PaidWhileStreaming):
     """One ``/v1/`` request: what it used and cost, and how long it took; never its content."""
 
-    class Status(models.TextChoices):
-        PENDING = "pending"
-        COMPLETE = "complete"
-        INCOMPLETE = "incomplete"
-        FAILED = "failed"
+    Status = ReplyStatus
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="usage_records")
@@ -140,9 +151,6 @@ class UsageRecord(models.Model):
     completion_tokens = models.PositiveIntegerField(default=0)
     cost = models.PositiveBigIntegerField(default=0)
     duration_ms = models.PositiveIntegerField(null=True, blank=True)
-    # The wallet hold that pays for it while it streams, and its lease, as on Message.
-    hold_id = models.UUIDField(null=True, blank=True, editable=False)
-    lease_expires_at = models.DateTimeField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

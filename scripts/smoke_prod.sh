@@ -6,7 +6,7 @@
 # PostgreSQL (a throwaway database, created, migrated, dropped) and Redis (one
 # database, flushed) shared by both, the admin's static files served by
 # WhiteNoise, LLM_PROVIDER=openai pointed at the fake OpenAI-compatible
-# upstream (chats/tests/fake_openai.py) running as its own process. The
+# upstream (tests/fakes/openai_upstream.py) running as its own process. The
 # scenario alternates between the workers on purpose: register on A, read on
 # B, top up by `manage.py topup_wallet`, stream a reply, read the history, a
 # throttle counted across both workers (Redis), static files, probes, log out
@@ -115,7 +115,7 @@ step "database $DB_NAME (fresh), Redis $REDIS (flushed), migrate, collectstatic"
 
 # --- processes ------------------------------------------------------------------------
 step "fake upstream on :$PORT_FAKE, worker A on :$PORT_A, worker B on :$PORT_B"
-"$PY" -m chats.tests.fake_openai --port "$PORT_FAKE" --reply "$REPLY" >"$WORK/fake.log" 2>&1 &
+"$PY" -m tests.fakes.openai_upstream --port "$PORT_FAKE" --reply "$REPLY" >"$WORK/fake.log" 2>&1 &
 PIDS+=($!)
 for name in A B; do
     port=PORT_$name

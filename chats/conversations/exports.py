@@ -1,6 +1,7 @@
 """Conversations as documents to download: one session as JSON or Markdown, or a whole account.
 
-The JSON of a session is :class:`~chats.serializers.SessionExportSerializer`'s shape (the session's
+The JSON of a session is
+:class:`~chats.conversations.serializers.SessionExportSerializer`'s shape (the session's
 representation plus ``messages``, oldest first), written here piece by piece with the same two
 serializers the API answers with. An account's export (:func:`account_json`) is a generator: it
 reads sessions and messages with ``.iterator()`` (server-side cursors on PostgreSQL) and yields

@@ -129,13 +129,13 @@ class MessageSerializer(serializers.Serializer):
 
 
 class SessionExportSerializer(SessionSerializer):
-    """A session with its whole conversation, oldest message first (``chats.exports`` writes it)."""
+    """A session with its whole conversation, oldest message first (``exports`` writes it)."""
 
     messages = MessageSerializer(many=True, read_only=True)
 
 
 class AccountExportSerializer(serializers.Serializer):
-    """``GET /api/export/`` (``chats.exports`` streams it): every session, oldest first."""
+    """``GET /api/export/`` (``chats.conversations.exports`` streams it): every session, oldest first."""
 
     exported_at = serializers.DateTimeField(read_only=True)
     sessions = SessionExportSerializer(many=True, read_only=True)

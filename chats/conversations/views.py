@@ -214,7 +214,7 @@ class AccountExportView(APIView):
 class SessionMessagesView(ListAPIView):
     """``GET /api/sessions/{id}/messages/``: the history of one branch, oldest first.
 
-    ``POST`` on the same URL streams a reply: :mod:`chats.streaming`.
+    ``POST`` on the same URL streams a reply: :mod:`chats.replies.views`.
     """
 
     serializer_class = MessageSerializer

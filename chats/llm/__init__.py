@@ -28,7 +28,7 @@ from .base import (
 )
 from .echo import EchoProvider
 from .factory import get_provider
-from .openai_provider import OpenAIProvider, aclose_clients, get_client
+from .openai_provider import OpenAIProvider, aclose_clients
 
 __all__ = [
     "BYTES_PER_TOKEN",
@@ -46,6 +46,5 @@ __all__ = [
     "estimate_prompt_tokens",
     "estimate_tokens",
     "estimate_usage",
-    "get_client",
     "get_provider",
 ]

@@ -9,11 +9,12 @@ statuses; through its generic ``post``, why: see :meth:`OpenAIProvider.stream`);
 :class:`OpenAIStream` reads the event stream (why: see there).
 
 One client per event loop and configuration. Building an ``AsyncOpenAI``
-costs tens of milliseconds of blocking CPU (its TLS context): far too much per reply,
-so clients are cached. But its connection pool belongs to the event loop it
-first ran on, and a process can run several loops (the test suite opens one
-per test, a thread may run its own), so the cache is keyed by the running
-loop and by the settings that shape the client (key, URL, timeout, retries).
+blocks the event loop while it loads its TLS context, too costly to repeat for
+every reply, so clients are cached. But its connection pool belongs to the
+event loop it first ran on, and a process can run several loops (the test
+suite opens one per test, a thread may run its own), so the cache is keyed by
+the running loop and by the settings that shape the client (key, URL,
+timeout, retries).
 Under uvicorn there is one loop, hence one client and one pool per process.
 :func:`aclose_clients` closes the running loop's clients.
 
@@ -145,9 +146,9 @@ class OpenAIStream(LLMStream):
 
     It reads the server-sent events itself (``data: {json}`` lines, then
     ``data: [DONE]``) from the SDK's streaming response instead of the SDK's
-    ``AsyncStream``, which builds a pydantic model per chunk: several times
-    the CPU per chunk of reading the JSON here, and a worker streaming a
-    thousand replies spends its CPU precisely there (docs/benchmarks.md).
+    ``AsyncStream``, which builds a pydantic model per chunk: a worker
+    streaming a thousand replies spends its CPU precisely on that per-chunk
+    work, so here it is one ``json.loads`` (docs/benchmarks.md).
     The request itself (auth, retries, timeouts, status errors) is still the
     SDK's.
     """
@@ -266,8 +267,8 @@ class OpenAIProvider(LLMProvider):
 
         ``create`` first walks the whole request through the SDK's TypedDict
         transform, which introspects ``CompletionCreateParams`` on every call:
-        milliseconds of event-loop CPU, growing with the history, before a
-        byte is sent (docs/benchmarks.md). Our body is plain
+        event-loop CPU that grows with the conversation, spent before a byte
+        is sent (docs/benchmarks.md). Our body is plain
         JSON (strings and integers, no aliases, dates or files), which that
         transform leaves unchanged; ``post`` sends it as is, with the same
         auth, retries, timeouts and status errors.

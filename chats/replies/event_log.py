@@ -28,7 +28,7 @@ from typing import Any
 
 from django.conf import settings
 
-from core.loops import PerLoop
+from core.redis import STREAM_READ_BLOCK_MS, async_client, reply_events_key
 
 logger = logging.getLogger(__name__)
 
@@ -39,10 +39,6 @@ TERMINAL = frozenset({"done", "error"})
 # While a reply runs its Redis stream lives this long at most: a worker that
 # dies mid-reply leaves nothing behind for ever.
 RUNNING_TTL_SECONDS = 3600
-
-
-# How long one XREAD waits before checking that the stream still exists.
-READ_BLOCK_MS = 5000
 
 
 @dataclass(frozen=True)
@@ -70,56 +66,23 @@ class LogMissing(Exception):
     """No log for this reply here: it never ran, or its events have expired."""
 
 
-class _Store:
-    """The logs of this process, and the Redis mirror when there is one."""
-
-    def __init__(self) -> None:
-        self.local: dict[str, _LocalLog] = {}
-        self._redis = PerLoop(_new_redis_client)
-
-    def redis(self):
-        """The asyncio Redis client of the running loop (its connections belong to that loop)."""
-        return self._redis.get() if settings.REDIS_URL else None
-
-
-def _new_redis_client():
-    import redis.asyncio as aioredis
-
-    # Reads block up to READ_BLOCK_MS: the socket must wait longer than that.
-    return aioredis.Redis.from_url(
-        settings.REDIS_URL, max_connections=4096, socket_timeout=READ_BLOCK_MS / 1000 + 5
-    )
-
-
-_store = _Store()
-
-
-def redis_client():
-    """The running loop's asyncio Redis client, or None without ``REDIS_URL``."""
-    return _store.redis()
-
-
-def _key(reply_id: Any) -> str:
-    return f"parley:reply:{reply_id}:events"
+# The logs of replies running in this process (Redis mirrors them when there is one).
+_local_logs: dict[str, _LocalLog] = {}
 
 
 def open_log(reply_id: Any) -> None:
     """Start this process's log of a reply (before its first event, so readers can wait on it)."""
-    _store.local[str(reply_id)] = _LocalLog()
-
-
-def runs_here(reply_id: Any) -> bool:
-    return str(reply_id) in _store.local
+    _local_logs[str(reply_id)] = _LocalLog()
 
 
 async def append(reply_id: Any, event_id: int, name: str, data: dict[str, Any]) -> Event:
     """Write one event; readers here are woken, and the Redis stream gets it too."""
     event = Event(event_id, name, json.dumps(data, separators=(",", ":"), default=str))
-    log = _store.local[str(reply_id)]
+    log = _local_logs[str(reply_id)]
     log.events.append(event)
     log.changed.set()
     log.changed = asyncio.Event()
-    redis = _store.redis()
+    redis = async_client()
     if redis is not None:
         try:
             await _redis_append(redis, reply_id, event)
@@ -131,7 +94,7 @@ async def append(reply_id: Any, event_id: int, name: str, data: dict[str, Any]) 
 
 
 async def _redis_append(redis, reply_id: Any, event: Event) -> None:
-    key = _key(reply_id)
+    key = reply_events_key(reply_id)
     async with redis.pipeline(transaction=False) as pipe:
         pipe.xadd(key, {"e": event.name, "d": event.data}, id=f"{event.id}-0")
         if event.id == 1:
@@ -142,9 +105,9 @@ async def _redis_append(redis, reply_id: Any, event: Event) -> None:
 
 
 def _end(reply_id: Any) -> None:
-    log = _store.local[str(reply_id)]
+    log = _local_logs[str(reply_id)]
     log.ended = True
-    asyncio.get_running_loop().call_later(settings.REPLY_EVENTS_TTL, _store.local.pop, str(reply_id), None)
+    asyncio.get_running_loop().call_later(settings.REPLY_EVENTS_TTL, _local_logs.pop, str(reply_id), None)
 
 
 async def follow(reply_id: Any, *, after: int = 0) -> AsyncIterator[Event]:
@@ -153,13 +116,13 @@ async def follow(reply_id: Any, *, after: int = 0) -> AsyncIterator[Event]:
     From this process when the reply runs (or ran) here, else from Redis;
     :class:`LogMissing` when neither has it.
     """
-    log = _store.local.get(str(reply_id))
+    log = _local_logs.get(str(reply_id))
     if log is not None:
         async for event in _follow_local(log, after):
             yield event
         return
-    redis = _store.redis()
-    if redis is None or not await redis.exists(_key(reply_id)):
+    redis = async_client()
+    if redis is None or not await redis.exists(reply_events_key(reply_id)):
         raise LogMissing(reply_id)
     async for event in _follow_redis(redis, reply_id, after):
         yield event
@@ -182,11 +145,12 @@ async def _follow_local(log: _LocalLog, after: int) -> AsyncIterator[Event]:
 
 
 async def _follow_redis(redis, reply_id: Any, after: int) -> AsyncIterator[Event]:
-    key, last = _key(reply_id), f"{after}-0"
+    key, last = reply_events_key(reply_id), f"{after}-0"
     while True:
         if await _ended_before(redis, key, after=int(last.split("-")[0])):
             return  # nothing more will come: the reader already has the last event
-        answer = await redis.xread({key: last}, block=READ_BLOCK_MS, count=256)
+        # Block at most so long, then check that the stream still exists.
+        answer = await redis.xread({key: last}, block=STREAM_READ_BLOCK_MS, count=256)
         if not answer:
             if not await redis.exists(key):
                 return  # expired while we waited: the caller falls back to the database

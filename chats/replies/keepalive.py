@@ -14,8 +14,8 @@ from collections.abc import Callable, Hashable
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import connection
 
+from core.db.connections import release_connection
 from core.loops import PerLoop
 
 logger = logging.getLogger(__name__)
@@ -49,7 +49,7 @@ def _renew_in_thread(renew: Renew, keys: list) -> None:
     try:
         renew(keys)
     finally:
-        connection.close()
+        release_connection()
 
 
 async def _beat(heartbeat: _Heartbeat) -> None:

@@ -2,7 +2,7 @@
 
 ``reply_outcomes`` yields a :class:`Delta` for each piece of text, then one
 :class:`Finished` or :class:`Failed` carrying the stored, settled reply. It
-knows nothing of HTTP: :mod:`chats.streaming` renders the outcomes as
+knows nothing of HTTP: :mod:`chats.replies.views` renders the outcomes as
 Server-Sent Events or as one JSON body.
 
 It runs on the event loop: no thread is busy and no database connection is
@@ -20,13 +20,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from asgiref.sync import sync_to_async
-from django.db import connection
 
 from chats.llm import LLMStream, LLMUnavailable, get_provider
 from chats.models import Message
 from chats.replies import keepalive
 from chats.replies.services import ReplyPlan, Settlement, replies_lease_renew, reply_finish
 from core.asgi import outliving_the_request
+from core.db.connections import release_connection
 
 logger = logging.getLogger(__name__)
 
@@ -55,16 +55,6 @@ class Failed:
 
 
 ReplyOutcome = Delta | Finished | Failed
-
-
-def release_connection() -> None:
-    """Hand this thread's database connection back (to the pool, if there is one).
-
-    Not inside an atomic block: there the connection is someone's open
-    transaction (a test's, typically), not ours to end.
-    """
-    if not connection.in_atomic_block:
-        connection.close()
 
 
 def _in_thread(work: Callable[..., Any], **kwargs: Any) -> Any:

@@ -4,11 +4,46 @@ the budget."""
 from dataclasses import dataclass
 from uuid import UUID
 
+from django.conf import settings
 from django.db import connection
 
-from chats.llm import BYTES_PER_TOKEN, MESSAGE_OVERHEAD_TOKENS, ChatMessage, estimate_message_tokens
-from chats.models import ChatSession, Message
+from chats.llm import (
+    BYTES_PER_TOKEN,
+    MESSAGE_OVERHEAD_TOKENS,
+    ChatMessage,
+    estimate_message_tokens,
+    estimate_prompt_tokens,
+)
+from chats.models import Category, ChatSession, Message
 from core.db.rows import table
+
+
+def with_system_prompt(category: Category, messages: list[ChatMessage]) -> list[ChatMessage]:
+    """The category's system prompt first, when it has one: for a chat reply and a ``/v1/`` request."""
+    if not category.system_prompt:
+        return messages
+    return [ChatMessage(role="system", content=category.system_prompt), *messages]
+
+
+def max_tokens_capped(asked: int | None) -> int:
+    """What a reply may produce: what its client asked for, never more than ``LLM_MAX_TOKENS``
+    (which is also the hold's bound, so the most it can cost)."""
+    return min(asked or settings.LLM_MAX_TOKENS, settings.LLM_MAX_TOKENS)
+
+
+def prompt_build(
+    session: ChatSession, content: str, *, leaf_id: UUID | None = None, continues: bool = True
+) -> tuple[list[ChatMessage], UUID | None]:
+    """The system prompt, the branch ending at ``leaf_id`` (the newest leaf by default; no history
+    unless ``continues``) as far back as fits, then ``content``; and that branch's last message."""
+    system = with_system_prompt(session.category, [])
+    budget = settings.LLM_CONTEXT_TOKENS - estimate_prompt_tokens([*system, ChatMessage("user", content)])
+    branch = (
+        prompt_branch(session=session, leaf_id=leaf_id, budget_tokens=max(budget, 0))
+        if continues
+        else PromptBranch(leaf_id=None, history=[])
+    )
+    return [*system, *branch.history, ChatMessage("user", content)], branch.leaf_id
 
 
 @dataclass(frozen=True)

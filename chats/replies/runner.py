@@ -2,7 +2,7 @@
 
 :func:`reply_start` launches the reply once it is reserved; the task renders
 its outcomes as Server-Sent Events into the reply's log
-(:mod:`chats.reply_log`), whoever reads them: the POST that started it, a
+(:mod:`chats.replies.event_log`), whoever reads them: the POST that started it, a
 client resuming on any worker, or nobody. A reply stops early when asked
 (:func:`reply_stop`, through Redis from any worker), and a worker shutting
 down lets its replies run for ``REPLY_SHUTDOWN_GRACE`` seconds, then stops
@@ -18,19 +18,16 @@ from typing import Any
 from asgiref.sync import sync_to_async
 from django.conf import settings
 
-from chats.conversations.serializers import MessageSerializer
 from chats.llm import aclose_clients
-from chats.replies import event_log, keepalive
-from chats.replies.outcomes import Delta, Failed, Finished, ReplyOutcome, StopSignal, reply_outcomes
-from chats.replies.services import ReplyPlan, ReplyResult
+from chats.replies import event_log, keepalive, payloads
+from chats.replies.outcomes import Failed, Finished, ReplyOutcome, StopSignal, reply_outcomes
+from chats.replies.services import ReplyPlan
 from chats.replies.slots import reply_slot_give_back, reply_slots_renew
 from core.asgi import outliving_the_request
 from core.loops import PerLoop
+from core.redis import REPLY_STOPS_CHANNEL, async_client
 
 logger = logging.getLogger(__name__)
-
-
-STOP_CHANNEL = "parley:reply-stops"
 
 
 @dataclass
@@ -67,41 +64,6 @@ def shutting_down() -> bool:
     return _workers.get().shutdown_asked_at is not None
 
 
-def start_data(plan: ReplyPlan) -> dict[str, Any]:
-    return {
-        "user_message": MessageSerializer(plan.user_message).data,
-        "assistant_message_id": plan.assistant_message_id,
-    }
-
-
-def done_data(reply: ReplyResult) -> dict[str, Any]:
-    return {
-        "message": MessageSerializer(reply.message).data,
-        "usage": {
-            "prompt_tokens": reply.usage.prompt_tokens,
-            "completion_tokens": reply.usage.completion_tokens,
-        },
-        "cost": reply.cost,
-        "balance": reply.balance,
-    }
-
-
-def error_data(failed: Failed) -> dict[str, Any]:
-    error = failed.error
-    details = {**error.details, **done_data(failed.reply)}
-    return {"error": {"code": error.code, "message": error.message, "details": details}}
-
-
-def _event(outcome: ReplyOutcome) -> tuple[str, dict[str, Any]]:
-    match outcome:
-        case Delta(content):
-            return "delta", {"content": content}
-        case Finished(reply=reply):
-            return "done", done_data(reply)
-        case Failed():
-            return "error", error_data(outcome)
-
-
 def reply_start(plan: ReplyPlan) -> asyncio.Task:
     """Run the reply to its end whatever becomes of the request; the task's result is its last outcome."""
     reply_id = str(plan.assistant_message_id)
@@ -121,10 +83,10 @@ async def _run(plan: ReplyPlan, stop: StopSignal) -> ReplyOutcome | None:
     keepalive.keep(reply_slots_renew, slot)
     number, last = 1, None
     try:
-        await event_log.append(reply_id, number, "start", start_data(plan))
+        await event_log.append(reply_id, number, "start", payloads.start_data(plan))
         async for last in reply_outcomes(plan, stop=stop):
             number += 1
-            await event_log.append(reply_id, number, *_event(last))
+            await event_log.append(reply_id, number, *payloads.event(last))
         return last
     except Exception:
         logger.exception("Reply %s failed", reply_id)
@@ -149,24 +111,24 @@ async def reply_stop(reply_id: Any) -> bool:
         else:  # the signal's callbacks touch the reply's task: they run on the reply's own loop
             loop.call_soon_threadsafe(running.stop.set)
         return True
-    redis = event_log.redis_client()
+    redis = async_client()
     if redis is None:  # one worker without Redis: a reply not running here runs nowhere
         return False
-    await redis.publish(STOP_CHANNEL, reply_id)
+    await redis.publish(REPLY_STOPS_CHANNEL, reply_id)
     return True
 
 
 def _listen_for_stops(worker: _Worker) -> None:
     """One subscriber per worker to the stop channel, started with its first reply."""
-    if event_log.redis_client() is None or (worker.stop_listener and not worker.stop_listener.done()):
+    if async_client() is None or (worker.stop_listener and not worker.stop_listener.done()):
         return
     worker.stop_listener = asyncio.create_task(_stops(worker))
 
 
 async def _stops(worker: _Worker) -> None:
-    pubsub = event_log.redis_client().pubsub()
+    pubsub = async_client().pubsub()
     try:
-        await pubsub.subscribe(STOP_CHANNEL)
+        await pubsub.subscribe(REPLY_STOPS_CHANNEL)
         async for message in pubsub.listen():
             if message["type"] != "message":
                 continue

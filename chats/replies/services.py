@@ -22,10 +22,10 @@ from django.utils import timezone
 
 from chats.conversations.selectors import session_get
 from chats.errors import ReplyPending
-from chats.llm import ChatMessage, Usage, estimate_prompt_tokens, estimate_usage
-from chats.models import Category, ChatSession, Message, UsageRecord
+from chats.llm import ChatMessage, Usage, estimate_usage
+from chats.models import Category, ChatSession, Message, PaidWhileStreaming, ReplyStatus, UsageRecord
 from chats.replies.pricing import prompt_tokens_upper_bound, reply_cost
-from chats.replies.prompt import PromptBranch, prompt_branch
+from chats.replies.prompt import max_tokens_capped, prompt_build
 from chats.replies.selectors import reply_get
 from core.db.rows import columns, fetch_one, insert, instance_from_row, table
 from core.errors import NotFound, ValidationFailed
@@ -86,22 +86,6 @@ def _validated_content(content: str) -> str:
     return content
 
 
-def _prompt(
-    session: ChatSession, content: str, *, leaf_id: UUID | None = None, continues: bool = True
-) -> tuple[list[ChatMessage], UUID | None]:
-    """The system prompt, the branch ending at ``leaf_id`` (the newest leaf by default; no history
-    unless ``continues``) as far back as fits, then ``content``; and that branch's last message."""
-    category = session.category
-    system = [ChatMessage(role="system", content=category.system_prompt)] if category.system_prompt else []
-    budget = settings.LLM_CONTEXT_TOKENS - estimate_prompt_tokens([*system, ChatMessage("user", content)])
-    branch = (
-        prompt_branch(session=session, leaf_id=leaf_id, budget_tokens=max(budget, 0))
-        if continues
-        else PromptBranch(leaf_id=None, history=[])
-    )
-    return [*system, *branch.history, ChatMessage("user", content)], branch.leaf_id
-
-
 def reply_max_cost(*, category: Category, prompt: list[ChatMessage], max_tokens: int) -> int:
     prompt_bytes = sum(len(m.content.encode()) for m in prompt)
     upper = prompt_tokens_upper_bound(prompt_bytes, len(prompt))
@@ -129,7 +113,7 @@ def reply_begin(
     content = _validated_content(content)
     if parent_id is not None:
         _check_parent(session, parent_id)
-    prompt, leaf_id = _prompt(session, content, leaf_id=parent_id)
+    prompt, leaf_id = prompt_build(session, content, leaf_id=parent_id)
     question = Message(
         id=uuid4(),
         session=session,
@@ -147,10 +131,12 @@ def reply_begin(
     )
 
 
-def reply_regenerate(*, user, session_id, reply_id: UUID, reply_id_new: UUID | None = None) -> ReplyPlan:
+def reply_regenerate(*, user, session_id, reply_id: UUID, new_reply_id: UUID | None = None) -> ReplyPlan:
     """Answer ``reply_id``'s question again: a new reply beside it (a sibling), billed like any.
 
     The earlier reply is kept. The prompt is the branch up to the question, then the question.
+    ``new_reply_id`` is the new reply's id when the caller has already named it (the endpoint
+    does, so that its slot is taken under that id before anything is stored).
     """
     reply = reply_get(user=user, session_id=session_id, message_id=reply_id)
     if reply.status == Message.Status.PENDING:
@@ -159,14 +145,14 @@ def reply_regenerate(*, user, session_id, reply_id: UUID, reply_id_new: UUID | N
     if question is None or question.role != Message.Role.USER:
         raise ValidationFailed("This reply answers no question.", details={"message_id": [str(reply_id)]})
     session = question.session = reply.session
-    prompt, _ = _prompt(
+    prompt, _ = prompt_build(
         session, question.content, leaf_id=question.parent_id, continues=question.parent_id is not None
     )
     return _reply_reserve(
         user=user,
         session=session,
         question=question,
-        reply_id=reply_id_new,
+        reply_id=new_reply_id,
         prompt=prompt,
         new_question=False,
     )
@@ -183,7 +169,7 @@ def _reply_reserve(
 ) -> ReplyPlan:
     """Store the pending reply to ``question`` (and ``question`` itself if ``new_question``) and its hold."""
     category = session.category
-    max_tokens = settings.LLM_MAX_TOKENS
+    max_tokens = max_tokens_capped(None)
     held = reply_max_cost(category=category, prompt=prompt, max_tokens=max_tokens)
     hold_id = uuid4() if held > 0 else None
     assistant = Message(
@@ -348,8 +334,8 @@ def replies_close_stale() -> int:
     return _close_stale(Message) + _close_stale(UsageRecord)
 
 
-def _close_stale(model) -> int:
-    pending = model.objects.filter(status=Message.Status.PENDING)
+def _close_stale(model: type[PaidWhileStreaming]) -> int:
+    pending = model.objects.filter(status=ReplyStatus.PENDING)
     closed = 0
     for row_id in pending.filter(lease_expires_at__lt=timezone.now()).values_list("pk", flat=True):
         with transaction.atomic():
@@ -362,7 +348,7 @@ def _close_stale(model) -> int:
                 continue
             if row.hold_id is not None:
                 wallet_services.wallet_release(hold_id=row.hold_id)
-            row.status = Message.Status.FAILED
+            row.status = ReplyStatus.FAILED
             row.save(update_fields=["status"])
             closed += 1
     return closed
@@ -379,7 +365,7 @@ def holds_release_orphaned(*, older_than: timedelta) -> list:
         hold_id
         for model in (Message, UsageRecord)
         for hold_id in model.objects.filter(
-            status=Message.Status.PENDING, lease_expires_at__gte=timezone.now(), hold_id__isnull=False
+            status=ReplyStatus.PENDING, lease_expires_at__gte=timezone.now(), hold_id__isnull=False
         ).values_list("hold_id", flat=True)
     ]
     released = []

@@ -10,9 +10,10 @@ workers can never both take the last slot); in the process without
 
 import threading
 import time
-from functools import cache
 
 from django.conf import settings
+
+from core.redis import replies_running_key, sync_client
 
 # Drop expired slots, refuse if the user has ``limit`` live ones, else take one.
 _TAKE = """
@@ -28,17 +29,6 @@ def _lease() -> float:
     return settings.REPLY_LEASE_SECONDS * 2
 
 
-def _key(user_id) -> str:
-    return f"parley:replies-running:{user_id}"
-
-
-@cache
-def _redis(url: str):
-    import redis
-
-    return redis.Redis.from_url(url)
-
-
 _local: dict[object, dict[str, float]] = {}
 
 
@@ -49,8 +39,8 @@ def reply_slot_take(*, user_id, token: str) -> bool:
     """Take one of the user's slots for ``token``; False when all are taken."""
     now, limit = time.time(), settings.MAX_CONCURRENT_REPLIES
     if settings.REDIS_URL:
-        client = _redis(settings.REDIS_URL)
-        return bool(client.eval(_TAKE, 1, _key(user_id), now, _lease(), limit, token))
+        client = sync_client()
+        return bool(client.eval(_TAKE, 1, replies_running_key(user_id), now, _lease(), limit, token))
     with _local_lock:
         slots = {t: end for t, end in _local.get(user_id, {}).items() if end > now}
         if len(slots) >= limit:
@@ -64,10 +54,10 @@ def reply_slots_renew(slots: list[tuple]) -> None:
     """Extend the leases of running replies' slots, ``[(user_id, token), …]``, in one round trip."""
     end = time.time() + _lease()
     if settings.REDIS_URL:
-        with _redis(settings.REDIS_URL).pipeline(transaction=False) as pipe:
+        with sync_client().pipeline(transaction=False) as pipe:
             for user_id, token in slots:
-                pipe.zadd(_key(user_id), {token: end}, xx=True)
-                pipe.expire(_key(user_id), int(_lease()) + 1)
+                pipe.zadd(replies_running_key(user_id), {token: end}, xx=True)
+                pipe.expire(replies_running_key(user_id), int(_lease()) + 1)
             pipe.execute()
         return
     with _local_lock:
@@ -78,7 +68,7 @@ def reply_slots_renew(slots: list[tuple]) -> None:
 
 def reply_slot_give_back(*, user_id, token: str) -> None:
     if settings.REDIS_URL:
-        _redis(settings.REDIS_URL).zrem(_key(user_id), token)
+        sync_client().zrem(replies_running_key(user_id), token)
         return
     with _local_lock:
         _local.get(user_id, {}).pop(token, None)

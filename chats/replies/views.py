@@ -3,13 +3,13 @@
 Everything between the request and the reply's domain outcomes lives here:
 authentication, permissions, throttling and body parsing (DRF's, through the
 same classes as every endpoint, run by :class:`MessagePostView`), the SSE
-framing and the JSON rendering of :func:`chats.replies.reply_outcomes`, and
+framing and the JSON rendering of :func:`chats.replies.outcomes.reply_outcomes`, and
 the POST's OpenAPI schema.
 
 The endpoint is an async Django view, because a streamed reply must not hold
 a thread: DRF views are sync, so its checks and ``reply_begin`` run in one
 trip to a thread, and the reply then streams on the event loop. The GET on
-the same URL (the history) is the DRF view :class:`chats.views.SessionMessagesView`.
+the same URL (the history) is the DRF view :class:`chats.conversations.views.SessionMessagesView`.
 """
 
 import asyncio
@@ -30,27 +30,25 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from chats.conversations.serializers import MessageSerializer
 from chats.conversations.views import SessionMessagesView
 from chats.errors import (
     ReplyEnded,
-    ReplyFailed,
     ReplyNotRunning,
-    ReplyUnavailable,
     ShuttingDown,
     TooManyReplies,
 )
 from chats.models import Message
-from chats.replies import event_log, runner
-from chats.replies.outcomes import Failed, Finished, ReplyOutcome, release_connection
+from chats.replies import event_log, payloads, runner
+from chats.replies.outcomes import Failed, Finished, ReplyOutcome
 from chats.replies.selectors import reply_get
 from chats.replies.serializers import MessageInputSerializer, ReplySerializer
 from chats.replies.services import ReplyPlan, reply_begin, reply_regenerate
 from chats.replies.slots import reply_slot_give_back, reply_slot_take
 from chats.throttles import MessageThrottle
 from core.asgi import outliving_the_request
+from core.db.connections import release_connection
 from core.errors import DomainError, ValidationFailed
-from core.exceptions import error_body, error_response
+from core.exceptions import error_response
 from core.openapi import error_responses
 from wallets import selectors as wallet_selectors
 
@@ -90,7 +88,16 @@ class AdmittingView(APIView):
     """
 
     def admit(self, request: HttpRequest, **kwargs: Any) -> Any:
-        """The reply's plan, or the rendered error response that refuses it."""
+        """The reply's plan, or the rendered error response that refuses it.
+
+        Follows DRF 3.18's ``APIView.dispatch``, with ``begin`` for the handler,
+        and its ``initial()`` but for content negotiation and versioning: a
+        stream is asked for with ``Accept: text/event-stream``, which no DRF
+        renderer offers, so negotiating would refuse it (406) before the checks;
+        errors are JSON whatever was accepted (``finalize_response`` negotiates
+        with ``force=True``); and no endpoint is versioned.
+        ``test_admit_follows_drfs_dispatch`` fails when DRF changes those steps.
+        """
         drf_request = self.initialize_request(request, **kwargs)
         self.request, self.args, self.kwargs = drf_request, (), kwargs
         self.headers = self.default_response_headers
@@ -152,7 +159,7 @@ class RegenerateView(MessagePostView):
         return self.in_a_slot(
             request,
             lambda reply_id: reply_regenerate(
-                user=request.user, session_id=pk, reply_id=message_id, reply_id_new=reply_id
+                user=request.user, session_id=pk, reply_id=message_id, new_reply_id=reply_id
             ),
         )
 
@@ -383,35 +390,20 @@ async def _follow(reply_id, *, after: int, final: Message | None) -> AsyncIterat
 
 
 def _final_frame(reply: Message) -> bytes:
-    """A reply whose events are gone, from the database: ``done``, or ``error`` if it failed."""
+    """A reply whose events are gone, from the database, as one last event."""
     try:
         reply.refresh_from_db()
         wallet = wallet_selectors.wallet_for_user(user=reply.session.user)
     finally:
         release_connection()
-    data = {
-        "message": MessageSerializer(reply).data,
-        "usage": {"prompt_tokens": reply.prompt_tokens, "completion_tokens": reply.completion_tokens},
-        "cost": reply.cost,
-        "balance": wallet.balance,
-    }
-    error = {Message.Status.FAILED: ReplyFailed, Message.Status.PENDING: ReplyUnavailable}.get(reply.status)
-    if error is not None:
-        name, data = "error", error_body(error.code, error.default_message, data)
-    else:
-        name = "done"
+    name, data = payloads.stored_event(reply, balance=wallet.balance)
     return event_log.Event(0, name, json.dumps(data, cls=DjangoJSONEncoder)).frame()
 
 
 def _reply_as_json(plan: ReplyPlan, last: ReplyOutcome | None) -> JsonResponse:
     if isinstance(last, Failed):
-        return JsonResponse(runner.error_data(last), status=last.error.status_code)
+        return JsonResponse(payloads.error_data(last), status=last.error.status_code)
     if not isinstance(last, Finished):
         return error_response("server_error", "An unexpected error occurred.", 500)
-    done = runner.done_data(last.reply)
-    body = {
-        "user_message": MessageSerializer(plan.user_message).data,
-        "assistant_message": done.pop("message"),
-        **done,
-    }
+    body = payloads.reply_json(plan, last.reply)
     return JsonResponse(body, status=status.HTTP_201_CREATED, encoder=DjangoJSONEncoder)

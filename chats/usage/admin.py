@@ -17,17 +17,11 @@ from django.contrib.admin import AdminSite
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
-from django.utils import timezone
 
 from chats.usage import admin_selectors
+from chats.usage.periods import MAX_RANGE_DAYS, days, default_range, span_days, today
 
 VIEW_PERMISSION = "wallets.view_ledgerentry"
-
-
-DEFAULT_DAYS = 30
-
-
-MAX_DAYS = 366
 
 
 TOP_SPENDERS = 10
@@ -51,12 +45,12 @@ class UsageRangeForm(forms.Form):
         data = super().clean()
         if self.errors:
             return data
-        end = data.get("end") or timezone.now().date()
-        start = data.get("start") or end - dt.timedelta(days=DEFAULT_DAYS - 1)
+        end = data.get("end") or today()
+        start = data.get("start") or default_range(end=end)[0]
         if start > end:
             raise forms.ValidationError("“From” must not be after “To”.")
-        if (end - start).days + 1 > MAX_DAYS:
-            raise forms.ValidationError(f"Choose a range of at most {MAX_DAYS} days.")
+        if span_days(start, end) > MAX_RANGE_DAYS:
+            raise forms.ValidationError(f"Choose a range of at most {MAX_RANGE_DAYS} days.")
         data["start"], data["end"] = start, end
         return data
 
@@ -81,11 +75,6 @@ class Bar:
     label: str  # the day under the bar, on some bars only
 
 
-def default_range() -> tuple[dt.date, dt.date]:
-    end = timezone.now().date()
-    return end - dt.timedelta(days=DEFAULT_DAYS - 1), end
-
-
 def chart(spends: list[admin_selectors.CategorySpend], *, start: dt.date, end: dt.date) -> dict:
     """The stacked bars, legend and scale of the SVG for ``spends`` over ``start``..``end``."""
     categories = list(
@@ -98,14 +87,14 @@ def chart(spends: list[admin_selectors.CategorySpend], *, start: dt.date, end: d
     by_day: dict[dt.date, list[admin_selectors.CategorySpend]] = {}
     for spend in spends:
         by_day.setdefault(spend.day, []).append(spend)
-    days = [start + dt.timedelta(days=offset) for offset in range((end - start).days + 1)]
-    peak = max((sum(spend.credits for spend in by_day.get(day, [])) for day in days), default=0) or 1
+    chart_days = days(start, end)
+    peak = max((sum(spend.credits for spend in by_day.get(day, [])) for day in chart_days), default=0) or 1
     plot_width = CHART_WIDTH - PLOT_LEFT - 8
     plot_height = CHART_HEIGHT - PLOT_TOP - PLOT_BOTTOM
-    step = plot_width / len(days)
-    label_every = max(1, round(len(days) / 10))
+    step = plot_width / len(chart_days)
+    label_every = max(1, round(len(chart_days) / 10))
     bars = []
-    for index, day in enumerate(days):
+    for index, day in enumerate(chart_days):
         base = PLOT_TOP + plot_height
         segments = []
         for spend in by_day.get(day, []):

@@ -18,12 +18,11 @@ from collections import defaultdict
 from dataclasses import dataclass
 
 from django.db.models import F, OuterRef, Q, QuerySet, Subquery, Sum, Value
-from django.db.models.functions import Coalesce, TruncDate
+from django.db.models.functions import Coalesce
 
 from accounts.models import User
 from chats.models import Category, Message, UsageRecord
-
-UTC = dt.UTC
+from chats.usage.periods import bounds, utc_day
 
 
 @dataclass(frozen=True)
@@ -41,14 +40,8 @@ class Spender:
     credits: int
 
 
-def _bounds(start: dt.date, end: dt.date) -> tuple[dt.datetime, dt.datetime]:
-    """``start`` and ``end`` inclusive, as a half-open range of UTC instants."""
-    since = dt.datetime.combine(start, dt.time.min, tzinfo=UTC)
-    return since, dt.datetime.combine(end + dt.timedelta(days=1), dt.time.min, tzinfo=UTC)
-
-
 def _replies(start: dt.date, end: dt.date) -> QuerySet[Message]:
-    since, until = _bounds(start, end)
+    since, until = bounds(start, end)
     return (
         Message.objects.filter(
             role=Message.Role.ASSISTANT, created_at__gte=since, created_at__lt=until, cost__gt=0
@@ -59,7 +52,7 @@ def _replies(start: dt.date, end: dt.date) -> QuerySet[Message]:
 
 
 def _requests(start: dt.date, end: dt.date) -> QuerySet[UsageRecord]:
-    since, until = _bounds(start, end)
+    since, until = bounds(start, end)
     return (
         UsageRecord.objects.filter(created_at__gte=since, created_at__lt=until, cost__gt=0)
         .exclude(status=UsageRecord.Status.PENDING)
@@ -75,7 +68,7 @@ def spend_by_day_and_category(*, start: dt.date, end: dt.date) -> list[CategoryS
         (_requests(start, end), "category_id"),
     ):
         rows = (
-            queryset.annotate(day=TruncDate("created_at", tzinfo=UTC))
+            queryset.annotate(day=utc_day())
             .values("day", category_pk=F(category))
             .annotate(credits=Sum("cost"))
         )

@@ -18,14 +18,11 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from django.db.models import Count, F, IntegerField, QuerySet, Sum, Value
-from django.db.models.functions import Coalesce, TruncDate
-from django.utils import timezone
+from django.db.models.functions import Coalesce
 
 from chats.models import Message, UsageRecord
+from chats.usage.periods import bounds, utc_day
 from wallets.models import LedgerEntry
-
-UTC = dt.UTC
-
 
 GROUPS = ("day", "category", "key")
 
@@ -33,27 +30,8 @@ GROUPS = ("day", "category", "key")
 REPORT_GROUPS = ("day", "user", "category")
 
 
-MAX_RANGE_DAYS = 366
-
-
-DEFAULT_RANGE_DAYS = 30
-
-
 #: Rows fetched at a time by the report's server-side cursor.
 REPORT_CHUNK = 2000
-
-
-def usage_default_range(*, today: dt.date | None = None) -> tuple[dt.date, dt.date]:
-    """The last 30 UTC days, today included."""
-    today = today or timezone.now().astimezone(UTC).date()
-    return today - dt.timedelta(days=DEFAULT_RANGE_DAYS - 1), today
-
-
-def _bounds(date_from: dt.date, date_to: dt.date) -> tuple[dt.datetime, dt.datetime]:
-    """``[start of date_from, start of the day after date_to)`` in UTC: ``to`` is inclusive."""
-    start = dt.datetime.combine(date_from, dt.time.min, tzinfo=UTC)
-    end = dt.datetime.combine(date_to + dt.timedelta(days=1), dt.time.min, tzinfo=UTC)
-    return start, end
 
 
 @dataclass
@@ -79,7 +57,9 @@ class UsageRow:
 
 
 @dataclass
-class Usage:
+class AccountUsage:
+    """A user's usage over a range: one row per group (``group_by``), and their totals."""
+
     group_by: str
     results: list[dict] = field(default_factory=list)
     totals: dict = field(default_factory=dict)
@@ -93,18 +73,14 @@ _SUMS = {
 }
 
 
-def _day():
-    return TruncDate("created_at", tzinfo=UTC)
-
-
-def usage_for_user(*, user, date_from: dt.date, date_to: dt.date, group_by: str) -> Usage:
+def usage_for_user(*, user, date_from: dt.date, date_to: dt.date, group_by: str) -> AccountUsage:
     """The user's replies and ``/v1/`` requests of ``[date_from, date_to]``, grouped: two queries.
 
     Rows are ordered by their group (days oldest first, categories by slug, keys by prefix, the
     chat before the keys); groups without usage are left out. By key, chat replies have the key
     ``None``: they were not made with one.
     """
-    start, end = _bounds(date_from, date_to)
+    start, end = bounds(date_from, date_to)
     replies = Message.objects.filter(
         session__user=user, role=Message.Role.ASSISTANT, created_at__gte=start, created_at__lt=end
     ).exclude(status=Message.Status.PENDING)
@@ -112,8 +88,8 @@ def usage_for_user(*, user, date_from: dt.date, date_to: dt.date, group_by: str)
         status=UsageRecord.Status.PENDING
     )
     if group_by == "day":
-        replies = replies.annotate(group=_day()).values("group")
-        requests = requests.annotate(group=_day()).values("group")
+        replies = replies.annotate(group=utc_day()).values("group")
+        requests = requests.annotate(group=utc_day()).values("group")
     elif group_by == "category":
         replies = replies.values(group=F("session__category__slug"))
         requests = requests.values(group=F("category__slug"))
@@ -149,7 +125,7 @@ def usage_for_user(*, user, date_from: dt.date, date_to: dt.date, group_by: str)
         row = merged[group]
         totals.add(row.as_dict())
         results.append({group_by: label(group), **row.as_dict()})
-    return Usage(group_by=group_by, results=results, totals=totals.as_dict())
+    return AccountUsage(group_by=group_by, results=results, totals=totals.as_dict())
 
 
 REPORT_COLUMNS = ("charges", "credits")
@@ -162,7 +138,7 @@ def usage_report_rows(*, date_from: dt.date, date_to: dt.date, group_by: str) ->
     the charged replies and requests (two grouped queries; a category used by both appears once,
     their sums added, after the rows of the first query have been read through).
     """
-    start, end = _bounds(date_from, date_to)
+    start, end = bounds(date_from, date_to)
     if group_by == "category":
         yield from _report_by_category(start, end)
         return
@@ -170,7 +146,7 @@ def usage_report_rows(*, date_from: dt.date, date_to: dt.date, group_by: str) ->
         kind=LedgerEntry.Kind.CHARGE, created_at__gte=start, created_at__lt=end
     ).order_by()
     if group_by == "day":
-        rows = charges.annotate(group=_day()).values("group")
+        rows = charges.annotate(group=utc_day()).values("group")
     elif group_by == "user":
         rows = charges.values(group=F("wallet__user__login_id"))
     else:

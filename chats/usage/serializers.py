@@ -1,13 +1,13 @@
 """``GET /api/usage/`` on the wire: its query, and the totals and rows it answers."""
 
 import re
-from datetime import timedelta
 
 from rest_framework import serializers
 from rest_framework.fields import empty
 
 from chats.conversations.serializers import QueryStringSerializer
-from chats.usage.selectors import DEFAULT_RANGE_DAYS, GROUPS, MAX_RANGE_DAYS, usage_default_range
+from chats.usage.periods import DEFAULT_RANGE_DAYS, MAX_RANGE_DAYS, default_range, span_days, today
+from chats.usage.selectors import GROUPS
 
 
 class UsageDateField(serializers.DateField):
@@ -49,11 +49,11 @@ class UsageQuerySerializer(QueryStringSerializer):
         return fields
 
     def validate(self, attrs):
-        date_to = attrs.get("to") or usage_default_range()[1]
-        date_from = attrs.get("from") or date_to - timedelta(days=DEFAULT_RANGE_DAYS - 1)
+        date_to = attrs.get("to") or today()
+        date_from = attrs.get("from") or default_range(end=date_to)[0]
         if date_from > date_to:
             raise serializers.ValidationError({"from": ["Must not be after `to`."]})
-        if (date_to - date_from).days + 1 > MAX_RANGE_DAYS:
+        if span_days(date_from, date_to) > MAX_RANGE_DAYS:
             raise serializers.ValidationError(
                 {"from": [f"The range may span at most {MAX_RANGE_DAYS} days."]}
             )

@@ -5,6 +5,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from chats.usage.periods import MAX_RANGE_DAYS
 from chats.usage.selectors import usage_for_user
 from chats.usage.serializers import AccountUsageSerializer, UsageQuerySerializer
 from core.openapi import error_responses
@@ -16,13 +17,13 @@ from core.openapi import error_responses
         description=(
             "The caller's own usage, chat replies and `/v1/` requests together (pending ones left out), "
             "grouped by UTC day, category or API key (chat replies under the key `null`), with totals. "
-            "Groups without usage are left out. The range spans at most 366 days."
+            f"Groups without usage are left out. The range spans at most {MAX_RANGE_DAYS} days."
         ),
         responses={200: AccountUsageSerializer, **error_responses(400, 401)},
     )
 )
 class UsageView(APIView):
-    """``GET /api/usage/``: two grouped queries (:func:`chats.usage.usage_for_user`), whatever the rows."""
+    """``GET /api/usage/``: two grouped queries (:func:`usage_for_user`), whatever the rows."""
 
     def get(self, request: Request) -> Response:
         params = UsageQuerySerializer(data=request.query_params)

@@ -8,7 +8,7 @@ from chats.v1 import views
 router = SimpleRouter(trailing_slash=False)
 
 
-router.register("models", views.ModelViewSet, basename="v1-model")
+router.register("models", views.ModelsViewSet, basename="v1-model")
 
 
 urlpatterns = [

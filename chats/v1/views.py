@@ -2,7 +2,7 @@
 
 ``/v1/models`` lists the active categories as models; ``/v1/chat/completions``
 answers in OpenAI's format, streamed or not, through the same reservation and
-settlement as a chat reply (:func:`chats.replies.completion_outcomes`), charged
+settlement as a chat reply (:func:`chats.v1.services.completion_outcomes`), charged
 to the key's owner. Authentication is a personal key (``Bearer pk-…``) only,
 looked up on every request, so a revoked key or a deactivated user is refused
 at once on every worker. Errors are in OpenAI's shape, Parley's fields kept.
@@ -57,7 +57,7 @@ class OpenAIView:
 
 
 @extend_schema(exclude=True)  # OpenAI's own API: documented in docs/api.md
-class ModelViewSet(OpenAIView, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
+class ModelsViewSet(OpenAIView, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """``/v1/models`` and ``/v1/models/{id}``: the active categories, by slug."""
 
     pagination_class = None

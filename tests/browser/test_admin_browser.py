@@ -18,6 +18,7 @@ import pytest
 from model_bakery import baker
 
 from chats.models import ChatSession, Message
+from tests.helpers.admin_pages import admin_login
 from tests.helpers.clients import PASSWORD
 from wallets.models import LedgerEntry, Wallet
 
@@ -32,14 +33,6 @@ CUSTOMER = "carol.customer"
 REASON = "Goodwill credit: March invoice mix-up (ticket #4821)"
 QUESTION = "Why was I charged twice for my March invoice?"
 ANSWER = "I'm sorry about that. A support agent will look at your invoice."
-
-
-def admin_login(page: Page, login_id: str, password: str) -> None:
-    page.goto("/admin/")
-    expect(page).to_have_url(re.compile(r"/admin/login/\?next=/admin/$"))
-    page.get_by_label("Login id").fill(login_id)
-    page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Log in").click()
 
 
 def admin_search(page: Page, changelist: str, query: str) -> None:

@@ -17,11 +17,11 @@ from django.utils import timezone
 from model_bakery import baker
 
 from chats.models import Category
+from tests.helpers.admin_pages import admin_login
 from tests.helpers.clients import PASSWORD
 from tests.helpers.usage_rows import at, reply, request
 
 from .chromium import skip_browser_tests, unavailable_reason
-from .test_admin_browser import admin_login
 
 if (_reason := unavailable_reason()) is not None:
     skip_browser_tests(_reason)

@@ -2,6 +2,7 @@
 
 import math
 from datetime import timedelta
+from io import StringIO
 
 from django.core.management import call_command
 from django.db import transaction
@@ -29,3 +30,10 @@ def reserve(*, user, amount: int, description: str = "") -> Hold:
     """``wallet_hold`` in its own committed transaction, as the chats app calls it with its rows."""
     with transaction.atomic():
         return wallet_hold(user=user, amount=amount, description=description)
+
+
+def release_stale_holds(*args: str) -> str:
+    """``manage.py release_stale_holds`` with these arguments; what it printed."""
+    out = StringIO()
+    call_command("release_stale_holds", *args, stdout=out, stderr=StringIO())
+    return out.getvalue()

@@ -1,10 +1,17 @@
-"""Replies and /v1/ requests dated and priced at will, for the usage reports."""
+"""Replies and /v1/ requests for the usage reports: dated and priced at will, or charged through
+the real services."""
 
 import datetime as dt
+from collections.abc import Iterable, Sequence
 
 from model_bakery import baker
 
+from accounts.services import api_key_create
+from chats.llm import ChatMessage, Usage
 from chats.models import Category, ChatSession, Message, UsageRecord
+from chats.replies.services import reply_begin, reply_finish
+from chats.v1.services import completion_begin, completion_finish
+from wallets.services import wallet_top_up
 
 
 def at(day: dt.date, hour: int = 12) -> dt.datetime:
@@ -27,3 +34,27 @@ def request(user, category: Category, cost: int, when: dt.datetime, status=Usage
     )  # fmt: skip
     UsageRecord.objects.filter(pk=record.pk).update(created_at=when)
     return record
+
+
+def charge_through_services(people: Iterable, categories: Sequence[Category], *, api_model: str) -> None:
+    """Replies and ``/v1/`` requests through the real services, so that each charge is in the ledger.
+
+    Each person is topped up, then gets three replies in each category, one ``/v1/`` request to
+    ``api_model`` with a key of their own, and a failed reply (in the last category's chat).
+    """
+    for person in people:
+        wallet_top_up(user=person, amount=10_000, reason="test")
+        for category in categories:
+            chat = baker.make(ChatSession, user=person, category=category)
+            for i in range(3):
+                plan = reply_begin(user=person, session_id=chat.id, content=f"question {i}")
+                reply_finish(plan=plan, content="an answer " * (i + 1) * 20, usage=None, status="complete")
+        key, _ = api_key_create(user=person, name="k")
+        plan = completion_begin(
+            user=person, api_key=key, model=api_model, messages=[ChatMessage(role="user", content="hi")]
+        )
+        completion_finish(
+            plan=plan, content="", usage=Usage(prompt_tokens=300, completion_tokens=900), status="complete"
+        )
+        failed = reply_begin(user=person, session_id=chat.id, content="no answer")
+        reply_finish(plan=failed, content="", usage=None, status="failed")

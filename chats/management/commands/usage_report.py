@@ -3,7 +3,8 @@ import datetime as dt
 
 from django.core.management.base import BaseCommand, CommandError
 
-from chats.usage.selectors import REPORT_COLUMNS, REPORT_GROUPS, usage_default_range, usage_report_rows
+from chats.usage.periods import DEFAULT_RANGE_DAYS, default_range, today
+from chats.usage.selectors import REPORT_COLUMNS, REPORT_GROUPS, usage_report_rows
 
 FORMATS = ("table", "csv")
 # Rows are written as the database yields them, so the table's first column cannot be sized
@@ -28,7 +29,9 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument(
-            "--from", dest="date_from", help="First UTC day, YYYY-MM-DD (default: 29 days before --to)."
+            "--from",
+            dest="date_from",
+            help=f"First UTC day, YYYY-MM-DD (default: {DEFAULT_RANGE_DAYS - 1} days before --to).",
         )
         parser.add_argument(
             "--to", dest="date_to", help="Last UTC day, YYYY-MM-DD, included (default: today)."
@@ -37,9 +40,8 @@ class Command(BaseCommand):
         parser.add_argument("--format", dest="output_format", choices=FORMATS, default="table")
 
     def handle(self, *args, date_from, date_to, group_by, output_format, **options):
-        default_from, default_to = usage_default_range()
-        end = _date(date_to, "--to") if date_to else default_to
-        start = _date(date_from, "--from") if date_from else end - (default_to - default_from)
+        end = _date(date_to, "--to") if date_to else today()
+        start = _date(date_from, "--from") if date_from else default_range(end=end)[0]
         if start > end:
             raise CommandError(f"--from ({start}) must not be after --to ({end}).")
         rows = usage_report_rows(date_from=start, date_to=end, group_by=group_by)

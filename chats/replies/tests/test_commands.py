@@ -3,7 +3,6 @@
 import threading
 import time
 from datetime import timedelta
-from functools import partial
 from io import StringIO
 
 import pytest
@@ -17,8 +16,8 @@ from rest_framework_simplejwt.tokens import RefreshToken
 
 from chats.models import ChatSession, Message
 from chats.replies.services import reply_begin
-from chats.v1.services import completion_begin
-from tests.helpers.money import assert_books_balance
+from tests.helpers.money import age_hold, assert_books_balance
+from tests.helpers.money import release_stale_holds as run
 from tests.helpers.streams import post_stream
 from wallets.models import Hold, LedgerEntry, Wallet
 from wallets.services import wallet_hold, wallet_settle
@@ -26,19 +25,9 @@ from wallets.services import wallet_hold, wallet_settle
 pytestmark = pytest.mark.django_db
 
 
-def run(*args: str) -> str:
-    out = StringIO()
-    call_command("release_stale_holds", *args, stdout=out, stderr=StringIO())
-    return out.getvalue()
-
-
 def reserve(user, amount: int) -> Hold:
     with transaction.atomic():
         return wallet_hold(user=user, amount=amount)
-
-
-def age_hold(hold: Hold, *, minutes: int) -> None:
-    Hold.objects.filter(pk=hold.pk).update(created_at=timezone.now() - timedelta(minutes=minutes))
 
 
 @pytest.fixture
@@ -150,32 +139,3 @@ def test_sweep_during_a_slow_stream_leaves_it_to_finish_and_be_charged(
     assert reply.cost >= 1
     assert LedgerEntry.objects.filter(kind="charge", amount=-reply.cost).count() == 1
     assert_books_balance(session.user)
-
-
-def test_a_v1_request_whose_lease_ran_out_is_closed_and_a_live_one_left_alone(user, general_category):
-    from accounts.services import api_key_create
-    from chats.llm import ChatMessage
-    from chats.models import UsageRecord
-
-    api_key, _ = api_key_create(user=user, name="script")
-    begin = partial(
-        completion_begin,
-        user=user,
-        api_key=api_key,
-        model="general",
-        messages=[ChatMessage("user", "hi")],
-    )
-    dead, live = begin(), begin()
-    UsageRecord.objects.filter(pk=dead.record_id).update(
-        lease_expires_at=timezone.now() - timedelta(seconds=1)
-    )
-    age_hold(Hold.objects.get(pk=live.hold_id), minutes=120)
-
-    out = run("--minutes", "0")
-
-    assert "Closed 1 stale reply as failed." in out
-    assert "Released 0 stale hold(s)." in out
-    assert UsageRecord.objects.get(pk=dead.record_id).status == UsageRecord.Status.FAILED
-    assert Hold.objects.get(pk=dead.hold_id).status == Hold.Status.RELEASED
-    assert UsageRecord.objects.get(pk=live.record_id).status == UsageRecord.Status.PENDING
-    assert Hold.objects.get(pk=live.hold_id).status == Hold.Status.OPEN

@@ -11,11 +11,10 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from model_bakery import baker
 
-from chats.llm import ChatMessage, Usage, estimate_prompt_tokens
+from chats.llm import Usage
 from chats.models import Category, ChatSession, Message
 from chats.replies.pricing import reply_cost
 from chats.replies.services import reply_begin, reply_finish
-from chats.v1.services import completion_begin
 from core.errors import NotFound, ValidationFailed
 from tests.helpers.concurrency import requires_postgres
 from wallets.errors import InsufficientFunds
@@ -23,85 +22,6 @@ from wallets.models import Hold, Wallet
 from wallets.services import wallet_adjust
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def category():
-    return baker.make(
-        Category,
-        slug="cheap",
-        system_prompt="Be terse.",
-        prompt_price=Decimal("0.5"),
-        completion_price=Decimal("1.5"),
-    )
-
-
-@pytest.fixture
-def session(user, category):
-    return baker.make(ChatSession, user=user, category=category)
-
-
-@pytest.mark.parametrize(
-    ("prompt_tokens", "completion_tokens", "expected"),
-    [(0, 0, 0), (1, 0, 1), (2000, 0, 1), (2001, 0, 2), (0, 2000, 3), (1000, 1000, 2), (1001, 1000, 3)],
-)
-def test_reply_cost_rounds_up_to_whole_credits(category, prompt_tokens, completion_tokens, expected):
-    # 0.5 and 1.5 credits per 1,000 tokens: exact decimals, rounded up once at the end.
-    assert (
-        reply_cost(category=category, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens)
-        == expected
-    )
-
-
-def test_reply_cost_of_general_matches_the_spec_formula():
-    general = Category.objects.get(slug="general")
-    # ceil((12 * 1 + 30 * 2) / 1000) = 1
-    assert reply_cost(category=general, prompt_tokens=12, completion_tokens=30) == 1
-
-
-def chained(session, *messages: dict) -> Message:
-    """Messages of one branch, each the parent of the next; the last one."""
-    parent = None
-    for fields in messages:
-        parent = baker.make(Message, session=session, parent=parent, **fields)
-    return parent
-
-
-def test_prompt_is_system_then_recent_history_that_fits_then_the_question(session):
-    chained(
-        session,
-        *({"role": "user", "content": f"old message {i:02d} " + "x" * 400} for i in range(30)),
-        {"role": "assistant", "content": "failed", "status": Message.Status.FAILED},
-        {"role": "assistant", "content": "", "status": Message.Status.PENDING},
-    )
-    with override_settings(LLM_CONTEXT_TOKENS=600):
-        plan = reply_begin(user=session.user, session_id=session.id, content="now")
-    prompt = plan.prompt
-    assert prompt[0] == ChatMessage("system", "Be terse.")
-    assert prompt[-1] == ChatMessage("user", "now")
-    history = [m.content[:14] for m in prompt[1:-1]]
-    # About 105 estimated tokens each: five of the newest fit in 600, oldest first.
-    assert history == [f"old message {i:02d}" for i in range(25, 30)]
-    assert all("failed" not in m.content for m in prompt)
-
-
-def test_prompt_keeps_a_long_history_that_fits_across_pages(session):
-    chained(
-        session, *({"role": "user" if i % 2 == 0 else "assistant", "content": f"m{i}"} for i in range(120))
-    )
-    with override_settings(LLM_CONTEXT_TOKENS=4096):
-        plan = reply_begin(user=session.user, session_id=session.id, content="now")
-    assert [m.content for m in plan.prompt[1:-1]] == [f"m{i}" for i in range(120)]
-    assert estimate_prompt_tokens(plan.prompt) <= 4096
-
-
-def test_prompt_never_exceeds_the_token_budget(session):
-    for i in range(200):
-        baker.make(Message, session=session, role="user", content=f"message {i} " + "y" * (i * 7 % 300))
-    with override_settings(LLM_CONTEXT_TOKENS=1000):
-        plan = reply_begin(user=session.user, session_id=session.id, content="now")
-    assert estimate_prompt_tokens(plan.prompt) <= 1000
-    assert plan.prompt[-2].content.startswith("message 199 ")
 
 
 @pytest.mark.parametrize("content", ["", "   ", "\n\t"])
@@ -260,29 +180,6 @@ def test_concurrent_replies_never_reserve_more_than_the_wallet_holds(make_user):
     assert wallet.held == 99
     assert wallet.balance - wallet.held == 1
     assert Message.objects.filter(session=session, role="assistant", status="pending").count() == 9
-
-
-def test_a_v1_request_is_reserved_in_a_fixed_handful_of_statements(
-    user, general_category, django_assert_num_queries
-):
-    """Before the request leaves for the upstream: the model, then one transaction (the usage
-    record, the wallet's conditional UPDATE, the hold). Savepoints are not statements we send."""
-    from accounts.services import api_key_create
-    from chats.models import UsageRecord
-
-    api_key, _ = api_key_create(user=user, name="script")
-    for message in range(2):  # the history's length changes nothing
-        messages = [ChatMessage("user", f"question {n}") for n in range(message * 20 + 1)]
-        with CaptureQueriesContext(connection) as captured:
-            completion_begin(user=user, api_key=api_key, model="general", messages=messages)
-        statements = [q["sql"].split()[0].upper() for q in captured.captured_queries]
-        assert [s for s in statements if s not in ("SAVEPOINT", "RELEASE")] == [
-            "SELECT",
-            "INSERT",
-            "UPDATE",
-            "INSERT",
-        ]
-    assert UsageRecord.objects.filter(status="pending").count() == 2
 
 
 @requires_postgres

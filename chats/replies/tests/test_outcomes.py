@@ -9,8 +9,9 @@ from model_bakery import baker
 from chats.llm import EchoProvider
 from chats.models import ChatSession, Message
 from chats.replies import outcomes
-from chats.replies.outcomes import Delta, release_connection, reply_outcomes
+from chats.replies.outcomes import Delta, reply_outcomes
 from chats.replies.services import reply_begin
+from core.db.connections import release_connection
 from wallets.models import Hold, Wallet
 
 pytestmark = pytest.mark.django_db(transaction=True)

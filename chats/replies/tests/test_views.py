@@ -2,7 +2,9 @@
 while a reply is being reserved."""
 
 import contextlib
+import inspect
 import logging
+import re
 import socket
 import threading
 import time
@@ -11,6 +13,7 @@ from urllib.parse import urlsplit
 import pytest
 from django.db import connection, transaction
 from model_bakery import baker
+from rest_framework.views import APIView
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from chats.conversations.services import session_delete
@@ -238,3 +241,21 @@ def test_session_delete_waits_for_a_reply_that_began_and_takes_its_messages(user
 
     assert not ChatSession.objects.filter(pk=session.pk).exists()
     assert not Message.objects.exists()
+
+
+def test_admit_follows_drfs_dispatch():
+    """``AdmittingView.admit`` runs DRF's request steps itself: they must still be the ones it copies."""
+    initial = inspect.getsource(APIView.initial)
+    steps = [
+        "get_format_suffix",
+        "perform_content_negotiation",
+        "determine_version",
+        "perform_authentication",
+        "check_permissions",
+        "check_throttles",
+    ]
+    # These calls, in this order, and nothing else before the handler.
+    assert re.findall(r"self\.(\w+)\(", initial) == steps
+    dispatch = inspect.getsource(APIView.dispatch)
+    for step in ("initialize_request", "self.initial(", "handle_exception", "finalize_response"):
+        assert step in dispatch

@@ -1,33 +1,25 @@
-"""The provider layer, driven through the real ``openai`` client against a real HTTP fake."""
+"""The ``openai`` provider, driven through the real ``openai`` client against a real HTTP fake."""
 
 import asyncio
 import socket
-import subprocess
-import sys
 
-import httpx
 import httpx2
 import openai
 import pytest
-from django.core.exceptions import ImproperlyConfigured
 from django.test import override_settings
 
 from chats.llm import (
     ChatMessage,
-    EchoProvider,
     LLMStream,
     LLMUnavailable,
     OpenAIProvider,
     Usage,
     aclose_clients,
     estimate_prompt_tokens,
-    estimate_tokens,
     estimate_usage,
-    get_client,
-    get_provider,
     openai_provider,
 )
-from tests.fakes.openai_upstream import FakeOpenAI
+from chats.llm.openai_provider import get_client
 
 PROMPT = [
     ChatMessage(role="system", content="Be brief."),
@@ -111,10 +103,6 @@ async def test_no_usage_reported_leaves_usage_none_for_the_caller_to_estimate(op
     assert estimate_usage(PROMPT, "".join(deltas)) == Usage(
         prompt_tokens=estimate_prompt_tokens(PROMPT), completion_tokens=2, estimated=True
     )
-
-
-def test_a_reply_that_produced_nothing_is_estimated_at_nothing():
-    assert estimate_usage(PROMPT, "") == Usage(prompt_tokens=0, completion_tokens=0, estimated=True)
 
 
 async def test_sse_comments_and_other_fields_are_ignored(openai_settings):
@@ -376,168 +364,7 @@ async def test_aclose_clients_closes_and_forgets_this_loops_clients(openai_setti
     await aclose_clients()
 
 
-# --- echo provider --------------------------------------------------------------------
-
-
-async def test_echo_replies_with_the_last_user_message_in_word_chunks():
-    messages = [*PROMPT, ChatMessage("assistant", "Hello!"), ChatMessage("user", "How  are you?")]
-
-    stream = await EchoProvider().stream(messages=messages, model="any", max_tokens=100)
-    deltas = await collect(stream)
-
-    assert deltas == ["Echo:", " How", "  are", " you?"]
-    assert stream.usage == Usage(
-        prompt_tokens=estimate_prompt_tokens(messages),
-        completion_tokens=estimate_tokens("Echo: How  are you?"),
-        estimated=False,
-    )
-    assert stream.finish_reason == "stop"
-
-
-async def test_echo_is_deterministic():
-    async def once() -> tuple[list[str], Usage | None]:
-        stream = await EchoProvider().stream(messages=PROMPT, model="m", max_tokens=100)
-        return await collect(stream), stream.usage
-
-    assert await once() == await once()
-
-
-async def test_echo_caps_the_reply_at_max_tokens():
-    messages = [ChatMessage("user", "word " * 100)]
-
-    stream = await EchoProvider().stream(messages=messages, model="m", max_tokens=5)
-    reply = "".join(await collect(stream))
-
-    assert reply == ("Echo: " + "word " * 100)[:20]
-    assert stream.usage.completion_tokens == 5
-    assert stream.finish_reason == "length"
-
-
-async def test_echo_with_no_user_message_and_a_delay():
-    stream = await EchoProvider(delay=0.001).stream(
-        messages=[ChatMessage("system", "x")], model="m", max_tokens=10
-    )
-
-    assert await collect(stream) == ["Echo."]
-
-
-async def test_echo_aclose_ends_the_stream_without_usage():
-    stream = await EchoProvider().stream(messages=PROMPT, model="m", max_tokens=10)
-    assert await anext(stream) == "Echo:"
-
-    await stream.aclose()
-
-    assert await collect(stream) == []
-    assert stream.usage is None
-
-
-# --- factory ------------------------------------------------------------------------------
-
-
-def test_factory_defaults_to_echo():
-    assert isinstance(get_provider(), EchoProvider)
-
-
-def test_factory_follows_the_setting_on_every_call():
-    with override_settings(LLM_PROVIDER="openai", OPENAI_API_KEY="k"):
-        assert isinstance(get_provider(), OpenAIProvider)
-    assert isinstance(get_provider(), EchoProvider)
-
-
-def test_factory_rejects_an_unknown_provider():
-    with override_settings(LLM_PROVIDER="skynet"), pytest.raises(ImproperlyConfigured, match="skynet"):
-        get_provider()
-
-
-async def test_factory_openai_provider_streams_from_the_fake(openai_settings):
-    openai_settings.configure(reply="via factory")
-
-    stream = await get_provider().stream(messages=PROMPT, model="m", max_tokens=5)
-
-    assert "".join(await collect(stream)) == "via factory"
-
-
-# --- the token estimate -------------------------------------------------------------------
-
-
-@pytest.mark.parametrize(
-    ("text", "tokens"),
-    [("", 0), ("a", 1), ("abcd", 1), ("abcde", 2), ("é", 1), ("日本語", 3), ("x" * 4000, 1000)],
-)
-def test_estimate_tokens_is_utf8_bytes_over_four_rounded_up(text, tokens):
-    assert estimate_tokens(text) == tokens
-
-
-def test_estimate_prompt_tokens_adds_per_message_overhead_and_reply_priming():
-    assert estimate_prompt_tokens([]) == 3
-    assert estimate_prompt_tokens(PROMPT) == 3 + (4 + 3) + (4 + 3)
-
-
-def test_llm_unavailable_is_a_502_domain_error_by_default():
-    error = LLMUnavailable()
-
-    assert (error.code, error.status_code, error.details) == ("llm_unavailable", 502, {})
-    assert error.message
-
-
-# --- the fake itself --------------------------------------------------------------------
-
-
-async def test_fake_answers_non_streaming_requests_with_a_completion(fake_openai):
-    fake_openai.configure(reply="whole reply", prompt_tokens=7, completion_tokens=2)
-    client = openai.AsyncOpenAI(base_url=fake_openai.base_url, api_key="k", max_retries=0)
-    try:
-        completion = await client.chat.completions.create(
-            model="m", messages=[{"role": "user", "content": "hi"}], max_tokens=5
-        )
-        models = await client.models.list()
-        with pytest.raises(openai.NotFoundError):
-            await client.embeddings.create(model="m", input="x")
-    finally:
-        await client.close()
-
-    assert completion.choices[0].message.content == "whole reply"
-    assert (completion.usage.prompt_tokens, completion.usage.completion_tokens) == (7, 2)
-    assert [model.id for model in models.data] == ["fake-model"]
-
-
-def test_fake_starts_and_stops_on_its_own_port():
-    with FakeOpenAI() as fake:
-        assert fake.base_url.startswith("http://127.0.0.1:")
-        assert fake.base_url.endswith("/v1")
-        with socket.create_connection(("127.0.0.1", fake.port)) as conn:
-            conn.sendall(b"POST /v1/chat/completions HTTP/1.1\r\ncontent-length: 2\r\n\r\n{}")
-            assert conn.recv(100).startswith(b"HTTP/1.1 400")
-        assert fake.wait_until_sync(lambda: len(fake.requests) == 1)
-    with pytest.raises(ConnectionRefusedError):
-        socket.create_connection(("127.0.0.1", fake.port), timeout=1).close()
-
-
-def test_fake_is_configurable_over_http_from_its_own_process():
-    """How a benchmark runs it: a separate process, scenario set through /fake/ endpoints."""
-    command = [sys.executable, "-m", "tests.fakes.openai_upstream", "--port", "0", "--chunks", "3"]
-    with subprocess.Popen(command, stdout=subprocess.PIPE, text=True) as process:
-        try:
-            base_url = process.stdout.readline().split()[-1]
-            root = base_url.removesuffix("/v1")
-            with httpx.Client(base_url=root, timeout=5) as http:
-                assert http.get("/fake/stats").json()["requests"] == 0
-                body = {"model": "m", "messages": [], "stream": True}
-                streamed = http.post("/v1/chat/completions", json=body).text
-                assert streamed.count('"content":" t') == 3
-                assert streamed.endswith("data: [DONE]\n\n")
-
-                scenario = http.post("/fake/scenario", json={"reply": "changed", "chunk_delay": 0.001})
-                assert scenario.json()["reply"] == "changed"
-                assert http.post("/fake/scenario", json={"nonsense": 1}).status_code == 400
-                completion = http.post("/v1/chat/completions", json={**body, "stream": False}).json()
-                assert completion["choices"][0]["message"]["content"] == "changed"
-                assert http.get("/fake/stats").json()["completed"] == 2
-                assert http.post("/fake/reset").json()["requests"] == 0
-                assert http.get("/fake/nothing").status_code == 404
-        finally:
-            process.terminate()
-            process.wait(timeout=10)
+# --- reading the event stream ---------------------------------------------------------
 
 
 @pytest.mark.parametrize("piece", [1, 7, 10_000])

@@ -1,4 +1,4 @@
-"""Fixtures for the LLM layer: a real fake of the OpenAI API on loopback."""
+"""Fixtures for every chats test package: a real fake of the OpenAI API on loopback."""
 
 import pytest
 from django.test import override_settings

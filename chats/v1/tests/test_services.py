@@ -1,0 +1,33 @@
+"""A /v1/ request's reservation and settlement: a fixed handful of statements, the key's cap."""
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from chats.llm import ChatMessage
+from chats.v1.services import completion_begin
+
+pytestmark = pytest.mark.django_db
+
+
+def test_a_v1_request_is_reserved_in_a_fixed_handful_of_statements(
+    user, general_category, django_assert_num_queries
+):
+    """Before the request leaves for the upstream: the model, then one transaction (the usage
+    record, the wallet's conditional UPDATE, the hold). Savepoints are not statements we send."""
+    from accounts.services import api_key_create
+    from chats.models import UsageRecord
+
+    api_key, _ = api_key_create(user=user, name="script")
+    for message in range(2):  # the history's length changes nothing
+        messages = [ChatMessage("user", f"question {n}") for n in range(message * 20 + 1)]
+        with CaptureQueriesContext(connection) as captured:
+            completion_begin(user=user, api_key=api_key, model="general", messages=messages)
+        statements = [q["sql"].split()[0].upper() for q in captured.captured_queries]
+        assert [s for s in statements if s not in ("SAVEPOINT", "RELEASE")] == [
+            "SELECT",
+            "INSERT",
+            "UPDATE",
+            "INSERT",
+        ]
+    assert UsageRecord.objects.filter(status="pending").count() == 2
