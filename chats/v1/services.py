@@ -15,6 +15,7 @@ from chats.errors import ModelNotFound
 from chats.llm import ChatMessage, Usage
 from chats.models import UsageRecord
 from chats.replies.outcomes import ReplyOutcome, settled_outcomes
+from chats.replies.prompt import max_tokens_capped, with_system_prompt
 from chats.replies.services import (
     Reservation,
     Settlement,
@@ -61,9 +62,8 @@ def completion_begin(
     category = category_active(slug=model)
     if category is None:
         raise ModelNotFound(f"The model {model!r} does not exist.", details={"model": model})
-    system = [ChatMessage(role="system", content=category.system_prompt)] if category.system_prompt else []
-    prompt = [*system, *messages]
-    max_tokens = min(max_tokens or settings.LLM_MAX_TOKENS, settings.LLM_MAX_TOKENS)
+    prompt = with_system_prompt(category, messages)
+    max_tokens = max_tokens_capped(max_tokens)
     held = reply_max_cost(category=category, prompt=prompt, max_tokens=max_tokens)
     hold_id = uuid4() if held > 0 else None
     key_label = f"{api_key.prefix} ({api_key.name})" if api_key.name else api_key.prefix

@@ -9,8 +9,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from django.conf import settings
-
 from chats.errors import InvalidParameter, UnsupportedParameter
 from chats.llm import ChatMessage
 
@@ -122,14 +120,14 @@ def _content(content: Any, param: str) -> str:
 
 
 def _max_tokens(body: dict) -> int | None:
-    """``max_completion_tokens`` (or the older ``max_tokens``), capped at ``LLM_MAX_TOKENS``."""
+    """``max_completion_tokens`` (or the older ``max_tokens``); the services cap it at ``LLM_MAX_TOKENS``."""
     name = "max_completion_tokens" if "max_completion_tokens" in body else "max_tokens"
     value = body.get(name)
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise InvalidParameter(f"'{name}' must be a positive integer.", param=name)
-    return min(value, settings.LLM_MAX_TOKENS)
+    return value
 
 
 def _passed_through(body: dict) -> dict[str, Any]:
