@@ -8,7 +8,7 @@ from django.core.management import call_command
 from django.db import transaction
 from django.utils import timezone
 
-from wallets.models import Hold
+from wallets.models import Hold, LedgerEntry, Wallet
 from wallets.services import wallet_hold
 
 
@@ -37,3 +37,17 @@ def release_stale_holds(*args: str) -> str:
     out = StringIO()
     call_command("release_stale_holds", *args, stdout=out, stderr=StringIO())
     return out.getvalue()
+
+
+def refreshed(wallet: Wallet) -> Wallet:
+    wallet.refresh_from_db()
+    return wallet
+
+
+def fail_on_ledger_write(monkeypatch) -> None:
+    """Every ledger write from now on fails, as a full disk would: what was written with it must roll back."""
+
+    def explode(self, *args, **kwargs):
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr(LedgerEntry, "save", explode)

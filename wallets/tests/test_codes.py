@@ -9,6 +9,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from core.errors import ValidationFailed
+from tests.helpers.money import fail_on_ledger_write, refreshed
 from wallets.codes import (
     CODE_ALPHABET,
     CODE_BATCH_MAX,
@@ -24,18 +25,6 @@ from wallets.models import CREDITS_MAX, CodeBatch, LedgerEntry, RedemptionCode, 
 from wallets.selectors import wallets_audit
 
 pytestmark = pytest.mark.django_db
-
-
-def refreshed(wallet: Wallet) -> Wallet:
-    wallet.refresh_from_db()
-    return wallet
-
-
-def fail_on_ledger_write(monkeypatch) -> None:
-    def explode(self, *args, **kwargs):
-        raise RuntimeError("disk full")
-
-    monkeypatch.setattr(LedgerEntry, "save", explode)
 
 
 INVALID_CODE = "That code is not valid."

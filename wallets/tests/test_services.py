@@ -8,25 +8,13 @@ from django.db import transaction
 from accounts.models import User
 from accounts.services import user_register
 from core.errors import Conflict, ValidationFailed
-from tests.helpers.money import reserve
+from tests.helpers.money import fail_on_ledger_write, refreshed, reserve
 from wallets import services
 from wallets.errors import HoldNotFound, IdempotencyKeyReused, InsufficientFunds
 from wallets.models import CREDITS_MAX, Hold, LedgerEntry, Wallet
 from wallets.selectors import wallets_audit
 
 pytestmark = pytest.mark.django_db
-
-
-def refreshed(wallet: Wallet) -> Wallet:
-    wallet.refresh_from_db()
-    return wallet
-
-
-def fail_on_ledger_write(monkeypatch) -> None:
-    def explode(self, *args, **kwargs):
-        raise RuntimeError("disk full")
-
-    monkeypatch.setattr(LedgerEntry, "save", explode)
 
 
 # --- the bonus ---------------------------------------------------------------

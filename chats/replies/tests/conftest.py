@@ -1,15 +1,18 @@
-"""Fixtures of the reply tests: a priced category and a session in it."""
+"""Fixtures of the reply tests: a session (in the general category, unless a module's own
+``category`` fixture says otherwise) and its owner's bearer header."""
 
 from decimal import Decimal
 
 import pytest
 from model_bakery import baker
+from rest_framework_simplejwt.tokens import RefreshToken
 
 from chats.models import Category, ChatSession
 
 
 @pytest.fixture
-def category():
+def cheap_category():
+    """Prices with decimals and a system prompt: what the cost and prompt tests reason about."""
     return baker.make(
         Category,
         slug="cheap",
@@ -20,5 +23,15 @@ def category():
 
 
 @pytest.fixture
+def category(general_category):
+    return general_category
+
+
+@pytest.fixture
 def session(user, category):
     return baker.make(ChatSession, user=user, category=category)
+
+
+@pytest.fixture
+def headers(user):
+    return {"Authorization": f"Bearer {RefreshToken.for_user(user).access_token}"}

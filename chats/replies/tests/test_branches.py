@@ -23,11 +23,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
-def session(user, general_category):
-    return baker.make(ChatSession, user=user, category=general_category)
-
-
-@pytest.fixture
 def client(live_asgi_url, user):
     headers = {"Authorization": f"Bearer {RefreshToken.for_user(user).access_token}"}
     with httpx.Client(base_url=live_asgi_url, headers=headers, timeout=10) as client:

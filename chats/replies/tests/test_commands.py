@@ -11,10 +11,9 @@ from django.core.management.base import CommandError
 from django.db import transaction
 from django.test import override_settings
 from django.utils import timezone
-from model_bakery import baker
 from rest_framework_simplejwt.tokens import RefreshToken
 
-from chats.models import ChatSession, Message
+from chats.models import Message
 from chats.replies.services import reply_begin
 from tests.helpers.money import age_hold, assert_books_balance
 from tests.helpers.money import release_stale_holds as run
@@ -28,11 +27,6 @@ pytestmark = pytest.mark.django_db
 def reserve(user, amount: int) -> Hold:
     with transaction.atomic():
         return wallet_hold(user=user, amount=amount)
-
-
-@pytest.fixture
-def session(user, general_category):
-    return baker.make(ChatSession, user=user, category=general_category)
 
 
 def test_help_explains_the_command():

@@ -4,10 +4,9 @@ import asyncio
 
 import pytest
 from asgiref.sync import sync_to_async
-from model_bakery import baker
 
 from chats.llm import EchoProvider
-from chats.models import ChatSession, Message
+from chats.models import Message
 from chats.replies import outcomes
 from chats.replies.outcomes import Delta, reply_outcomes
 from chats.replies.services import reply_begin
@@ -35,11 +34,6 @@ class SlowClosingEcho(EchoProvider):
 
         stream.aclose = slow_close
         return stream
-
-
-@pytest.fixture
-def session(user, general_category):
-    return baker.make(ChatSession, user=user, category=general_category)
 
 
 async def test_client_leaving_while_the_upstream_closes_still_settles_the_reply(session, monkeypatch):

@@ -8,6 +8,11 @@ from chats.replies.pricing import reply_cost
 pytestmark = pytest.mark.django_db
 
 
+@pytest.fixture
+def category(cheap_category):
+    return cheap_category
+
+
 @pytest.mark.parametrize(
     ("prompt_tokens", "completion_tokens", "expected"),
     [(0, 0, 0), (1, 0, 1), (2000, 0, 1), (2001, 0, 2), (0, 2000, 3), (1000, 1000, 2), (1001, 1000, 3)],

@@ -11,6 +11,11 @@ from chats.replies.services import reply_begin
 pytestmark = pytest.mark.django_db
 
 
+@pytest.fixture
+def category(cheap_category):
+    return cheap_category
+
+
 def chained(session, *messages: dict) -> Message:
     """Messages of one branch, each the parent of the next; the last one."""
     parent = None

@@ -9,10 +9,9 @@ import time
 
 import httpx
 import pytest
-from model_bakery import baker
 from rest_framework_simplejwt.tokens import RefreshToken
 
-from chats.models import ChatSession, Message
+from chats.models import Message
 from tests.helpers.money import assert_books_balance, expected_cost
 from tests.helpers.streams import events_url, read_events, resume, settled_reply, start_reply
 from wallets.models import Hold, Wallet
@@ -20,16 +19,6 @@ from wallets.models import Hold, Wallet
 pytestmark = pytest.mark.django_db(transaction=True)
 
 WORDS = [f"w{i}" for i in range(40)]
-
-
-@pytest.fixture
-def session(user, general_category):
-    return baker.make(ChatSession, user=user, category=general_category)
-
-
-@pytest.fixture
-def headers(user):
-    return {"Authorization": f"Bearer {RefreshToken.for_user(user).access_token}"}
 
 
 def test_a_dropped_reader_resumes_with_last_event_id_and_gets_every_missed_event_once(

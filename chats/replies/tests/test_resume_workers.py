@@ -24,10 +24,8 @@ import httpx
 import pytest
 from django.conf import settings
 from django.db import connection
-from model_bakery import baker
-from rest_framework_simplejwt.tokens import RefreshToken
 
-from chats.models import ChatSession, Message
+from chats.models import Message
 from tests.helpers.concurrency import requires_postgres
 from tests.helpers.money import assert_books_balance, expected_cost
 from tests.helpers.streams import events_url, read_events, resume, settled_reply, start_reply
@@ -180,16 +178,6 @@ def start_workers(transactional_db, openai_settings, redis_db, tmp_path):
 @pytest.fixture
 def workers(start_workers):
     return start_workers("A", "B")
-
-
-@pytest.fixture
-def session(user, general_category):
-    return baker.make(ChatSession, user=user, category=general_category)
-
-
-@pytest.fixture
-def headers(user):
-    return {"Authorization": f"Bearer {RefreshToken.for_user(user).access_token}"}
 
 
 def messages_url(base, session) -> str:

@@ -7,10 +7,8 @@ import threading
 
 import httpx
 import pytest
-from model_bakery import baker
-from rest_framework_simplejwt.tokens import RefreshToken
 
-from chats.models import ChatSession, Message
+from chats.models import Message
 from chats.replies.runner import replies_startup, shutdown_asked
 from config.asgi import application, http_application
 from tests.helpers.money import assert_books_balance
@@ -27,16 +25,6 @@ def slow_upstream(openai_settings, settings):
     settings.REPLY_SHUTDOWN_GRACE = GRACE
     openai_settings.configure(chunks=CHUNKS, chunk_delay=0.25)
     return openai_settings
-
-
-@pytest.fixture
-def session(user, general_category):
-    return baker.make(ChatSession, user=user, category=general_category)
-
-
-@pytest.fixture
-def headers(user):
-    return {"Authorization": f"Bearer {RefreshToken.for_user(user).access_token}"}
 
 
 async def lifespan_cycle(*, linger: float) -> None:

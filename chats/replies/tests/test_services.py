@@ -24,6 +24,11 @@ from wallets.services import wallet_adjust
 pytestmark = pytest.mark.django_db
 
 
+@pytest.fixture
+def category(cheap_category):
+    return cheap_category
+
+
 @pytest.mark.parametrize("content", ["", "   ", "\n\t"])
 def test_empty_message_is_rejected_before_anything_is_stored(session, content):
     with pytest.raises(ValidationFailed) as raised:

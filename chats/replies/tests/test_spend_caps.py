@@ -20,11 +20,6 @@ from wallets.services import wallet_settle
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def session(user, general_category):
-    return baker.make(ChatSession, user=user, category=general_category)
-
-
 def worst(session) -> int:
     """What one reply of the tests reserves."""
     plan = reply_begin(user=session.user, session_id=session.id, content="hi")

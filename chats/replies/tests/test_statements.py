@@ -22,11 +22,6 @@ from core.errors import NotFound
 START = timezone.now() - timedelta(days=1)
 
 
-@pytest.fixture
-def session(user, general_category):
-    return baker.make(ChatSession, user=user, category=general_category)
-
-
 def chain(session, contents, *, parent=None, statuses=None, start=0) -> list[Message]:
     """Messages answering one another (user, assistant, user…) from ``parent``, a second apart."""
     made = []

@@ -7,26 +7,14 @@ import math
 
 import httpx
 import pytest
-from model_bakery import baker
-from rest_framework_simplejwt.tokens import RefreshToken
 
-from chats.models import ChatSession, Message
+from chats.models import Message
 from tests.helpers.money import assert_books_balance, expected_cost
 from tests.helpers.streams import post_stream, settled_reply
 from wallets.models import LedgerEntry, Wallet
 from wallets.services import wallet_adjust
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def session(user, general_category):
-    return baker.make(ChatSession, user=user, category=general_category)
-
-
-@pytest.fixture
-def headers(user):
-    return {"Authorization": f"Bearer {RefreshToken.for_user(user).access_token}"}
 
 
 def test_reply_streams_and_charges_reported_usage(live_asgi_url, openai_settings, session, headers, user):

@@ -25,11 +25,6 @@ from tests.helpers.concurrency import requires_postgres
 from wallets.models import Hold, Wallet
 
 
-@pytest.fixture
-def session(user, general_category):
-    return baker.make(ChatSession, user=user, category=general_category)
-
-
 def messages_url(session) -> str:
     return f"/api/sessions/{session.id}/messages/"
 
