@@ -16,7 +16,6 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
 from _common import (  # bench/ is on sys.path
     PYTHON,
     ROOT,
@@ -24,6 +23,7 @@ from _common import (  # bench/ is on sys.path
     free_port,
     machine,
     manage,
+    register,
     reset_database,
 )
 
@@ -54,7 +54,7 @@ def orchestrate(args: argparse.Namespace) -> int:
         bases, servers, server_logs = start_workers(processes, env, args.workers, workdir)
         print_setup(args, started, workdir)
         login = f"soak-{run}"
-        token = register_user(bases[0], login)
+        token = register(bases[0], login)  # the one user every client acts as
         topups_file = workdir / "topups.jsonl"
         topper = start_topper(processes, env, args, login, run, topups_file)
         tally = Tally()
@@ -156,17 +156,6 @@ def print_setup(args: argparse.Namespace, started: float, workdir: Path) -> None
         f"setup: {time.monotonic() - started:.1f} s (database {args.database_url}, {redis_text}, "
         f"logs in {workdir})"
     )
-
-
-def register_user(base: str, login: str) -> str:
-    """The one user every client acts as, signed up through the API; its access token."""
-    answer = httpx.post(
-        f"{base}/auth/register",
-        json={"login_id": login, "password": secrets.token_urlsafe(16)},
-        timeout=60,
-    )
-    answer.raise_for_status()
-    return answer.json()["access"]
 
 
 def start_topper(
