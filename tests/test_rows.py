@@ -9,13 +9,10 @@ from django.db import connection
 
 from chats.models import Category, ChatSession, Message
 from core.db.rows import insert, instance_from_row
+from tests.helpers.orm import fields_of
 from wallets.models import Hold, Wallet
 
 pytestmark = pytest.mark.django_db
-
-
-def fields_of(instance) -> dict:
-    return {field.attname: getattr(instance, field.attname) for field in instance._meta.concrete_fields}
 
 
 def test_inserted_rows_read_back_as_saved_in_one_statement(user, general_category, django_assert_num_queries):

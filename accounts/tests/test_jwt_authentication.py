@@ -12,6 +12,7 @@ from rest_framework_simplejwt.tokens import AccessToken
 from accounts.authentication import JWTAuthentication
 from accounts.models import User
 from accounts.selectors import user_by_id
+from tests.helpers.orm import fields_of
 
 pytestmark = pytest.mark.django_db
 
@@ -19,10 +20,6 @@ pytestmark = pytest.mark.django_db
 def authenticate(token) -> tuple:
     request = APIRequestFactory().get("/", HTTP_AUTHORIZATION=f"Bearer {token}")
     return JWTAuthentication().authenticate(request)
-
-
-def fields_of(instance) -> dict:
-    return {field.attname: getattr(instance, field.attname) for field in instance._meta.concrete_fields}
 
 
 def test_the_tokens_user_is_the_one_the_orm_reads_in_one_statement(user):

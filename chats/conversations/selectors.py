@@ -19,15 +19,6 @@ def categories_active() -> QuerySet[Category]:
     return Category.objects.filter(is_active=True)
 
 
-def category_active(*, slug: str) -> Category | None:
-    """The active category named ``slug`` (a ``/v1/`` model), or None: every ``/v1/`` request reads
-    it, in one plain statement (compiling the queryset costs several times the statement)."""
-    fields = Category._meta.concrete_fields
-    sql = f"SELECT {columns(fields)} FROM {table(Category)} WHERE slug = %s AND is_active = %s"
-    row = fetch_one(sql, [slug, True])
-    return None if row is None else instance_from_row(Category, fields, row)
-
-
 def sessions_for_user(*, user) -> QuerySet[ChatSession]:
     return ChatSession.objects.filter(user=user).select_related("category")
 

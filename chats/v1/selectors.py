@@ -1,9 +1,23 @@
-"""Reads for ``/v1/``: what a key has spent against its cap."""
+"""Reads for ``/v1/``: the category a model names, and what a key has spent against its cap."""
 
 from django.db.models import Sum
 
-from chats.models import UsageRecord
+from chats.models import Category, UsageRecord
+from core.db.rows import columns, fetch_one, instance_from_row, table
 from wallets.models import Hold
+
+
+def model_category(*, slug: str) -> Category | None:
+    """The active category a ``/v1/`` request names as its ``model``, or None.
+
+    Every ``/v1/`` request reads it: one plain statement, its row converted as
+    the ORM converts it, since compiling the queryset costs more than running
+    it (docs/benchmarks.md, issue 15's breakdown).
+    """
+    fields = Category._meta.concrete_fields
+    sql = f"SELECT {columns(fields)} FROM {table(Category)} WHERE slug = %s AND is_active = %s"
+    row = fetch_one(sql, [slug, True])
+    return None if row is None else instance_from_row(Category, fields, row)
 
 
 def api_key_spent(*, api_key, since, excluding=None) -> int:

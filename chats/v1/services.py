@@ -10,7 +10,6 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from chats.conversations.selectors import category_active
 from chats.errors import ModelNotFound
 from chats.llm import ChatMessage, Usage
 from chats.models import UsageRecord
@@ -24,7 +23,7 @@ from chats.replies.services import (
     reply_max_cost,
     usage_and_cost,
 )
-from chats.v1.selectors import api_key_spent
+from chats.v1.selectors import api_key_spent, model_category
 from core.db.rows import insert
 from wallets import selectors as wallet_selectors
 from wallets import services as wallet_services
@@ -59,7 +58,7 @@ def completion_begin(
     ``model`` names a category: its system prompt goes first, its model and
     prices apply. The conversation is the caller's and is not stored.
     """
-    category = category_active(slug=model)
+    category = model_category(slug=model)
     if category is None:
         raise ModelNotFound(f"The model {model!r} does not exist.", details={"model": model})
     prompt = with_system_prompt(category, messages)

@@ -12,12 +12,13 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from model_bakery import baker
 
-from chats.conversations.selectors import category_active, session_get
+from chats.conversations.selectors import session_get
 from chats.llm import ChatMessage, estimate_message_tokens
 from chats.models import Category, ChatSession, Message
 from chats.replies.prompt import PromptBranch, _branch_from_leaf, prompt_branch
 from chats.replies.services import reply_begin, reply_finish
 from core.errors import NotFound
+from tests.helpers.orm import fields_of
 
 START = timezone.now() - timedelta(days=1)
 
@@ -135,10 +136,6 @@ def test_a_message_is_reserved_in_a_fixed_handful_of_statements(session):
         reply_finish(plan=plan, content="ok", usage=None, status=Message.Status.COMPLETE)
 
 
-def fields_of(instance) -> dict:
-    return {field.attname: getattr(instance, field.attname) for field in instance._meta.concrete_fields}
-
-
 def test_session_get_builds_the_session_and_its_category_as_the_orm_does(user):
     category = Category.objects.create(
         slug="exacting",
@@ -198,16 +195,3 @@ def test_the_reservation_stores_both_messages_and_the_sessions_activity(session)
     assert (session.title, session.message_count) == ("What is a tide?", 4)
     latest = Message.objects.filter(session=session).order_by("-created_at")[1]
     assert latest.parent_id == reply.id  # the question continues the branch
-
-
-def test_category_active_is_the_orms_active_category_by_slug(general_category):
-    Category.objects.create(
-        slug="retired", name="Retired", prompt_price=1, completion_price=1, is_active=False
-    )
-
-    with CaptureQueriesContext(connection) as captured:
-        found = category_active(slug="general")
-    assert fields_of(found) == fields_of(Category.objects.get(slug="general"))
-    assert len(captured.captured_queries) == 1
-    assert category_active(slug="retired") is None
-    assert category_active(slug="nowhere") is None
