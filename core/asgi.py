@@ -1,7 +1,8 @@
 """Django's ASGI handler, and ASGI middleware in front of it.
 
 :class:`ASGIHandler` is Django's, lending each request a thread that earlier
-requests used rather than starting one. :class:`RequestBodyLimit` caps
+requests used rather than starting one, and running Django's middleware with
+their hooks on the event loop. :class:`RequestBodyLimit` caps
 request bodies, and :class:`Lifespan` speaks the lifespan protocol.
 
 A cap on bodies:
@@ -17,14 +18,13 @@ handed to Django with the Content-Length it turned out to have.
 import asyncio
 import contextlib
 import contextvars
-import functools
 import json
 import signal
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
-from asgiref.sync import SyncToAsync, ThreadSensitiveContext, iscoroutinefunction
+from asgiref.sync import SyncToAsync, ThreadSensitiveContext
 from django.conf import settings
 from django.core.handlers.asgi import ASGIHandler as DjangoASGIHandler
 
@@ -35,17 +35,30 @@ Send = Callable[[Message], Awaitable[None]]
 
 
 class ASGIHandler(DjangoASGIHandler):
-    """Django's handler; each request's sync code runs on a thread it borrows from the last requests.
+    """Django's handler, with two changes that pay: borrowed threads, and middleware hooks on the loop.
 
     Django runs a request's sync code (the ``request_started`` receivers, a
-    sync view, its ``close()``) on one thread of the request's own, through
-    asgiref's ``ThreadSensitiveContext``, which starts a thread for every
-    request, and another to join it when the request ends; starting a thread
-    blocks the event loop until the thread runs. Here a request borrows a
-    one-thread executor that an earlier request gave back: the same guarantee
-    (one thread for all of the request's sync code), no thread started. Up to
-    ``IDLE_KEPT`` wait idle for the next requests; past that, a returned
-    executor's thread ends.
+    sync view, its response's ``render()`` and ``close()``) on one thread of
+    the request's own, through asgiref's ``ThreadSensitiveContext``, which
+    starts a thread for every request, and another to join it when the
+    request ends; starting a thread blocks the event loop until the thread
+    runs. Here a request borrows a one-thread executor that an earlier request
+    gave back: the same guarantee (one thread for all of the request's sync
+    code), no thread started. Up to ``IDLE_KEPT`` wait idle for the next
+    requests; past that, a returned executor's thread ends.
+
+    And Django's middleware, listed in ``MIDDLEWARE`` by Django's paths, runs
+    here as the subclasses of ``core.middleware.ON_THE_LOOP``, whose hooks stay
+    on the event loop (``load_middleware``).
+
+    Each measured against Django's own (docs/benchmarks.md, "Framework
+    overrides, side by side"): with Django's ``__call__``, ``GET
+    /api/sessions/`` served 0.82 times the requests per second and a chat
+    reply's time to first token at 32 clients (p50) was 1.46 times as long;
+    with Django's middleware, 0.83 and 1.45. What they rely on is checked at
+    start-up (``core.checks``) and by tests that fail when the Django code
+    they copy or call changes (``core/tests/test_request_threads.py``,
+    ``core/tests/test_middleware.py``).
     """
 
     IDLE_KEPT = 64
@@ -54,33 +67,27 @@ class ASGIHandler(DjangoASGIHandler):
         super().__init__()
         self._idle: list[ThreadPoolExecutor] = []
 
-    def make_view_atomic(self, view: Callable[..., Any]) -> Callable[..., Any]:
-        """Django's, then a sync view renders its response in its own thread.
+    def load_middleware(self, is_async: bool = False) -> None:
+        """Django's, with the middleware of ``core.middleware.ON_THE_LOOP`` in place of Django's own.
 
-        A DRF ``Response`` is rendered by ``render()``, which Django, under
-        ASGI, sends to the request's thread in a hop of its own after the
-        view's. Rendered in the view's hop instead, the response's ``render``
-        is a coroutine that gives it back as it is.
+        ``MIDDLEWARE`` lists Django's middleware by Django's paths, which its
+        deploy checks look for; this chain runs, in their place, the subclasses
+        whose hooks stay on the event loop (``core.middleware.HooksOnTheLoop``).
+        Django 5.2's ``BaseHandler.load_middleware`` reads ``settings.MIDDLEWARE``
+        once, in its loop over the paths: the list is swapped for that call only.
         """
-        view = super().make_view_atomic(view)
-        if iscoroutinefunction(view) or self._template_response_middleware:
-            return view  # template middleware must see the response before it renders
+        from core.middleware import ON_THE_LOOP
 
-        @functools.wraps(view)
-        def view_then_render(request: Any, *args: Any, **kwargs: Any) -> Any:
-            response = view(request, *args, **kwargs)
-            if callable(getattr(response, "render", None)):
-                response = response.render()
-
-                async def rendered() -> Any:
-                    return response
-
-                response.render = rendered
-            return response
-
-        return view_then_render
+        listed = settings.MIDDLEWARE
+        settings.MIDDLEWARE = [ON_THE_LOOP.get(path, path) for path in listed]
+        try:
+            super().load_middleware(is_async)
+        finally:
+            settings.MIDDLEWARE = listed
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        # Copied from Django 5.2's ASGIHandler.__call__ (django/core/handlers/asgi.py), with one
+        # change: the ThreadSensitiveContext is given an executor, borrowed and given back.
         if scope["type"] != "http":
             await super().__call__(scope, receive, send)  # Django refuses it, as it would
             return

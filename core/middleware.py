@@ -105,8 +105,21 @@ class HooksOnTheLoop:
     set attributes; those that may touch the database say when
     (``response_needs_thread``), and only then go to a thread. In a sync
     chain (WSGI, the test client) nothing changes.
+
+    ``MIDDLEWARE`` lists Django's own classes, by the paths that Django's
+    deploy checks look for; ``core.asgi.ASGIHandler`` builds its chain with
+    these subclasses in their place (``ON_THE_LOOP``). Against Django's own
+    middleware, measured (docs/benchmarks.md, "Framework overrides, side by
+    side"), Django's made ``GET /api/sessions/`` serve 0.83 times the
+    requests per second, and a chat reply's time to first token at 32
+    clients (p50) 1.45 times as long. What this relies on is checked at
+    start-up (``core.checks.check_middleware_on_the_loop``) and by tests that
+    fail when the Django code it copies or calls changes
+    (``core/tests/test_middleware.py``).
     """
 
+    # Copied from Django 5.2's MiddlewareMixin.__acall__ (django/utils/deprecation.py), with the
+    # hooks called on the event loop unless response_needs_thread says otherwise.
     async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
         response = self.process_request(request) if hasattr(self, "process_request") else None
         response = response or await self.get_response(request)
@@ -156,7 +169,8 @@ class CsrfViewMiddleware(HooksOnTheLoop, csrf.CsrfViewMiddleware):
 
     Django adapts ``process_view`` to the chain once, when it loads the
     middleware: in an async chain it gets a coroutine, which checks exempt
-    views (every API view) and safe methods on the loop.
+    views (every API view) and safe methods on the loop, where Django 5.2's
+    ``process_view`` reads neither the body nor the session.
     """
 
     def __init__(self, get_response) -> None:
@@ -171,3 +185,15 @@ class CsrfViewMiddleware(HooksOnTheLoop, csrf.CsrfViewMiddleware):
         return await sync_to_async(check, thread_sensitive=True)(
             request, callback, callback_args, callback_kwargs
         )
+
+
+# What core.asgi.ASGIHandler runs in place of each of Django's middleware that MIDDLEWARE lists.
+ON_THE_LOOP = {
+    "django.middleware.security.SecurityMiddleware": "core.middleware.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware": "core.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware": "core.middleware.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware": "core.middleware.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware": "core.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware": "core.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware": "core.middleware.XFrameOptionsMiddleware",
+}

@@ -1,5 +1,6 @@
 """What runs where under ASGI: requests reuse threads, and middleware hooks stay on the event loop."""
 
+import inspect
 import os
 import subprocess
 import sys
@@ -9,12 +10,12 @@ import time
 import httpx
 import pytest
 from asgiref.sync import SyncToAsync
+from django.core.handlers.asgi import ASGIHandler as DjangoASGIHandler
 from django.core.signals import request_started
 from django.utils.deprecation import MiddlewareMixin
 from rest_framework.response import Response
 from rest_framework_simplejwt.tokens import AccessToken
 
-from core.apps import request_start_without_database_hooks
 from tests.helpers.clients import PASSWORD
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -108,37 +109,62 @@ def test_a_form_post_without_its_csrf_token_is_refused(live_asgi_url):
     assert refused.status_code == 403
 
 
-def test_django_sends_request_started_without_a_thread_hop():
-    """No sync receiver is left on it in a worker (the test client puts one back after each request,
-    so this is read in a fresh process)."""
+def test_django_keeps_its_database_hooks_on_request_started():
+    """Read in a fresh process, as a worker starts (the test client takes one off and puts it back)."""
     code = (
         "import django; django.setup(); from django.core.signals import request_started; "
-        "print(sum(1 for _ in request_started._live_receivers(None)[0]))"
+        "print(sorted(r.__name__ for r in request_started._live_receivers(None)[0]))"
     )
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings", "DEBUG": "false"}
     env.setdefault("SECRET_KEY", "x" * 50)
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
-    assert done.stdout.strip() == "0"
+    assert done.stdout.strip() == "['close_old_connections', 'reset_queries']"
 
 
-def test_a_sync_api_view_costs_two_thread_hops_the_view_rendering_its_response_and_the_close(
-    live_asgi_url, user, hops
-):
-    request_start_without_database_hooks()
+def test_a_sync_api_view_costs_four_thread_hops(live_asgi_url, user, hops):
     token = str(AccessToken.for_user(user))
     with httpx.Client(base_url=live_asgi_url, timeout=10) as http:
         http.get("/healthz")
         hops.clear()
         assert http.get("/api/wallet/", headers={"Authorization": f"Bearer {token}"}).status_code == 200
 
-    # Stock Django under ASGI: the same, one for the rendering, one for request_started, and two
-    # per middleware hook.
     # The health check's own close may still be on its way: only the API response's counts. The
     # response is closed once its body is sent, so the client may read it before that hop is made.
     def ours() -> list:
         return [hop for hop in hops if hop.__name__ != "close" or isinstance(hop.__self__, Response)]
 
     deadline = time.monotonic() + 5
-    while len(ours()) < 2 and time.monotonic() < deadline:
+    while not any(hop.__name__ == "close" for hop in ours()) and time.monotonic() < deadline:
         time.sleep(0.01)
-    assert [hop.__name__ for hop in ours()] == ["WalletViewSet", "close"]
+    # What Django sends to the request's thread. With Django's own middleware, thirteen more: one
+    # per hook (security, session, common and messages: two each; CSRF: three; the others: one).
+    assert [getattr(hop, "__qualname__", type(hop).__name__) for hop in ours()] == [
+        "Signal.asend.<locals>.sync_send",  # request_started: close_old_connections, reset_queries
+        "WalletViewSet",
+        "SimpleTemplateResponse.render",
+        "HttpResponseBase.close",
+    ]
+
+
+# Django 5.2's ASGIHandler.__call__, which core.asgi.ASGIHandler.__call__ copies, lending the
+# ThreadSensitiveContext an executor. When this fails, Django's has changed: bring core.asgi's
+# copy in line with it (and its "Copied from" note), then update this copy.
+DJANGO_ASGI_HANDLER_CALL = """\
+    async def __call__(self, scope, receive, send):
+        \"\"\"
+        Async entrypoint - parses the request and hands off to get_response.
+        \"\"\"
+        # Serve only HTTP connections.
+        # FIXME: Allow to override this.
+        if scope["type"] != "http":
+            raise ValueError(
+                "Django can only handle ASGI/HTTP connections, not %s." % scope["type"]
+            )
+
+        async with ThreadSensitiveContext():
+            await self.handle(scope, receive, send)
+"""
+
+
+def test_djangos_asgi_handler_call_is_the_one_core_asgi_copies():
+    assert inspect.getsource(DjangoASGIHandler.__call__) == DJANGO_ASGI_HANDLER_CALL
