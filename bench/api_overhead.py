@@ -2,7 +2,7 @@
 """Requests per second of two API reads against a bare view of a stock Django project.
 
     apt-get install wrk
-    .venv/bin/python bench/api_overhead.py [--seconds 10] [--rounds 3] [--variant /work/wt-other]
+    .venv/bin/python bench/api_overhead.py [--seconds 10] [--rounds 3] [--variant ../wt-other]
 
 Two uvicorn workers, the same command for both (one worker each): Parley
 (production settings, DEBUG off, PostgreSQL from ``--database-url``, dropped

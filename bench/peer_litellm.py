@@ -2,7 +2,7 @@
 """A streamed reply through Parley against the same reply through the LiteLLM proxy, in one run.
 
     .venv/bin/python bench/peer_litellm.py --runs 3
-    .venv/bin/python bench/peer_litellm.py --runs 3 --variant /work/wt-other   # + another tree
+    .venv/bin/python bench/peer_litellm.py --runs 3 --variant ../wt-other   # + another tree
 
 Processes, so that no two share a GIL: the fake upstream
 (``python -m tests.fakes.openai_upstream``: 20 word-sized chunks, 2 ms apart);
@@ -71,7 +71,8 @@ from _common import (
 from _sse import sse_events
 
 DEFAULT_DATABASE = "postgres://postgres@127.0.0.1:5432/parley_bench_peer"
-LITELLM = Path("/work/peer/litellm-venv/bin/litellm")
+# The proxy in a virtualenv of its own beside the checkout (its dependencies are not ours).
+LITELLM = ROOT.parent / "litellm-venv" / "bin" / "litellm"
 MASTER_KEY = "sk-bench-master-key"
 MODEL = "gpt-4o-mini"
 SYSTEM_PROMPT = "You are a helpful assistant."  # the ``general`` category's, as migrated
