@@ -13,15 +13,14 @@ the same URL (the history) is the DRF view :class:`chats.conversations.views.Ses
 """
 
 import asyncio
-import json
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from functools import partial
 from typing import Any
 from uuid import uuid4
 
 from asgiref.sync import sync_to_async
 from django.core.serializers.json import DjangoJSONEncoder
-from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import exceptions as drf_exceptions
@@ -38,7 +37,7 @@ from chats.errors import (
     TooManyReplies,
 )
 from chats.models import Message
-from chats.replies import event_log, payloads, runner
+from chats.replies import payloads, runner, sse
 from chats.replies.outcomes import Failed, Finished, ReplyOutcome
 from chats.replies.selectors import reply_get
 from chats.replies.serializers import MessageInputSerializer, ReplySerializer
@@ -50,33 +49,6 @@ from core.db.connections import release_connection
 from core.errors import DomainError, ValidationFailed
 from core.exceptions import error_response
 from core.openapi import error_responses
-from wallets import selectors as wallet_selectors
-
-
-def _sse_event_schema(name: str, data: str) -> dict:
-    """One Server-Sent Event: its name, and its ``data`` line, a JSON document described in words.
-
-    OpenAPI 3.0 can say neither that ``data`` holds JSON (``contentSchema`` is 3.1) nor what a
-    stream's items are (``itemSchema`` is 3.2), so ``schema`` describes one event, as tools read it.
-    """
-    return {
-        "type": "object",
-        "required": ["event", "data"],
-        "properties": {
-            "event": {"type": "string", "enum": [name]},
-            "data": {"type": "string", "description": f"JSON: {data}"},
-        },
-    }
-
-
-SSE_EVENT_SCHEMA = {
-    "oneOf": [
-        _sse_event_schema("start", "`{user_message: Message, assistant_message_id: uuid}`, first."),
-        _sse_event_schema("delta", "`{content: string}`, a piece of the reply, repeated."),
-        _sse_event_schema("done", "`{message: Message, usage: Usage, cost: int, balance: int}`, last."),
-        _sse_event_schema("error", "`Error` (`{error: {code, message, details}}`), last, instead of done."),
-    ]
-}
 
 
 class AdmittingView(APIView):
@@ -206,7 +178,7 @@ async def _reply(request: HttpRequest, admit: Callable[[], Any]) -> HttpResponse
     running = runner.reply_start(admitted)
     if _wants_json(request):
         return _reply_as_json(admitted, await asyncio.shield(running))
-    return _event_stream(_follow(admitted.assistant_message_id, after=0, final=None))
+    return sse.event_stream(sse.follow(admitted.assistant_message_id, after=0, final=None))
 
 
 @csrf_exempt
@@ -220,7 +192,7 @@ async def reply_events_endpoint(request: HttpRequest, pk, message_id) -> HttpRes
     admitted = await sync_to_async(ReplyView().admit)(request, pk=pk, message_id=message_id)
     if isinstance(admitted, HttpResponse):
         return admitted
-    return _event_stream(_follow(admitted.id, after=after, final=admitted))
+    return sse.event_stream(sse.follow(admitted.id, after=after, final=admitted))
 
 
 @csrf_exempt
@@ -248,7 +220,7 @@ class SessionMessagesURLView(SessionMessagesView):
         request=MessageInputSerializer,
         responses={
             (200, "text/event-stream"): OpenApiResponse(
-                response=SSE_EVENT_SCHEMA,
+                response=sse.EVENT_SCHEMA,
                 description=(
                     "Server-Sent Events: `start` {user_message, assistant_message_id}, `delta` {content} "
                     "repeated, then `done` {message, usage, cost, balance} or `error` {error}."
@@ -279,7 +251,7 @@ class RegenerateURLView(APIView):
         request=None,
         responses={
             (200, "text/event-stream"): OpenApiResponse(
-                response=SSE_EVENT_SCHEMA, description="As a message's."
+                response=sse.EVENT_SCHEMA, description="As a message's."
             ),
             (201, "application/json"): OpenApiResponse(
                 response=ReplySerializer, description="With `Accept: application/json`: the whole reply."
@@ -368,36 +340,6 @@ def _after(request: HttpRequest) -> int | HttpResponse:
     if not raw.isascii() or not raw.isdigit() or len(raw) > 9:
         return _error(ValidationFailed(details={"after": ["A whole number of events, zero or more."]}))
     return int(raw)
-
-
-def _event_stream(frames: AsyncIterator[bytes]) -> StreamingHttpResponse:
-    response = StreamingHttpResponse(frames, content_type="text/event-stream")
-    response["Cache-Control"] = "no-cache"
-    response["X-Accel-Buffering"] = "no"
-    return response
-
-
-async def _follow(reply_id, *, after: int, final: Message | None) -> AsyncIterator[bytes]:
-    """The log's events after ``after``; once it has expired, the stored reply as one last event."""
-    try:
-        async for event in event_log.follow(reply_id, after=after):
-            yield event.frame()
-        return
-    except event_log.LogMissing:
-        if final is None:
-            raise
-    yield await sync_to_async(_final_frame, thread_sensitive=True)(final)
-
-
-def _final_frame(reply: Message) -> bytes:
-    """A reply whose events are gone, from the database, as one last event."""
-    try:
-        reply.refresh_from_db()
-        wallet = wallet_selectors.wallet_for_user(user=reply.session.user)
-    finally:
-        release_connection()
-    name, data = payloads.stored_event(reply, balance=wallet.balance)
-    return event_log.Event(0, name, json.dumps(data, cls=DjangoJSONEncoder)).frame()
 
 
 def _reply_as_json(plan: ReplyPlan, last: ReplyOutcome | None) -> JsonResponse:

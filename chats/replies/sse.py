@@ -1,0 +1,70 @@
+"""Server-Sent Events of a reply: the streaming response, the frames a reader follows, and
+their OpenAPI description."""
+
+import json
+from collections.abc import AsyncIterator
+
+from asgiref.sync import sync_to_async
+from django.core.serializers.json import DjangoJSONEncoder
+from django.http import StreamingHttpResponse
+
+from chats.models import Message
+from chats.replies import event_log, payloads
+from core.db.connections import release_connection
+from wallets import selectors as wallet_selectors
+
+
+def _event_schema(name: str, data: str) -> dict:
+    """One Server-Sent Event: its name, and its ``data`` line, a JSON document described in words.
+
+    OpenAPI 3.0 can say neither that ``data`` holds JSON (``contentSchema`` is 3.1) nor what a
+    stream's items are (``itemSchema`` is 3.2), so ``schema`` describes one event, as tools read it.
+    """
+    return {
+        "type": "object",
+        "required": ["event", "data"],
+        "properties": {
+            "event": {"type": "string", "enum": [name]},
+            "data": {"type": "string", "description": f"JSON: {data}"},
+        },
+    }
+
+
+EVENT_SCHEMA = {
+    "oneOf": [
+        _event_schema("start", "`{user_message: Message, assistant_message_id: uuid}`, first."),
+        _event_schema("delta", "`{content: string}`, a piece of the reply, repeated."),
+        _event_schema("done", "`{message: Message, usage: Usage, cost: int, balance: int}`, last."),
+        _event_schema("error", "`Error` (`{error: {code, message, details}}`), last, instead of done."),
+    ]
+}
+
+
+def event_stream(frames: AsyncIterator[bytes]) -> StreamingHttpResponse:
+    response = StreamingHttpResponse(frames, content_type="text/event-stream")
+    response["Cache-Control"] = "no-cache"
+    response["X-Accel-Buffering"] = "no"
+    return response
+
+
+async def follow(reply_id, *, after: int, final: Message | None) -> AsyncIterator[bytes]:
+    """The log's events after ``after``; once it has expired, the stored reply as one last event."""
+    try:
+        async for event in event_log.follow(reply_id, after=after):
+            yield event.frame()
+        return
+    except event_log.LogMissing:
+        if final is None:
+            raise
+    yield await sync_to_async(_stored_reply_frame, thread_sensitive=True)(final)
+
+
+def _stored_reply_frame(reply: Message) -> bytes:
+    """A reply whose events are gone, from the database, as one last event."""
+    try:
+        reply.refresh_from_db()
+        wallet = wallet_selectors.wallet_for_user(user=reply.session.user)
+    finally:
+        release_connection()
+    name, data = payloads.stored_event(reply, balance=wallet.balance)
+    return event_log.Event(0, name, json.dumps(data, cls=DjangoJSONEncoder)).frame()
