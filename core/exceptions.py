@@ -38,6 +38,10 @@ _CODES_BY_DRF_CLASS: list[tuple[type[drf.APIException], str]] = [
 ]
 
 
+# What a client is told of a failure we did not foresee (the detail goes to the log only).
+UNEXPECTED_ERROR = ("server_error", "An unexpected error occurred.")
+
+
 def error_body(code: str, message: str, details: dict[str, Any] | None = None) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, "details": details or {}}}
 
@@ -110,4 +114,4 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
 
     logger.exception("Unhandled error in %s", context.get("view").__class__.__name__, exc_info=exc)
     set_rollback()
-    return Response(error_body("server_error", "An unexpected error occurred."), status=500)
+    return Response(error_body(*UNEXPECTED_ERROR), status=500)

@@ -6,7 +6,7 @@ from django.db import connection
 from django.http import HttpRequest, JsonResponse
 from django.views import defaults
 
-from core.exceptions import error_response
+from core.exceptions import UNEXPECTED_ERROR, error_response
 
 API_PREFIXES = ("/api/", "/auth/", "/v1/")
 
@@ -35,7 +35,7 @@ def page_not_found(request: HttpRequest, exception: Exception):
 
 def server_error(request: HttpRequest):
     if request.path.startswith(API_PREFIXES):
-        return error_response("server_error", "An unexpected error occurred.", 500)
+        return error_response(*UNEXPECTED_ERROR, 500)
     return defaults.server_error(request)
 
 

@@ -9,7 +9,7 @@ from chats.llm import Usage
 from chats.models import Message
 from chats.replies.outcomes import Delta, Failed, Finished, ReplyOutcome
 from chats.replies.services import ReplyPlan, ReplyResult
-from core.exceptions import error_body
+from core.exceptions import UNEXPECTED_ERROR, error_body
 
 
 def start_data(plan: ReplyPlan) -> dict[str, Any]:
@@ -35,6 +35,11 @@ def done_data(reply: ReplyResult) -> dict[str, Any]:
 def error_data(failed: Failed) -> dict[str, Any]:
     error = failed.error
     return error_body(error.code, error.message, {**error.details, **done_data(failed.reply)})
+
+
+def unexpected_error_data() -> dict[str, Any]:
+    """The last event of a reply whose task failed unforeseen (the detail goes to the log)."""
+    return error_body(*UNEXPECTED_ERROR)
 
 
 def event(outcome: ReplyOutcome) -> tuple[str, dict[str, Any]]:

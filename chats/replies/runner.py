@@ -91,8 +91,7 @@ async def _run(plan: ReplyPlan, stop: StopSignal) -> ReplyOutcome | None:
     except Exception:
         logger.exception("Reply %s failed", reply_id)
         if not isinstance(last, Finished | Failed):
-            error = {"code": "server_error", "message": "An unexpected error occurred.", "details": {}}
-            await event_log.append(reply_id, number + 1, "error", {"error": error})
+            await event_log.append(reply_id, number + 1, "error", payloads.unexpected_error_data())
         return None
     finally:
         keepalive.release(reply_slots_renew, slot)

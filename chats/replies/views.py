@@ -47,7 +47,7 @@ from chats.throttles import MessageThrottle
 from core.asgi import outliving_the_request
 from core.db.connections import release_connection
 from core.errors import DomainError, ValidationFailed
-from core.exceptions import error_response
+from core.exceptions import UNEXPECTED_ERROR, error_response
 from core.openapi import error_responses
 
 
@@ -346,6 +346,6 @@ def _reply_as_json(plan: ReplyPlan, last: ReplyOutcome | None) -> JsonResponse:
     if isinstance(last, Failed):
         return JsonResponse(payloads.error_data(last), status=last.error.status_code)
     if not isinstance(last, Finished):
-        return error_response("server_error", "An unexpected error occurred.", 500)
+        return error_response(*UNEXPECTED_ERROR, 500)
     body = payloads.reply_json(plan, last.reply)
     return JsonResponse(body, status=status.HTTP_201_CREATED, encoder=DjangoJSONEncoder)
