@@ -125,6 +125,10 @@ class Message(PaidWhileStreaming):
     prompt_tokens = models.PositiveIntegerField(default=0)
     completion_tokens = models.PositiveIntegerField(default=0)
     cost = models.PositiveIntegerField(default=0)
+    #: Why a reply ended: ``stop``, ``length`` (at its ``max_tokens``, or all its wallet could pay
+    #: for), ``stopped`` (by its user, or a shutdown), ``error``, or another reason its model gave;
+    #: empty while it streams, and for questions.
+    finish_reason = models.CharField(max_length=32, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -250,7 +250,8 @@ SPECTACULAR_SETTINGS = {
 }
 
 # --- Request limits --------------------------------------------------------
-DATA_UPLOAD_MAX_MEMORY_SIZE = setting("MAX_REQUEST_BYTES", env.int, default=256 * 1024, minimum=1024)
+# Images and audio come inline (base64) in /v1/ requests: room for a few of them.
+DATA_UPLOAD_MAX_MEMORY_SIZE = setting("MAX_REQUEST_BYTES", env.int, default=8 * 1024 * 1024, minimum=1024)
 
 # --- Wallet ----------------------------------------------------------------
 INITIAL_WALLET_BALANCE = setting("INITIAL_WALLET_BALANCE", env.int, default=100, minimum=0)
@@ -278,6 +279,12 @@ LLM_MAX_TOKENS = setting("LLM_MAX_TOKENS", env.int, default=1024, minimum=1)
 LLM_MAX_RETRIES = setting("LLM_MAX_RETRIES", env.int, default=2, minimum=0)
 LLM_CONTEXT_TOKENS = setting("LLM_CONTEXT_TOKENS", env.int, default=4096, minimum=256)
 MESSAGE_MAX_CHARS = setting("MESSAGE_MAX_CHARS", env.int, default=8000, minimum=1)
+# The fewest tokens a reply the wallet can only partly pay for is bounded to; below, it is refused.
+MIN_REPLY_TOKENS = setting("MIN_REPLY_TOKENS", env.int, default=16, minimum=1)
+# The most choices (`n`) one /v1/ request may ask for: the hold covers all of them.
+V1_MAX_N = setting("V1_MAX_N", env.int, default=4, minimum=1)
+# The prompt tokens reserved for each image, audio or file part (its bytes are not counted).
+MEDIA_PART_TOKENS = setting("MEDIA_PART_TOKENS", env.int, default=3000, minimum=0)
 # The offline echo provider's pause before each word, so that streaming can be seen (`make run`'s
 # .env sets 30); 0 sends the whole reply at once, as the tests want.
 ECHO_TOKEN_DELAY_MS = setting("ECHO_TOKEN_DELAY_MS", env.int, default=0, minimum=0)

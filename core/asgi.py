@@ -128,7 +128,7 @@ class RequestBodyLimit:
         declared = next((value for name, value in headers if name == b"content-length"), None)
         if declared is not None:
             if declared.isdigit() and int(declared) > limit:
-                await _refuse(send, limit)
+                await _refuse(send, limit, path=scope["path"])
                 return
             await self.app(scope, receive, send)
             return
@@ -145,7 +145,7 @@ class RequestBodyLimit:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > limit:
-                await _refuse(send, limit)
+                await _refuse(send, limit, path=scope["path"])
                 return
             chunks.append(chunk)
             if not message.get("more_body", False):
@@ -164,16 +164,11 @@ class RequestBodyLimit:
         await self.app(sized, replay, send)
 
 
-async def _refuse(send: Send, limit: int) -> None:
-    body = json.dumps(
-        {
-            "error": {
-                "code": "payload_too_large",
-                "message": "The request body is too large.",
-                "details": {"max_bytes": limit},
-            }
-        }
-    ).encode()
+async def _refuse(send: Send, limit: int, *, path: str) -> None:
+    from core.views import error_body_for  # the URLconf's module: loaded once Django is set up
+
+    error = error_body_for(path, "payload_too_large", "The request body is too large.", {"max_bytes": limit})
+    body = json.dumps(error).encode()
     await send(
         {
             "type": "http.response.start",

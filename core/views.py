@@ -1,14 +1,42 @@
 """Probes for the load balancer, and JSON error pages for the API's URLs."""
 
+from collections.abc import Callable
+from typing import Any
+
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.db import connection
 from django.http import HttpRequest, JsonResponse
 from django.views import defaults
 
-from core.exceptions import UNEXPECTED_ERROR, error_response
+from core.exceptions import UNEXPECTED_ERROR, error_body
 
 API_PREFIXES = ("/api/", "/auth/", "/v1/")
+
+# An app that answers another dialect under its prefix (``/v1/``: OpenAI's error shape) registers
+# how to rewrite the error body (``{"error": {code, message, details}}``) into it.
+_ERROR_DIALECTS: dict[str, Callable[[dict[str, Any]], dict[str, Any]]] = {}
+
+
+def error_dialect_register(prefix: str, rewrite: Callable[[dict[str, Any]], dict[str, Any]]) -> None:
+    _ERROR_DIALECTS[prefix] = rewrite
+
+
+def error_body_for(
+    path: str, code: str, message: str, details: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The error shape, in the dialect of the path's prefix."""
+    body = error_body(code, message, details)
+    for prefix, rewrite in _ERROR_DIALECTS.items():
+        if path.startswith(prefix):
+            return rewrite(body["error"])
+    return body
+
+
+def error_response_for(
+    request: HttpRequest, code: str, message: str, status: int, details: dict[str, Any] | None = None
+) -> JsonResponse:
+    return JsonResponse(error_body_for(request.path, code, message, details), status=status)
 
 
 def healthz(request: HttpRequest) -> JsonResponse:
@@ -23,19 +51,19 @@ def readyz(request: HttpRequest) -> JsonResponse:
             cursor.execute("SELECT 1")
             cursor.fetchone()
     except Exception:  # any database failure means "not ready", never a 500 page
-        return error_response("not_ready", "The database is unreachable.", 503)
+        return error_response_for(request, "not_ready", "The database is unreachable.", 503)
     return JsonResponse({"status": "ok", "database": "ok"})
 
 
 def page_not_found(request: HttpRequest, exception: Exception):
     if request.path.startswith(API_PREFIXES):
-        return error_response("not_found", "Not found.", 404)
+        return error_response_for(request, "not_found", "Not found.", 404)
     return defaults.page_not_found(request, exception)
 
 
 def server_error(request: HttpRequest):
     if request.path.startswith(API_PREFIXES):
-        return error_response(*UNEXPECTED_ERROR, 500)
+        return error_response_for(request, *UNEXPECTED_ERROR, 500)
     return defaults.server_error(request)
 
 
@@ -44,8 +72,8 @@ def bad_request(request: HttpRequest, exception: Exception):
     if request.path.startswith(API_PREFIXES):
         if isinstance(exception, RequestDataTooBig):
             max_bytes = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
-            return error_response(
-                "payload_too_large", "The request body is too large.", 413, {"max_bytes": max_bytes}
+            return error_response_for(
+                request, "payload_too_large", "The request body is too large.", 413, {"max_bytes": max_bytes}
             )
-        return error_response("bad_request", "The request could not be understood.", 400)
+        return error_response_for(request, "bad_request", "The request could not be understood.", 400)
     return defaults.bad_request(request, exception)

@@ -266,10 +266,11 @@ SSE_PAYLOADS = {
     },
     "done": {
         "type": "object",
-        "required": ["message", "usage", "cost", "balance"],
+        "required": ["message", "finish_reason", "usage", "cost", "balance"],
         "additionalProperties": False,
         "properties": {
             "message": {"$ref": f"{COMPONENT}Message"},
+            "finish_reason": {"type": "string"},
             "usage": {"$ref": f"{COMPONENT}Usage"},
             "cost": {"type": "integer"},
             "balance": {"type": "integer"},
@@ -336,7 +337,7 @@ def test_the_stream_is_what_the_schema_says(live_asgi_url, world, upstream, scen
 )
 def test_the_json_reply_is_what_the_schema_says(live_asgi_url, world, upstream, scenario, status):
     if scenario == "broke":
-        wallet_adjust(user=world["user"], amount=-99, reason="spent elsewhere", actor=None)
+        wallet_adjust(user=world["user"], amount=-100, reason="spent elsewhere", actor=None)
     else:
         upstream.configure(**scenario)
 

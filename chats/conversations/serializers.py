@@ -125,6 +125,7 @@ class MessageSerializer(serializers.Serializer):
     prompt_tokens = serializers.IntegerField(read_only=True)
     completion_tokens = serializers.IntegerField(read_only=True)
     cost = serializers.IntegerField(read_only=True)
+    finish_reason = serializers.CharField(read_only=True)
     created_at = serializers.DateTimeField(read_only=True)
 
 

@@ -5,11 +5,12 @@ Typical use::
     provider = get_provider()
     stream = await provider.stream(messages=prompt, model=model, max_tokens=n)  # may raise LLMUnavailable
     try:
-        async for delta in stream:  # may raise LLMUnavailable mid-reply
+        async for chunk in stream:  # may raise LLMUnavailable mid-reply
+            text = chunk_text(chunk)
             ...
     finally:
         await stream.aclose()  # also (above all) when the client went away
-    usage = stream.usage or estimate_usage(prompt, "".join(deltas))
+    usage = stream.usage or estimate_usage(prompt, "".join(texts))
 """
 
 from .base import (
@@ -17,10 +18,15 @@ from .base import (
     MESSAGE_OVERHEAD_TOKENS,
     REPLY_PRIMING_TOKENS,
     ChatMessage,
+    Chunk,
     LLMProvider,
     LLMStream,
     LLMUnavailable,
+    UpstreamRefused,
     Usage,
+    WireMessage,
+    chunk_generated,
+    chunk_text,
     estimate_message_tokens,
     estimate_prompt_tokens,
     estimate_tokens,
@@ -35,13 +41,18 @@ __all__ = [
     "MESSAGE_OVERHEAD_TOKENS",
     "REPLY_PRIMING_TOKENS",
     "ChatMessage",
+    "Chunk",
     "EchoProvider",
     "LLMProvider",
     "LLMStream",
     "LLMUnavailable",
     "OpenAIProvider",
+    "UpstreamRefused",
     "Usage",
+    "WireMessage",
     "aclose_clients",
+    "chunk_generated",
+    "chunk_text",
     "estimate_message_tokens",
     "estimate_prompt_tokens",
     "estimate_tokens",

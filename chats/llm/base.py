@@ -1,9 +1,13 @@
 """The streaming interface every LLM provider implements.
 
-A provider turns a prompt (a list of :class:`ChatMessage`) into an
-:class:`LLMStream`: an async iterator of text deltas. When the iteration ends
-normally, ``stream.usage`` holds the token counts the provider reported, or
-``None`` when it reported none (a cut stream, a server that ignores
+A provider turns a prompt (messages in OpenAI's wire format, and the rest of
+the request's parameters as ``options``) into an :class:`LLMStream`: an async
+iterator of ``chat.completion.chunk`` objects as the model produced them
+(text, tool call pieces, refusals, logprobs and finish reasons of every
+choice), so that ``/v1/`` can forward them as sent and the chat API can read
+their text (:func:`chunk_text`). When the iteration ends normally,
+``stream.usage`` holds the token counts the provider reported, or ``None``
+when it reported none (a cut stream, a server that ignores
 ``stream_options``); the caller then estimates with the functions below.
 Whoever opens a stream closes it with ``await stream.aclose()`` (or
 ``async with``) on every path, above all when the client disconnects: that is
@@ -21,7 +25,7 @@ Token estimate rule (used only when a provider reports no usage):
   figure for English with GPT-style BPE tokenizers; it is an approximation,
   not a bound (code, digits and CJK text run higher, as real tokenizers give
   about one token per 3-byte CJK character).
-- a prompt: each message costs its text plus ``MESSAGE_OVERHEAD_TOKENS`` (4:
+- a prompt: each message costs its text (:func:`message_text`) plus ``MESSAGE_OVERHEAD_TOKENS`` (4:
   role and delimiters), and the whole prompt ``REPLY_PRIMING_TOKENS`` (3: the
   assistant header the model is primed with), after OpenAI's published
   counting recipe for chat models.
@@ -39,6 +43,13 @@ from typing import Any, Literal, Self
 from core.errors import DomainError
 
 Role = Literal["system", "user", "assistant"]
+
+#: A chat message as OpenAI's API has it: ``role``, ``content`` (a string, a list of parts, or
+#: None beside ``tool_calls``), and any other field (``name``, ``tool_calls``, ``tool_call_id``).
+WireMessage = dict[str, Any]
+
+#: One ``chat.completion.chunk`` as the upstream sent it, with a non-empty ``choices``.
+Chunk = dict[str, Any]
 
 BYTES_PER_TOKEN = 4
 MESSAGE_OVERHEAD_TOKENS = 4
@@ -59,7 +70,7 @@ class ChatMessage:
     role: Role
     content: str
 
-    def as_dict(self) -> dict[str, str]:
+    def as_dict(self) -> WireMessage:
         return {"role": self.role, "content": self.content}
 
 
@@ -82,8 +93,27 @@ class LLMUnavailable(DomainError):
             self.status_code = status_code
 
 
+class UpstreamRefused(LLMUnavailable):
+    """The upstream refused the request itself (a 4xx, or 429): its OpenAI-shaped ``error`` object is
+    passed on as it came, with its status, so a client learns what to change (free of charge)."""
+
+    code = "upstream_refused"
+
+    def __init__(self, *, status_code: int, error: dict[str, Any]) -> None:
+        message = error.get("message") if isinstance(error.get("message"), str) else None
+        super().__init__(
+            message or f"The language model service refused the request (HTTP {status_code}).",
+            details={"reason": "upstream_status", "upstream_status": status_code},
+            status_code=status_code,
+        )
+        self.error = error
+
+
 class LLMStream(ABC):
-    """One reply being generated: ``async for delta in stream`` yields text pieces.
+    """One reply being generated: ``async for chunk in stream`` yields its chunks.
+
+    Each is a ``chat.completion.chunk`` with a non-empty ``choices`` (the usage
+    chunk is read into ``usage``, not yielded).
 
     ``usage`` is the provider's reported usage, set once the iteration has
     ended normally (``None`` until then, and ``None`` if none was reported).
@@ -100,8 +130,8 @@ class LLMStream(ABC):
         return self
 
     @abstractmethod
-    async def __anext__(self) -> str:
-        """The next non-empty text delta; ``StopAsyncIteration`` at the end."""
+    async def __anext__(self) -> Chunk:
+        """The next chunk that has choices; ``StopAsyncIteration`` at the end."""
 
     @abstractmethod
     async def aclose(self) -> None:
@@ -128,17 +158,24 @@ class LLMProvider(ABC):
     async def stream(
         self,
         *,
-        messages: list[ChatMessage],
+        messages: list[WireMessage],
         model: str,
         max_tokens: int,
         options: Mapping[str, Any] | None = None,
     ) -> LLMStream:
         """Start a reply; raises :class:`LLMUnavailable` if it cannot start.
 
-        ``options`` are sampling parameters in OpenAI's names (``temperature``,
-        ``top_p``, ``stop``, ``seed``…), passed through by ``/v1/``; a provider
-        that has no use for them ignores them.
+        ``options`` are the request's other parameters in OpenAI's names
+        (``tools``, ``tool_choice``, ``response_format``, ``n``, ``logprobs``,
+        ``temperature``, ``stop``…, and keys OpenAI does not know), forwarded
+        by ``/v1/`` as the client sent them.
         """
+
+    @abstractmethod
+    async def embeddings(self, *, model: str, options: Mapping[str, Any]) -> dict[str, Any]:
+        """OpenAI's ``POST /embeddings`` answer (a ``list`` of ``embedding`` objects and ``usage``)
+        for ``options`` (``input``, ``encoding_format``, ``dimensions``…, as the client sent them);
+        raises :class:`LLMUnavailable`."""
 
 
 def estimate_tokens(text: str) -> int:
@@ -146,17 +183,57 @@ def estimate_tokens(text: str) -> int:
     return math.ceil(len(text.encode("utf-8")) / BYTES_PER_TOKEN)
 
 
-def estimate_message_tokens(message: ChatMessage) -> int:
+def message_text(message: Mapping[str, Any]) -> str:
+    """The text a wire message carries: its content (text parts one per line), and the names and
+    arguments of its tool calls."""
+    content = message.get("content")
+    if isinstance(content, list):
+        texts = [part.get("text") for part in content if isinstance(part, dict)]
+        content = "\n".join(text for text in texts if isinstance(text, str) and text)
+    calls = message.get("tool_calls") or ()
+    arguments = [
+        f"{call.get('function', {}).get('name', '')}{call.get('function', {}).get('arguments', '')}"
+        for call in calls
+        if isinstance(call, dict)
+    ]
+    return "".join([content if isinstance(content, str) else "", *arguments])
+
+
+def estimate_message_tokens(message: ChatMessage | Mapping[str, Any]) -> int:
     """One message's share of a prompt: its text plus the per-message overhead."""
-    return MESSAGE_OVERHEAD_TOKENS + estimate_tokens(message.content)
+    text = message.content if isinstance(message, ChatMessage) else message_text(message)
+    return MESSAGE_OVERHEAD_TOKENS + estimate_tokens(text)
 
 
-def estimate_prompt_tokens(messages: Iterable[ChatMessage]) -> int:
+def estimate_prompt_tokens(messages: Iterable[ChatMessage | Mapping[str, Any]]) -> int:
     """Approximate prompt tokens: every message with its overhead, plus the reply priming."""
     return REPLY_PRIMING_TOKENS + sum(estimate_message_tokens(message) for message in messages)
 
 
-def estimate_usage(messages: Iterable[ChatMessage], completion: str) -> Usage:
+def chunk_text(chunk: Chunk) -> str:
+    """The text a chunk adds to the first choice's content (what a chat reply stores)."""
+    for choice in chunk["choices"]:
+        if choice.get("index", 0) == 0:
+            return (choice.get("delta") or {}).get("content") or ""
+    return ""
+
+
+def chunk_generated(chunk: Chunk) -> str:
+    """Everything a chunk adds that the model generated, in every choice: content, refusal, tool
+    call names and arguments (what bounds a reply and estimates its tokens)."""
+    pieces = []
+    for choice in chunk["choices"]:
+        delta = choice.get("delta") or {}
+        pieces.append(delta.get("content") or "")
+        pieces.append(delta.get("refusal") or "")
+        for call in delta.get("tool_calls") or ():
+            function = call.get("function") or {}
+            pieces.append(function.get("name") or "")
+            pieces.append(function.get("arguments") or "")
+    return "".join(pieces)
+
+
+def estimate_usage(messages: Iterable[ChatMessage | Mapping[str, Any]], completion: str) -> Usage:
     """A :class:`Usage` counted here, for a reply whose provider reported none.
 
     A reply cut before its first token produced nothing, and is charged nothing.

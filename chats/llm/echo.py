@@ -1,61 +1,47 @@
-"""The offline provider: answers ``Echo: <last user message>``, deterministically.
+"""The offline provider: a deterministic fake model, ``Echo: <last user message>`` by default.
 
 It is the default, so a fresh install can chat with no network and no key,
-and the API tests run without an upstream. The reply is streamed in word-ish
-chunks (each word with the whitespace before it), optionally ``delay``
-seconds apart, and capped at ``max_tokens`` by the estimate rule of
-:mod:`chats.llm.base`. Its usage is its own exact count by that rule, so it
-is reported as not estimated.
+and the API tests run without an upstream. What it answers is
+:mod:`chats.llm.playalong`'s decision, so OpenAI's clients complete a round
+trip against it: tool calls when asked for, JSON for a response format, ``n``
+choices, logprobs, and embeddings. The reply is streamed as OpenAI streams it
+(a role chunk, then the text in word-ish chunks, each word with the
+whitespace before it, or a tool call's arguments in pieces, then the finish
+reason), the generated chunks optionally ``delay`` seconds apart, each choice
+capped at ``max_tokens`` by the estimate rule of :mod:`chats.llm.base`. Its
+usage is its own exact count by that rule, so it is reported as not
+estimated.
 """
 
 from __future__ import annotations
 
 import asyncio
-import re
+import time
+import uuid
 from collections.abc import Mapping
 from typing import Any
 
+from . import playalong
 from .base import (
-    BYTES_PER_TOKEN,
-    ChatMessage,
+    Chunk,
     LLMProvider,
     LLMStream,
+    UpstreamRefused,
     Usage,
-    estimate_prompt_tokens,
-    estimate_tokens,
+    WireMessage,
+    chunk_generated,
 )
-
-_CHUNK = re.compile(r"\s*\S+|\s+")
-
-
-def echo_reply(messages: list[ChatMessage]) -> str:
-    last_user = next((m.content for m in reversed(messages) if m.role == "user"), "")
-    return f"Echo: {last_user}" if last_user else "Echo."
-
-
-def split_chunks(text: str) -> list[str]:
-    """Word-ish pieces whose concatenation is ``text``."""
-    return _CHUNK.findall(text)
-
-
-def truncate_to_tokens(text: str, max_tokens: int) -> str:
-    """The longest prefix of ``text`` (whole characters) within ``max_tokens`` estimated tokens."""
-    encoded = text.encode("utf-8")
-    limit = max_tokens * BYTES_PER_TOKEN
-    if len(encoded) <= limit:
-        return text
-    return encoded[:limit].decode("utf-8", errors="ignore")
 
 
 class EchoStream(LLMStream):
-    def __init__(self, *, chunks: list[str], usage: Usage, finish_reason: str, delay: float) -> None:
+    def __init__(self, *, chunks: list[Chunk], usage: Usage, finish_reason: str, delay: float) -> None:
         self._chunks = iter(chunks)
         self._final_usage = usage
         self._final_finish_reason = finish_reason
         self._delay = delay
         self._closed = False
 
-    async def __anext__(self) -> str:
+    async def __anext__(self) -> Chunk:
         if self._closed:
             raise StopAsyncIteration
         chunk = next(self._chunks, None)
@@ -64,7 +50,8 @@ class EchoStream(LLMStream):
             self.usage = self._final_usage
             self.finish_reason = self._final_finish_reason
             raise StopAsyncIteration
-        if self._delay:
+        # The delay stands for generating: chunks that carry no output (role, finish) are free.
+        if self._delay and chunk_generated(chunk):
             await asyncio.sleep(self._delay)
         return chunk
 
@@ -81,20 +68,28 @@ class EchoProvider(LLMProvider):
     async def stream(
         self,
         *,
-        messages: list[ChatMessage],
+        messages: list[WireMessage],
         model: str,
         max_tokens: int,
         options: Mapping[str, Any] | None = None,
     ) -> LLMStream:
-        full = echo_reply(messages)
-        reply = truncate_to_tokens(full, max_tokens)
+        options = options or {}
+        try:
+            reply = playalong.reply(messages, options, max_tokens=max_tokens)
+        except playalong.InvalidRequest as exc:
+            raise UpstreamRefused(status_code=400, error=exc.error) from exc
+        chunks = reply.stream_chunks(
+            completion_id=f"chatcmpl-echo-{uuid.uuid4().hex}", created=int(time.time()), model=model
+        )
         usage = Usage(
-            prompt_tokens=estimate_prompt_tokens(messages),
-            completion_tokens=estimate_tokens(reply),
+            prompt_tokens=playalong.prompt_tokens(messages, options),
+            completion_tokens=reply.completion_tokens,
         )
-        return EchoStream(
-            chunks=split_chunks(reply),
-            usage=usage,
-            finish_reason="stop" if reply == full else "length",
-            delay=self.delay,
-        )
+        return EchoStream(chunks=chunks, usage=usage, finish_reason=reply.finish_reason, delay=self.delay)
+
+    async def embeddings(self, *, model: str, options: Mapping[str, Any]) -> dict[str, Any]:
+        """Hash-derived vectors; an input OpenAI would refuse is refused as OpenAI does (a 400)."""
+        try:
+            return playalong.embeddings(model, options)
+        except playalong.InvalidRequest as exc:
+            raise UpstreamRefused(status_code=400, error=exc.error) from exc

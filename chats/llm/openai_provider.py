@@ -42,7 +42,7 @@ from django.conf import settings
 
 from core.loops import PerLoop
 
-from .base import ChatMessage, LLMProvider, LLMStream, LLMUnavailable, Usage
+from .base import Chunk, LLMProvider, LLMStream, LLMUnavailable, UpstreamRefused, Usage, WireMessage
 
 logger = logging.getLogger(__name__)
 
@@ -119,6 +119,9 @@ def _unavailable(exc: BaseException, *, midstream: bool) -> LLMUnavailable:
     logger.warning("LLM upstream failed %s: %r", "mid-stream" if midstream else "before the stream", exc)
     if isinstance(exc, openai.APIStatusError):
         status = exc.status_code
+        if 400 <= status < 500 and status not in (401, 403, 404, 408, 409) and not midstream:
+            # The request itself is at fault (or, for 429, too many of them): the client is told.
+            return UpstreamRefused(status_code=status, error=_upstream_error(exc))
         return LLMUnavailable(
             f"The language model service answered with an error (HTTP {status}).",
             details={"reason": "upstream_status", "upstream_status": status},
@@ -141,8 +144,20 @@ def _unavailable(exc: BaseException, *, midstream: bool) -> LLMUnavailable:
     return LLMUnavailable("Could not reach the language model service.", details={"reason": "connection"})
 
 
+def _upstream_error(exc: openai.APIStatusError) -> dict[str, Any]:
+    """The upstream's ``error`` object, as OpenAI shapes it (``message``, ``type``, ``param``, ``code``)."""
+    body = exc.body if isinstance(exc.body, dict) else {}
+    error = body.get("error", body) if isinstance(body.get("error", body), dict) else {}
+    return {
+        "message": str(error.get("message") or exc.message),
+        "type": error.get("type") or "invalid_request_error",
+        "param": error.get("param"),
+        "code": error.get("code"),
+    }
+
+
 class OpenAIStream(LLMStream):
-    """Text deltas of one ``chat.completions`` stream, usage from its final chunk.
+    """The chunks of one ``chat.completions`` stream, usage from its final chunk.
 
     It reads the server-sent events itself (``data: {json}`` lines, then
     ``data: [DONE]``) from the SDK's streaming response instead of the SDK's
@@ -161,7 +176,7 @@ class OpenAIStream(LLMStream):
         self._buffer = b""
         self._closed = False
 
-    async def __anext__(self) -> str:
+    async def __anext__(self) -> Chunk:
         while not self._closed:
             try:
                 data = await self._next_data()
@@ -174,9 +189,9 @@ class OpenAIStream(LLMStream):
             if data == "[DONE]":
                 await self._end(done=True)
                 raise StopAsyncIteration
-            delta = await self._read_event(data)
-            if delta:
-                return delta
+            chunk = await self._read_event(data)
+            if chunk is not None:
+                return chunk
         raise StopAsyncIteration
 
     async def _next_data(self) -> str | None:
@@ -198,15 +213,18 @@ class OpenAIStream(LLMStream):
             if data:
                 return b"\n".join(data).decode(errors="replace")
 
-    async def _read_event(self, data: str) -> str | None:
-        """Record usage and finish reason from one chunk; its text, if any."""
+    async def _read_event(self, data: str) -> Chunk | None:
+        """Record usage and finish reason from one chunk; the chunk, if it has choices.
+
+        The usage is Parley's to report (with its cost), so it is taken out of a chunk that
+        also carries choices."""
         try:
             chunk = json.loads(data)
             if chunk.get("error"):
                 raise openai.APIError(
                     "error event in the stream", self._response.request, body=chunk["error"]
                 )
-            usage = chunk.get("usage")
+            usage = chunk.pop("usage", None)
             if usage:
                 self.usage = Usage(
                     prompt_tokens=int(usage["prompt_tokens"]),
@@ -215,10 +233,10 @@ class OpenAIStream(LLMStream):
             choices = chunk.get("choices")
             if not choices:
                 return None
-            choice = choices[0]
-            if choice.get("finish_reason"):
-                self.finish_reason = choice["finish_reason"]
-            return (choice.get("delta") or {}).get("content")
+            for choice in choices:
+                if choice.get("finish_reason") and choice.get("index", 0) == 0:
+                    self.finish_reason = choice["finish_reason"]
+            return chunk
         except (openai.APIError, ValueError, TypeError, KeyError, AttributeError, IndexError) as exc:
             await self.aclose()
             raise _unavailable(exc, midstream=True) from exc
@@ -258,7 +276,7 @@ class OpenAIProvider(LLMProvider):
     async def stream(
         self,
         *,
-        messages: list[ChatMessage],
+        messages: list[WireMessage],
         model: str,
         max_tokens: int,
         options: Mapping[str, Any] | None = None,
@@ -268,19 +286,19 @@ class OpenAIProvider(LLMProvider):
         ``create`` first walks the whole request through the SDK's TypedDict
         transform, which introspects ``CompletionCreateParams`` on every call:
         event-loop CPU that grows with the conversation, spent before a byte
-        is sent (docs/benchmarks.md). Our body is plain
-        JSON (strings and integers, no aliases, dates or files), which that
-        transform leaves unchanged; ``post`` sends it as is, with the same
-        auth, retries, timeouts and status errors.
+        is sent (docs/benchmarks.md). Our body is the JSON a client sent
+        (no aliases, dates or files), which that transform leaves unchanged;
+        ``post`` sends it as is, with the same auth, retries, timeouts and
+        status errors.
         """
         client = get_client()
         body = {
+            **(options or {}),
             "model": model,
-            "messages": [message.as_dict() for message in messages],
+            "messages": messages,
             "max_tokens": max_tokens,
             "stream": True,
             "stream_options": {"include_usage": True},
-            **(options or {}),
         }
         try:
             # Returns once the headers are in. Only the SDK's stream wrapper is
@@ -295,3 +313,16 @@ class OpenAIProvider(LLMProvider):
         except _FAILURES as exc:
             raise _unavailable(exc, midstream=False) from exc
         return OpenAIStream(sdk_stream.response)
+
+    async def embeddings(self, *, model: str, options: Mapping[str, Any]) -> dict[str, Any]:
+        """The upstream's answer as it came (``encoding_format`` and all), through the SDK's ``post``."""
+        try:
+            answer = await get_client().post("/embeddings", cast_to=object, body={**options, "model": model})
+        except _FAILURES as exc:
+            raise _unavailable(exc, midstream=False) from exc
+        if not isinstance(answer, dict) or not isinstance(answer.get("data"), list):
+            raise LLMUnavailable(
+                "The language model service answered with no embeddings.",
+                details={"reason": "upstream_error"},
+            )
+        return answer

@@ -21,10 +21,25 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 
-from chats.llm import LLMStream, LLMUnavailable, get_provider
+from chats.llm import (
+    BYTES_PER_TOKEN,
+    Chunk,
+    LLMStream,
+    LLMUnavailable,
+    chunk_generated,
+    chunk_text,
+    get_provider,
+)
 from chats.models import Message
 from chats.replies import keepalive
-from chats.replies.services import ReplyPlan, Settlement, replies_lease_renew, reply_finish
+from chats.replies.services import (
+    FINISH_ERROR,
+    FINISH_STOPPED,
+    ReplyPlan,
+    Settlement,
+    replies_lease_renew,
+    reply_finish,
+)
 from core.asgi import outliving_the_request
 from core.db.connections import release_connection
 
@@ -33,9 +48,11 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Delta:
-    """A piece of the reply's text, as the model produced it."""
+    """A piece of the reply's text, as the model produced it; for ``/v1/``, the whole chunk it came
+    in (tool calls, logprobs, every choice), to forward."""
 
     content: str
+    chunk: Chunk | None = None
 
 
 @dataclass(frozen=True)
@@ -114,17 +131,26 @@ def reply_outcomes(plan: ReplyPlan, *, stop: StopSignal | None = None) -> AsyncI
 
 
 async def settled_outcomes(
-    plan, *, finish, lease, stop: StopSignal | None = None
+    plan, *, finish, lease, stop: StopSignal | None = None, chunks: bool = False
 ) -> AsyncIterator[ReplyOutcome]:
     """Deltas as they come, then ``Finished`` or ``Failed``; settles on every path.
 
     The one path by which a chat reply and a ``/v1/`` completion are streamed and paid for:
-    they differ only in ``finish`` (where the result is stored) and ``lease`` (what is renewed).
+    they differ in ``finish`` (where the result is stored), ``lease`` (what is renewed) and
+    ``chunks`` (``/v1/`` forwards every chunk; a chat reply wants its text).
+
+    An upstream that generates past what the hold pays for (``max_tokens`` for
+    each choice, by the estimate rule) is cut there: the chunk that would cross
+    the bound is not passed on, the upstream is closed, and the reply ends
+    with ``finish_reason: "length"``, charged for what was passed on.
     """
     parts: list[str] = []
     stream: LLMStream | None = None
     failure: LLMUnavailable | None = None
     interrupted = False
+    cut = False
+    bound_bytes = plan.max_tokens * plan.choices * BYTES_PER_TOKEN
+    generated_bytes = 0
     keepalive.keep(*lease)
     try:
         try:
@@ -133,10 +159,17 @@ async def settled_outcomes(
             )
             if stop is not None:  # stop within one chunk: close the upstream, even while it is silent
                 stop.on_set(lambda: asyncio.ensure_future(_close_quietly(stream)))
-            async for delta in stream:
-                if delta:
-                    parts.append(delta)
-                    yield Delta(delta)
+            async for chunk in stream:
+                generated = chunk_generated(chunk)
+                generated_bytes += len(generated.encode())
+                if generated_bytes > bound_bytes:
+                    cut = True
+                    break
+                parts.append(generated)
+                if chunks:
+                    yield Delta(chunk_text(chunk), chunk)
+                elif text := chunk_text(chunk):
+                    yield Delta(text)
                 if stop is not None and stop.is_set():
                     break
         except LLMUnavailable as exc:
@@ -159,13 +192,21 @@ async def settled_outcomes(
         elif failure is not None:
             status, usage = Message.Status.FAILED, None
         else:
-            status, usage = Message.Status.COMPLETE, stream.usage
+            status, usage = Message.Status.COMPLETE, None if cut else stream.usage
+        if failure is not None:
+            finish_reason = FINISH_ERROR
+        elif interrupted or stopped:
+            finish_reason = FINISH_STOPPED
+        else:
+            finish_reason = "length" if cut else stream.finish_reason or "stop"
         try:
             await _close_quietly(stream)
         finally:
-            result = await run_shielded(finish, plan=plan, content=content, usage=usage, status=status)
+            result = await run_shielded(
+                finish, plan=plan, content=content, usage=usage, status=status, finish_reason=finish_reason
+            )
 
     if failure is None:
-        yield Finished(result, finish_reason=stream.finish_reason or "stop")
+        yield Finished(result, finish_reason=finish_reason)
     else:
         yield Failed(failure, result)

@@ -22,6 +22,7 @@ def start_data(plan: ReplyPlan) -> dict[str, Any]:
 def _done_data(message: Message, *, usage: Usage, cost: int, balance: int) -> dict[str, Any]:
     return {
         "message": MessageSerializer(message).data,
+        "finish_reason": message.finish_reason,
         "usage": {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens},
         "cost": cost,
         "balance": balance,

@@ -7,6 +7,8 @@ of 0.1 is exactly a tenth and never rounds a charge the wrong way.
 
 from decimal import ROUND_CEILING, Decimal
 
+from django.conf import settings
+
 from chats.models import Category
 
 _THOUSAND = Decimal(1000)
@@ -18,6 +20,20 @@ def reply_cost(*, category: Category, prompt_tokens: int, completion_tokens: int
         + completion_tokens * Decimal(category.completion_price)
     ) / _THOUSAND
     return int(raw.to_integral_value(rounding=ROUND_CEILING))
+
+
+def completion_tokens_affordable(
+    *, category: Category, prompt_tokens: int, credits: int, choices: int = 1
+) -> int:
+    """The most completion tokens per choice that ``credits`` pay for after the prompt (0 if not
+    even the prompt); ``cost <= credits`` exactly as :func:`reply_cost` rounds."""
+    room = Decimal(max(credits, 0)) * _THOUSAND - prompt_tokens * Decimal(category.prompt_price)
+    if room < 0:
+        return 0
+    per_token = choices * Decimal(category.completion_price)
+    if per_token == 0:
+        return settings.LLM_MAX_TOKENS
+    return int(room // per_token)
 
 
 def prompt_tokens_upper_bound(prompt_bytes: int, message_count: int) -> int:

@@ -28,6 +28,7 @@ class ReplySerializer(serializers.Serializer):
 
     user_message = MessageSerializer()
     assistant_message = MessageSerializer()
+    finish_reason = serializers.CharField(help_text="Why the reply ended: stop, length, stopped, error…")
     usage = UsageSerializer()
     cost = serializers.IntegerField()
     balance = serializers.IntegerField()

@@ -11,9 +11,10 @@ ever held while the LLM talks:
    real cost, in one transaction, on every path.
 """
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID, uuid4
 
 from django.conf import settings
@@ -22,17 +23,22 @@ from django.utils import timezone
 
 from chats.conversations.selectors import session_get
 from chats.errors import ReplyPending
-from chats.llm import ChatMessage, Usage, estimate_usage
+from chats.llm import Usage, WireMessage, estimate_usage
 from chats.models import Category, ChatSession, Message, PaidWhileStreaming, ReplyStatus, UsageRecord
-from chats.replies.pricing import prompt_tokens_upper_bound, reply_cost
+from chats.replies.pricing import completion_tokens_affordable, prompt_tokens_upper_bound, reply_cost
 from chats.replies.prompt import max_tokens_capped, prompt_build
 from chats.replies.selectors import reply_get
 from core.db.rows import columns, fetch_one, insert, instance_from_row, table
 from core.errors import NotFound, ValidationFailed
 from wallets import selectors as wallet_selectors
 from wallets import services as wallet_services
+from wallets.errors import InsufficientFunds, SpendCapReached
 
 TITLE_FROM_MESSAGE_CHARS = 60
+
+# A reply's end, when its model did not give the reason (``stop``, ``length``… when it did).
+FINISH_STOPPED = "stopped"
+FINISH_ERROR = "error"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -45,9 +51,11 @@ class Reservation:
     hold_id: object | None
     held: int
     category: Category
-    prompt: list[ChatMessage]
+    prompt: list[WireMessage]
     model: str
+    #: Per choice; the hold pays for ``max_tokens * choices`` completion tokens.
     max_tokens: int
+    choices: int = 1
     options: dict[str, Any] = field(default_factory=dict)
 
 
@@ -86,10 +94,65 @@ def _validated_content(content: str) -> str:
     return content
 
 
-def reply_max_cost(*, category: Category, prompt: list[ChatMessage], max_tokens: int) -> int:
-    prompt_bytes = sum(len(m.content.encode()) for m in prompt)
-    upper = prompt_tokens_upper_bound(prompt_bytes, len(prompt))
-    return reply_cost(category=category, prompt_tokens=upper, completion_tokens=max_tokens)
+def prompt_tokens_bound(prompt: list[WireMessage]) -> int:
+    """The most tokens a chat reply's prompt (plain text messages) can be."""
+    prompt_bytes = sum(len(message["content"].encode()) for message in prompt)
+    return prompt_tokens_upper_bound(prompt_bytes, len(prompt))
+
+
+Reserved = TypeVar("Reserved")
+
+
+def reserve_within_means(
+    reserve: Callable[[int, int], Reserved],
+    *,
+    category: Category,
+    prompt_tokens: int,
+    max_tokens: int,
+    choices: int = 1,
+    asked: bool = False,
+) -> Reserved:
+    """``reserve(max_tokens, held)``: the reply's transaction, holding what ``max_tokens`` can cost.
+
+    When the wallet (its balance, or a cap) cannot pay for the worst case, a
+    reply whose client set no ``max_tokens`` is bounded to the tokens it can
+    pay for, and refused below ``MIN_REPLY_TOKENS``; a client that set one is
+    refused with the most it can afford. The first attempt is the only one in
+    the common case: the bound is learnt from the refusal (which rolled its
+    transaction back), so a wallet that can pay costs no extra query.
+    """
+    refused: InsufficientFunds | SpendCapReached | None = None
+    for _ in range(3):  # the balance, the wallet's caps and the key's cap may each bind in turn
+        held = reply_cost(
+            category=category, prompt_tokens=prompt_tokens, completion_tokens=max_tokens * choices
+        )
+        try:
+            return reserve(max_tokens, held)
+        except (InsufficientFunds, SpendCapReached) as exc:
+            refused = exc
+        affordable = completion_tokens_affordable(
+            category=category, prompt_tokens=prompt_tokens, credits=_credits_left(refused), choices=choices
+        )
+        if asked:
+            raise _naming_max_tokens(refused, affordable) from None
+        if affordable < settings.MIN_REPLY_TOKENS or affordable >= max_tokens:
+            raise refused
+        max_tokens = affordable
+    raise refused
+
+
+def _credits_left(refused: InsufficientFunds | SpendCapReached) -> int:
+    details = refused.details
+    if isinstance(refused, SpendCapReached):
+        return details["cap"] - details["spent"]
+    return details["available"]
+
+
+def _naming_max_tokens(refused: InsufficientFunds | SpendCapReached, affordable: int):
+    if affordable < 1:
+        return refused
+    message = f"{refused.message} The most this request can pay for is max_tokens={affordable}."
+    return type(refused)(message, details={**refused.details, "max_tokens": affordable})
 
 
 def _check_parent(session: ChatSession, parent_id: UUID) -> None:
@@ -164,49 +227,60 @@ def _reply_reserve(
     session: ChatSession,
     question: Message,
     reply_id: UUID | None,
-    prompt: list[ChatMessage],
+    prompt: list,
     new_question: bool = True,
 ) -> ReplyPlan:
-    """Store the pending reply to ``question`` (and ``question`` itself if ``new_question``) and its hold."""
+    """Store the pending reply to ``question`` (and ``question`` itself if ``new_question``) and its
+    hold; a wallet that cannot pay for the longest reply gets a shorter one (``reserve_within_means``)."""
     category = session.category
-    max_tokens = max_tokens_capped(None)
-    held = reply_max_cost(category=category, prompt=prompt, max_tokens=max_tokens)
-    hold_id = uuid4() if held > 0 else None
-    assistant = Message(
-        id=reply_id or uuid4(),
-        session=session,
-        parent_id=question.id,
-        role=Message.Role.ASSISTANT,
-        status=Message.Status.PENDING,
-        hold_id=hold_id,
-        lease_expires_at=lease_end(),
-    )
-    rows = [question, assistant] if new_question else [assistant]
-    # One commit before the provider is called: the question, the pending
-    # reply and the hold together (a refusal rolls the messages back). The
-    # wallet row is locked late and before the session row, the order
-    # ``reply_finish`` takes them in, so two replies of one session cannot
-    # deadlock.
-    with transaction.atomic(durable=True):
-        insert(rows)  # created_at stamped in list order: the question first
-        if hold_id is not None:
-            wallet_services.wallet_hold(
-                user=user, amount=held, description=f"Reply in {session.id}", hold_id=hold_id
-            )
-        title = "" if session.title else question.content.strip()[:TITLE_FROM_MESSAGE_CHARS]
-        if not _session_touch(session_id=session.pk, new_messages=len(rows), title=title):
-            # Deleted since it was read: roll the question and the hold back.
-            raise NotFound("Session not found.")
-    return ReplyPlan(
-        session_id=session.id,
-        user_message=question,
-        assistant_message_id=assistant.id,
-        hold_id=hold_id,
-        held=held,
+    prompt = [message.as_dict() for message in prompt]
+    assistant_id = reply_id or uuid4()
+    rows_count = 2 if new_question else 1
+
+    def reserve(max_tokens: int, held: int) -> ReplyPlan:
+        hold_id = uuid4() if held > 0 else None
+        assistant = Message(
+            id=assistant_id,
+            session=session,
+            parent_id=question.id,
+            role=Message.Role.ASSISTANT,
+            status=Message.Status.PENDING,
+            hold_id=hold_id,
+            lease_expires_at=lease_end(),
+        )
+        rows = [question, assistant] if new_question else [assistant]
+        # One commit before the provider is called: the question, the pending
+        # reply and the hold together (a refusal rolls the messages back). The
+        # wallet row is locked late and before the session row, the order
+        # ``reply_finish`` takes them in, so two replies of one session cannot
+        # deadlock.
+        with transaction.atomic(durable=True):
+            insert(rows)  # created_at stamped in list order: the question first
+            if hold_id is not None:
+                wallet_services.wallet_hold(
+                    user=user, amount=held, description=f"Reply in {session.id}", hold_id=hold_id
+                )
+            title = "" if session.title else question.content.strip()[:TITLE_FROM_MESSAGE_CHARS]
+            if not _session_touch(session_id=session.pk, new_messages=rows_count, title=title):
+                # Deleted since it was read: roll the question and the hold back.
+                raise NotFound("Session not found.")
+        return ReplyPlan(
+            session_id=session.id,
+            user_message=question,
+            assistant_message_id=assistant.id,
+            hold_id=hold_id,
+            held=held,
+            category=category,
+            prompt=prompt,
+            model=category.model or settings.LLM_MODEL,
+            max_tokens=max_tokens,
+        )
+
+    return reserve_within_means(
+        reserve,
         category=category,
-        prompt=prompt,
-        model=category.model or settings.LLM_MODEL,
-        max_tokens=max_tokens,
+        prompt_tokens=prompt_tokens_bound(prompt),
+        max_tokens=max_tokens_capped(None),
     )
 
 
@@ -249,7 +323,9 @@ def hold_settle(*, user, hold_id, status: str, cost: int, description: str):
     return wallet_services.wallet_settle(hold_id=hold_id, cost=cost, description=description)
 
 
-def reply_finish(*, plan: ReplyPlan, content: str, usage: Usage | None, status: str) -> ReplyResult:
+def reply_finish(
+    *, plan: ReplyPlan, content: str, usage: Usage | None, status: str, finish_reason: str = ""
+) -> ReplyResult:
     """Store the reply and settle its hold, atomically, whatever happened to the stream.
 
     ``failed`` charges nothing; otherwise the reported usage (or, when the
@@ -262,7 +338,12 @@ def reply_finish(*, plan: ReplyPlan, content: str, usage: Usage | None, status: 
     user = plan.user_message.session.user
     with transaction.atomic():
         message = _reply_claim(
-            reply_id=plan.assistant_message_id, content=content, status=status, usage=usage, cost=cost
+            reply_id=plan.assistant_message_id,
+            content=content,
+            status=status,
+            usage=usage,
+            cost=cost,
+            finish_reason=finish_reason,
         )
         if message is None:
             message = Message.objects.filter(pk=plan.assistant_message_id).first()
@@ -286,13 +367,16 @@ def reply_finish(*, plan: ReplyPlan, content: str, usage: Usage | None, status: 
                 prompt_tokens=usage.prompt_tokens,
                 completion_tokens=usage.completion_tokens,
                 cost=cost,
+                finish_reason=finish_reason,
             )
         else:
             _session_touch(session_id=plan.session_id, new_messages=0)
     return ReplyResult(message=message, usage=usage, cost=cost, balance=wallet.balance)
 
 
-def _reply_claim(*, reply_id: UUID, content: str, status: str, usage: Usage, cost: int) -> Message | None:
+def _reply_claim(
+    *, reply_id: UUID, content: str, status: str, usage: Usage, cost: int, finish_reason: str
+) -> Message | None:
     """Store a pending reply's outcome, if it is still pending: the stored row, or None.
 
     One conditional ``UPDATE ... RETURNING`` (PostgreSQL, and SQLite from
@@ -305,10 +389,11 @@ def _reply_claim(*, reply_id: UUID, content: str, status: str, usage: Usage, cos
     fields = Message._meta.concrete_fields
     sql = (
         f"UPDATE {table(Message)} SET content = %s, status = %s, prompt_tokens = %s,"
-        f" completion_tokens = %s, cost = %s WHERE id = %s AND status = %s RETURNING {columns(fields)}"
+        f" completion_tokens = %s, cost = %s, finish_reason = %s WHERE id = %s AND status = %s"
+        f" RETURNING {columns(fields)}"
     )
     reply_pk = Message._meta.pk.get_db_prep_value(reply_id, connection)
-    values = [content, status, usage.prompt_tokens, usage.completion_tokens, cost]
+    values = [content, status, usage.prompt_tokens, usage.completion_tokens, cost, finish_reason]
     row = fetch_one(sql, [*values, reply_pk, Message.Status.PENDING])
     return None if row is None else instance_from_row(Message, fields, row)
 
@@ -349,7 +434,11 @@ def _close_stale(model: type[PaidWhileStreaming]) -> int:
             if row.hold_id is not None:
                 wallet_services.wallet_release(hold_id=row.hold_id)
             row.status = ReplyStatus.FAILED
-            row.save(update_fields=["status"])
+            fields = ["status"]
+            if isinstance(row, Message):
+                row.finish_reason = FINISH_ERROR
+                fields.append("finish_reason")
+            row.save(update_fields=fields)
             closed += 1
     return closed
 

@@ -34,7 +34,9 @@ EVENT_SCHEMA = {
     "oneOf": [
         _event_schema("start", "`{user_message: Message, assistant_message_id: uuid}`, first."),
         _event_schema("delta", "`{content: string}`, a piece of the reply, repeated."),
-        _event_schema("done", "`{message: Message, usage: Usage, cost: int, balance: int}`, last."),
+        _event_schema(
+            "done", "`{message: Message, finish_reason: str, usage: Usage, cost: int, balance: int}`, last."
+        ),
         _event_schema("error", "`Error` (`{error: {code, message, details}}`), last, instead of done."),
     ]
 }

@@ -11,19 +11,21 @@ from django.db import transaction
 from django.utils import timezone
 
 from chats.errors import ModelNotFound
-from chats.llm import ChatMessage, Usage
-from chats.models import UsageRecord
+from chats.llm import Usage
+from chats.models import Category, UsageRecord
 from chats.replies.outcomes import ReplyOutcome, settled_outcomes
+from chats.replies.pricing import prompt_tokens_upper_bound, reply_cost
 from chats.replies.prompt import max_tokens_capped, with_system_prompt
 from chats.replies.services import (
     Reservation,
     Settlement,
     hold_settle,
     lease_end,
-    reply_max_cost,
+    reserve_within_means,
     usage_and_cost,
 )
 from chats.v1.selectors import api_key_spent, model_category
+from chats.v1.wire import CompletionRequest, EmbeddingRequest
 from core.db.rows import insert
 from wallets import selectors as wallet_selectors
 from wallets import services as wallet_services
@@ -44,26 +46,73 @@ class CompletionResult(Settlement):
     record_id: object
 
 
-def completion_begin(
-    *,
-    user,
-    api_key,
-    model: str,
-    messages: list[ChatMessage],
-    max_tokens: int | None = None,
-    options: dict[str, Any] | None = None,
-) -> CompletionPlan:
+def completion_begin(*, user, api_key, request: CompletionRequest) -> CompletionPlan:
     """Reserve the most a ``/v1/`` request can cost and record it, in one commit, before the provider.
 
-    ``model`` names a category: its system prompt goes first, its model and
-    prices apply. The conversation is the caller's and is not stored.
+    ``request.model`` names a category: its system prompt goes first, its model
+    and prices apply. The most it can cost covers the whole request as sent
+    (tools and schemas included; each media part at ``MEDIA_PART_TOKENS``) and
+    ``max_tokens`` for each of its ``n`` choices; with no ``max_tokens`` a
+    wallet that cannot pay for the longest reply gets a shorter one. The
+    conversation is the caller's and is not stored.
     """
+    category = _category(request.model)
+    system = with_system_prompt(category, [])
+    prompt = [*(message.as_dict() for message in system), *request.messages]
+    system_bytes = sum(len(message.content.encode()) for message in system)
+    prompt_tokens = (
+        prompt_tokens_upper_bound(request.prompt_bytes + system_bytes, len(prompt))
+        + request.media_parts * settings.MEDIA_PART_TOKENS
+    )
+    options = request.options if request.n == 1 else {**request.options, "n": request.n}
+
+    def reserve(max_tokens: int, held: int) -> CompletionPlan:
+        return _record_and_hold(
+            user=user,
+            api_key=api_key,
+            category=category,
+            held=held,
+            prompt=prompt,
+            max_tokens=max_tokens,
+            choices=request.n,
+            options=options,
+        )
+
+    return reserve_within_means(
+        reserve,
+        category=category,
+        prompt_tokens=prompt_tokens,
+        max_tokens=max_tokens_capped(request.max_tokens),
+        choices=request.n,
+        asked=request.max_tokens is not None,
+    )
+
+
+def embedding_begin(*, user, api_key, request: EmbeddingRequest) -> CompletionPlan:
+    """Reserve what embedding ``request.input`` can cost (its prompt tokens at the model's prompt
+    price, one byte a token at most) and record it, as a completion is."""
+    category = _category(request.model)
+    held = reply_cost(category=category, prompt_tokens=request.tokens_bound, completion_tokens=0)
+    return _record_and_hold(
+        user=user,
+        api_key=api_key,
+        category=category,
+        held=held,
+        prompt=[],
+        max_tokens=0,
+        options=request.options,
+    )
+
+
+def _category(model: str) -> Category:
     category = model_category(slug=model)
     if category is None:
         raise ModelNotFound(f"The model {model!r} does not exist.", details={"model": model})
-    prompt = with_system_prompt(category, messages)
-    max_tokens = max_tokens_capped(max_tokens)
-    held = reply_max_cost(category=category, prompt=prompt, max_tokens=max_tokens)
+    return category
+
+
+def _record_and_hold(*, user, api_key, category: Category, held: int, **asked: Any) -> CompletionPlan:
+    """The pending usage record and its hold, in one commit; what the upstream is asked is ``asked``."""
     hold_id = uuid4() if held > 0 else None
     key_label = f"{api_key.prefix} ({api_key.name})" if api_key.name else api_key.prefix
     with transaction.atomic(durable=True):
@@ -88,10 +137,8 @@ def completion_begin(
         hold_id=hold_id,
         held=held,
         category=category,
-        prompt=prompt,
         model=category.model or settings.LLM_MODEL,
-        max_tokens=max_tokens,
-        options=options or {},
+        **asked,
     )
 
 
@@ -107,11 +154,12 @@ def _check_key_cap(api_key, *, record_id, required: int) -> None:
 
 
 def completion_finish(
-    *, plan: CompletionPlan, content: str, usage: Usage | None, status: str
+    *, plan: CompletionPlan, content: str, usage: Usage | None, status: str, finish_reason: str = ""
 ) -> CompletionResult:
     """Record what a ``/v1/`` request used and settle its hold, as ``reply_finish`` does for a chat reply.
 
-    The ledger entry names the key. The content is not stored.
+    The ledger entry names the key. The content (all that was generated, to estimate
+    the usage an upstream did not report) is not stored, nor is the finish reason.
     """
     usage, cost = usage_and_cost(plan, content=content, usage=usage, status=status)
     with transaction.atomic():
@@ -146,4 +194,4 @@ def completions_lease_renew(record_ids: list) -> None:
 def completion_outcomes(plan: CompletionPlan) -> AsyncIterator[ReplyOutcome]:
     """A ``/v1/`` completion's outcomes: stored as a usage record, its content nowhere."""
     lease = (completions_lease_renew, plan.record_id)
-    return settled_outcomes(plan, finish=completion_finish, lease=lease)
+    return settled_outcomes(plan, finish=completion_finish, lease=lease, chunks=True)

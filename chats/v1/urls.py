@@ -13,5 +13,7 @@ router.register("models", views.ModelsViewSet, basename="v1-model")
 
 urlpatterns = [
     path("chat/completions", views.chat_completions, name="v1-chat-completions"),
+    path("responses", views.responses, name="v1-responses"),
+    path("embeddings", views.embeddings, name="v1-embeddings"),
     *router.urls,
 ]

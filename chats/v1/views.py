@@ -9,7 +9,7 @@ at once on every worker. Errors are in OpenAI's shape, Parley's fields kept.
 """
 
 import json
-import time
+import logging
 from collections.abc import AsyncIterator
 from functools import partial
 from typing import Any
@@ -25,25 +25,55 @@ from rest_framework.response import Response
 from accounts.authentication import ApiKeyAuthentication
 from chats.conversations.selectors import categories_active
 from chats.errors import ModelNotFound
+from chats.llm import LLMUnavailable, UpstreamRefused, Usage, get_provider
 from chats.replies.outcomes import Delta, Failed, Finished, ReplyOutcome, run_shielded
 from chats.replies.views import AdmittingView, admit_in_thread
 from chats.throttles import MessageThrottle
-from chats.v1.services import CompletionPlan, completion_begin, completion_finish, completion_outcomes
+from chats.v1.assembly import CompletionAssembly
+from chats.v1.responses import ResponsesTranslator, responses_request, sse_event
+from chats.v1.services import (
+    CompletionPlan,
+    completion_begin,
+    completion_finish,
+    completion_outcomes,
+    embedding_begin,
+)
 from chats.v1.wire import (
+    CompletionRequest,
     chunk_json,
-    completion_json,
+    completion_id,
     completion_request,
+    created_now,
+    embedding_request,
     model_json,
     openai_error,
     usage_json,
 )
 from core.exceptions import exception_handler
 
+logger = logging.getLogger(__name__)
+
 
 def openai_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
-    """The project's one exception handler, its answer rewritten in OpenAI's error shape."""
+    """The project's one exception handler, its answer rewritten in OpenAI's error shape.
+
+    A refused request is logged with the parameter at fault and why, so that an
+    operator can tell which client sends what (Django's own line names only the path).
+    """
     response = exception_handler(exc, context)
     response.data = openai_error(response.data["error"])
+    error = response.data["error"]
+    if 400 <= response.status_code < 500:
+        request = context.get("request")
+        logger.info(
+            "/v1/ refused %s %s: %s %s (param=%s): %s",
+            getattr(request, "method", ""),
+            getattr(request, "path", ""),
+            response.status_code,
+            error["code"],
+            error["param"],
+            error["message"],
+        )
     return response
 
 
@@ -85,19 +115,15 @@ class CompletionPostView(OpenAIView, AdmittingView):
 
     def begin(self, request: Request) -> tuple[Any, Any]:
         wanted = completion_request(request.data)
-        plan = completion_begin(
-            user=request.user,
-            api_key=request.auth,
-            model=wanted.model,
-            messages=wanted.messages,
-            max_tokens=wanted.max_tokens,
-            options=wanted.options,
-        )
+        plan = completion_begin(user=request.user, api_key=request.auth, request=wanted)
         return plan, wanted
 
 
 @csrf_exempt
 async def chat_completions(request: HttpRequest) -> HttpResponse:
+    """The response starts once the upstream has answered: a request that fails before its first
+    chunk is an HTTP error the SDKs understand (the upstream's own 4xx, or 502/503), never a 200
+    whose stream carries the error."""
     if request.method != "POST":
         return _error_response({"code": "method_not_allowed", "message": "Use POST."}, status=405)
     admitted = await admit_in_thread(
@@ -106,9 +132,13 @@ async def chat_completions(request: HttpRequest) -> HttpResponse:
     if isinstance(admitted, HttpResponse):
         return admitted
     plan, wanted = admitted
+    outcomes = completion_outcomes(plan)
+    first = await anext(outcomes)
+    if isinstance(first, Failed):
+        return _failure_response(first.error)
     if not wanted.stream:
-        return await _completion_as_json(plan, wanted)
-    response = StreamingHttpResponse(_chunks(plan, wanted), content_type="text/event-stream")
+        return await _completion_as_json(plan, wanted, first, outcomes)
+    response = StreamingHttpResponse(_chunks(plan, wanted, first, outcomes), content_type="text/event-stream")
     response["Cache-Control"] = "no-cache"
     response["X-Accel-Buffering"] = "no"
     return response
@@ -123,26 +153,43 @@ def _error_response(error: dict[str, Any], *, status: int) -> JsonResponse:
     return JsonResponse(openai_error({"details": {}, **error}), status=status)
 
 
-def _failure(failed: Failed) -> dict[str, Any]:
-    error = failed.error
+def _failure(error: LLMUnavailable) -> dict[str, Any]:
+    """The error a failed request is told of: what the upstream refused, as it said it."""
+    if isinstance(error, UpstreamRefused):
+        return {"error": error.error}
     return openai_error({"code": error.code, "message": error.message, "details": error.details})
 
 
-async def _completion_as_json(plan: CompletionPlan, wanted) -> JsonResponse:
-    parts: list[str] = []
-    last: ReplyOutcome | None = None
-    async for last in completion_outcomes(plan):
-        if isinstance(last, Delta):
-            parts.append(last.content)
+def _failure_response(error: LLMUnavailable) -> JsonResponse:
+    response = JsonResponse(_failure(error), status=error.status_code)
+    if error.status_code in (429, 503):
+        response["Retry-After"] = "1"
+    return response
+
+
+async def _completion_as_json(
+    plan: CompletionPlan,
+    wanted: CompletionRequest,
+    first: ReplyOutcome,
+    outcomes: AsyncIterator[ReplyOutcome],
+) -> JsonResponse:
+    assembly = CompletionAssembly()
+    last = first
+    if isinstance(first, Delta):
+        assembly.add(first.chunk)
+        async for last in outcomes:
+            if isinstance(last, Delta):
+                assembly.add(last.chunk)
     if isinstance(last, Failed):
-        return JsonResponse(_failure(last), status=last.error.status_code)
-    body = completion_json(
-        record_id=plan.record_id,
-        model=wanted.model,
-        content="".join(parts),
-        finish_reason=last.finish_reason,
-        usage=last.reply.usage,
-    )
+        return _failure_response(last.error)
+    body = {
+        "id": completion_id(plan.record_id),
+        "object": "chat.completion",
+        "created": created_now(),
+        "model": wanted.model,
+        "choices": assembly.choices(finish_reason=last.finish_reason, count=plan.choices),
+        "usage": usage_json(last.reply.usage, cost=last.reply.cost),
+    }
     return JsonResponse(body, encoder=DjangoJSONEncoder)
 
 
@@ -151,21 +198,161 @@ def _data(payload: dict[str, Any] | str) -> bytes:
     return f"data: {text}\n\n".encode()
 
 
-async def _chunks(plan: CompletionPlan, wanted) -> AsyncIterator[bytes]:
-    """OpenAI's stream: a role chunk, content chunks, a finish chunk, the usage if asked, ``[DONE]``.
+async def _chunks(
+    plan: CompletionPlan,
+    wanted: CompletionRequest,
+    first: ReplyOutcome,
+    outcomes: AsyncIterator[ReplyOutcome],
+) -> AsyncIterator[bytes]:
+    """OpenAI's stream: the upstream's chunks as it sent them (Parley's ``id`` and ``model``), a
+    finish chunk for each choice the upstream left open, the usage if asked, ``[DONE]``.
 
     A failure mid-stream is an ``error`` event (the SDKs raise it), with no ``[DONE]``.
     """
-    chunk = partial(chunk_json, record_id=plan.record_id, model=wanted.model, created=int(time.time()))
-    yield _data(chunk(delta={"role": "assistant", "content": ""}))
-    async for outcome in completion_outcomes(plan):
+    record_id, created = completion_id(plan.record_id), created_now()
+    finished: set[int] = set()
+    outcome = first
+    while True:
         match outcome:
-            case Delta(content):
-                yield _data(chunk(delta={"content": content}))
+            case Delta(chunk=chunk):
+                for choice in chunk["choices"]:
+                    if choice.get("finish_reason"):
+                        finished.add(choice.get("index", 0))
+                chunk["id"], chunk["model"] = record_id, wanted.model
+                yield _data(chunk)
             case Finished():
-                yield _data(chunk(delta={}, finish_reason=outcome.finish_reason))
+                frame = partial(chunk_json, record_id=plan.record_id, model=wanted.model, created=created)
+                open_choices = [
+                    {"index": index, "delta": {}, "finish_reason": outcome.finish_reason}
+                    for index in range(plan.choices)
+                    if index not in finished
+                ]
+                if open_choices:
+                    yield _data(frame(choices=open_choices))
                 if wanted.include_usage:
-                    yield _data({**chunk(), "usage": usage_json(outcome.reply.usage)})
+                    yield _data(
+                        {
+                            **frame(choices=[]),
+                            "usage": usage_json(outcome.reply.usage, cost=outcome.reply.cost),
+                        }
+                    )
                 yield _data("[DONE]")
+                return
             case Failed():
-                yield _data(_failure(outcome))
+                yield _data(_failure(outcome.error))
+                return
+        outcome = await anext(outcomes)
+
+
+class ResponsesPostView(OpenAIView, AdmittingView):
+    """``POST /v1/responses``: OpenAI's Responses API, over the upstream's chat completions."""
+
+    throttle_classes = [MessageThrottle]
+
+    def begin(self, request: Request) -> tuple[Any, Any]:
+        wanted = responses_request(request.data)
+        chat = completion_request({**wanted.chat_body, "model": wanted.model})
+        plan = completion_begin(user=request.user, api_key=request.auth, request=chat)
+        return plan, wanted
+
+
+@csrf_exempt
+async def responses(request: HttpRequest) -> HttpResponse:
+    """Stateless: every request carries its whole conversation. As for a chat completion, the
+    response starts once the upstream has answered."""
+    if request.method != "POST":
+        return _error_response({"code": "method_not_allowed", "message": "Use POST."}, status=405)
+    admitted = await admit_in_thread(
+        partial(ResponsesPostView().admit, request), _abandoned, plan_of=lambda admitted: admitted[0]
+    )
+    if isinstance(admitted, HttpResponse):
+        return admitted
+    plan, wanted = admitted
+    outcomes = completion_outcomes(plan)
+    first = await anext(outcomes)
+    if isinstance(first, Failed):
+        return _failure_response(first.error)
+    translator = ResponsesTranslator(
+        response_id=f"resp_{plan.record_id.hex}", model=wanted.model, request=wanted
+    )
+    events = _response_events(translator, first, outcomes)
+    if wanted.stream:
+        response = StreamingHttpResponse(
+            (sse_event(event) async for event in events), content_type="text/event-stream"
+        )
+        response["Cache-Control"] = "no-cache"
+        response["X-Accel-Buffering"] = "no"
+        return response
+    async for event in events:
+        if event["type"] == "response.failed":
+            return _error_response(
+                {"code": "llm_unavailable", "message": event["response"]["error"]["message"]}, status=502
+            )
+    return JsonResponse(translator.response(), encoder=DjangoJSONEncoder)
+
+
+async def _response_events(
+    translator: ResponsesTranslator, first: ReplyOutcome, outcomes: AsyncIterator[ReplyOutcome]
+) -> AsyncIterator[dict[str, Any]]:
+    for event in translator.start():
+        yield event
+    outcome = first
+    while True:
+        match outcome:
+            case Delta(chunk=chunk):
+                events = translator.feed(chunk)
+            case Finished(reply=reply):
+                usage = {
+                    "input_tokens": reply.usage.prompt_tokens,
+                    "output_tokens": reply.usage.completion_tokens,
+                    "total_tokens": reply.usage.prompt_tokens + reply.usage.completion_tokens,
+                    "cost": reply.cost,
+                }
+                events = translator.finish(usage=usage, finish_reason=outcome.finish_reason)
+            case Failed(error=error):
+                # OpenAI's codes for a failed response are a fixed list: an upstream failure is server_error.
+                events = translator.fail(code="server_error", message=error.message)
+        for event in events:
+            yield event
+        if not isinstance(outcome, Delta):
+            return
+        outcome = await anext(outcomes)
+
+
+class EmbeddingsPostView(OpenAIView, AdmittingView):
+    """``POST /v1/embeddings``: billed by its prompt tokens at the model's prompt price."""
+
+    throttle_classes = [MessageThrottle]
+
+    def begin(self, request: Request) -> tuple[Any, Any]:
+        wanted = embedding_request(request.data)
+        return embedding_begin(user=request.user, api_key=request.auth, request=wanted), wanted
+
+
+@csrf_exempt
+async def embeddings(request: HttpRequest) -> HttpResponse:
+    """The upstream's answer as it came, with Parley's ``model`` and ``usage`` (``cost`` added); the
+    request is settled whatever happens, the client's leaving included."""
+    if request.method != "POST":
+        return _error_response({"code": "method_not_allowed", "message": "Use POST."}, status=405)
+    admitted = await admit_in_thread(
+        partial(EmbeddingsPostView().admit, request), _abandoned, plan_of=lambda admitted: admitted[0]
+    )
+    if isinstance(admitted, HttpResponse):
+        return admitted
+    plan, wanted = admitted
+    settle = partial(run_shielded, completion_finish, plan=plan, content="")
+    try:
+        answer = await get_provider().embeddings(model=plan.model, options=plan.options)
+    except LLMUnavailable as exc:
+        await settle(usage=None, status="failed")
+        return _failure_response(exc)
+    except BaseException:
+        await settle(usage=None, status="failed")
+        raise
+    reported = (answer.get("usage") or {}).get("prompt_tokens")
+    tokens = reported if isinstance(reported, int) and reported >= 0 else wanted.tokens_bound
+    result = await settle(usage=Usage(prompt_tokens=tokens, completion_tokens=0), status="complete")
+    answer["model"] = wanted.model
+    answer["usage"] = {"prompt_tokens": tokens, "total_tokens": tokens, "cost": result.cost}
+    return JsonResponse(answer, encoder=DjangoJSONEncoder)

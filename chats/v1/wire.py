@@ -1,127 +1,187 @@
-"""OpenAI's wire format for ``/v1/``: the request read strictly, the responses and errors written.
+"""OpenAI's wire format for ``/v1/``: the request read, the responses and errors written.
 
-Reading is strict on purpose: a parameter Parley does not support is a 400
-that names it, never silently dropped, so a program learns at once that
-``tools`` or ``n=2`` will not do what it expects.
+Parley is a gateway. It owns the parameters that touch money or routing
+(``model``, ``stream``/``stream_options``, ``max_tokens``/``max_completion_tokens``,
+``n``, ``user``) and forwards everything else as the client sent it: OpenAI's
+documented parameters are checked only as OpenAI documents them (a wrong type
+is a 400 naming the parameter, before anything is reserved), and keys OpenAI
+does not know (a vLLM server's ``top_k``) go through untouched for the
+upstream to judge. Messages keep every role and field, and content parts of
+every type, as parts.
 """
 
+import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from chats.errors import InvalidParameter, UnsupportedParameter
-from chats.llm import ChatMessage
+from django.conf import settings
 
-ROLES = ("system", "user", "assistant")
+from chats.errors import InvalidParameter
+from chats.llm import WireMessage
 
+ROLES = ("system", "developer", "user", "assistant", "tool")
 
-# Passed to the upstream as they are, once checked.
-SAMPLING = {
-    "temperature": (0.0, 2.0),
-    "top_p": (0.0, 1.0),
-    "presence_penalty": (-2.0, 2.0),
-    "frequency_penalty": (-2.0, 2.0),
+# Content parts whose payload is not text: bounded per part (MEDIA_PART_TOKENS), their bytes
+# (a base64 image) not counted as prompt text.
+MEDIA_PARTS = {
+    "image_url": ("image_url", "url"),
+    "input_audio": ("input_audio", "data"),
+    "file": ("file", "file_data"),
 }
 
-
-KNOWN = {"model", "messages", "stream", "stream_options", "max_tokens", "max_completion_tokens", "n"}
-
-
-PASSED_THROUGH = {*SAMPLING, "stop", "seed", "user"}
-
-
 MAX_STOP_SEQUENCES = 4
+
+# The parameters Parley reads itself; never forwarded as sent.
+OWNED = {"model", "messages", "stream", "stream_options", "max_tokens", "max_completion_tokens", "n"}
 
 
 @dataclass(frozen=True)
 class CompletionRequest:
     model: str
-    messages: list[ChatMessage]
+    messages: list[WireMessage]
     stream: bool = False
     include_usage: bool = False
+    #: What the client asked for, if it did (the services cap it, or bound it to the wallet).
     max_tokens: int | None = None
+    n: int = 1
+    #: Everything else, forwarded to the upstream as sent (``user`` included, on an ordinary key).
     options: dict[str, Any] = field(default_factory=dict)
+    #: The request's size as the reservation counts it: its UTF-8 bytes without media payloads.
+    prompt_bytes: int = 0
+    media_parts: int = 0
 
 
 def completion_request(body: Any) -> CompletionRequest:
     """The request of ``POST /v1/chat/completions``, or :class:`InvalidParameter` naming what is wrong."""
     if not isinstance(body, dict):
         raise InvalidParameter("The body must be a JSON object.", param=None)
-    for name in body:
-        if name not in KNOWN and name not in PASSED_THROUGH:
-            raise UnsupportedParameter(f"Parley does not support the parameter '{name}'.", param=name)
-    if body.get("n", 1) != 1:
-        raise UnsupportedParameter("Only n=1 is supported.", param="n")
-    model = body.get("model")
-    if not isinstance(model, str) or not model:
-        raise InvalidParameter("'model' must be the name of a model (see /v1/models).", param="model")
+    model = _model(body)
     stream = _boolean(body, "stream")
-    options = body.get("stream_options")
     include_usage = False
-    if options is not None:
-        if not isinstance(options, dict) or set(options) - {"include_usage"}:
-            raise InvalidParameter("'stream_options' takes only 'include_usage'.", param="stream_options")
-        include_usage = _boolean(options, "include_usage", param="stream_options.include_usage")
+    stream_options = body.get("stream_options")
+    if stream_options is not None:
+        if not isinstance(stream_options, dict):
+            raise InvalidParameter("'stream_options' must be an object.", param="stream_options")
+        include_usage = _boolean(stream_options, "include_usage", param="stream_options.include_usage")
+    messages = _messages(body.get("messages"))
+    options = {name: value for name, value in body.items() if name not in OWNED}
+    for name, check in FORWARDED_CHECKS.items():
+        if options.get(name) is not None:
+            check(options[name], name)
+    sized, media_parts = _without_media(messages)
     return CompletionRequest(
         model=model,
-        messages=_messages(body.get("messages")),
+        messages=messages,
         stream=stream,
         include_usage=include_usage,
         max_tokens=_max_tokens(body),
-        options=_passed_through(body),
+        n=_n(body),
+        options=options,
+        prompt_bytes=utf8_size([sized, options], param="messages"),
+        media_parts=media_parts,
     )
+
+
+def utf8_size(value: Any, *, param: str | None) -> int:
+    """The bytes of ``value`` as JSON in UTF-8: what a request costs at most, one byte a token.
+
+    Also where a lone surrogate (``"\\ud800"``, valid JSON but no text) is caught, once, for the
+    whole request: neither the database nor the upstream could take it.
+    """
+    try:
+        return len(json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode())
+    except UnicodeEncodeError:
+        raise InvalidParameter(
+            "The request holds a lone surrogate, which is not text.", param=param
+        ) from None
+
+
+def _model(body: dict) -> str:
+    model = body.get("model")
+    if not isinstance(model, str) or not model or "\x00" in model:
+        raise InvalidParameter("'model' must be the name of a model (see /v1/models).", param="model")
+    utf8_size(model, param="model")  # read from the database before the rest is sized
+    return model
 
 
 def _boolean(body: dict, name: str, *, param: str | None = None) -> bool:
     value = body.get(name, False)
+    if value is None:
+        return False
     if not isinstance(value, bool):
         raise InvalidParameter(f"'{param or name}' must be true or false.", param=param or name)
     return value
 
 
-def _messages(messages: Any) -> list[ChatMessage]:
+def _messages(messages: Any) -> list[WireMessage]:
     if not isinstance(messages, list) or not messages:
         raise InvalidParameter("'messages' must be a non-empty list.", param="messages")
-    return [_message(message, f"messages[{index}]") for index, message in enumerate(messages)]
+    for index, message in enumerate(messages):
+        _check_message(message, f"messages[{index}]")
+    return messages
 
 
-def _message(message: Any, param: str) -> ChatMessage:
+def _check_message(message: Any, param: str) -> None:
+    """A message as OpenAI documents it; fields this does not name are the upstream's to judge."""
     if not isinstance(message, dict):
         raise InvalidParameter(f"'{param}' must be an object.", param=param)
-    for name in message:
-        if name not in ("role", "content"):
-            raise UnsupportedParameter(f"Parley does not support '{param}.{name}'.", param=f"{param}.{name}")
     role = message.get("role")
     if role not in ROLES:
-        raise UnsupportedParameter(
-            f"'{param}.role' must be one of {', '.join(ROLES)} (tools and functions are not supported).",
-            param=f"{param}.role",
-        )
-    return ChatMessage(role=role, content=_content(message.get("content"), f"{param}.content"))
-
-
-def _content(content: Any, param: str) -> str:
-    """A string, or a list of text parts joined; images, audio and files are not supported."""
-    if isinstance(content, str):
-        return content
-    if not isinstance(content, list):
-        raise InvalidParameter(f"'{param}' must be a string or a list of text parts.", param=param)
-    texts = []
-    for index, part in enumerate(content):
-        part_param = f"{param}[{index}]"
-        if not isinstance(part, dict) or part.get("type") != "text" or not isinstance(part.get("text"), str):
-            raise UnsupportedParameter(f"'{part_param}': only text parts are supported.", param=part_param)
-        if set(part) - {"type", "text"}:
-            raise UnsupportedParameter(
-                f"'{part_param}': only 'type' and 'text' are supported.", param=part_param
+        raise InvalidParameter(f"'{param}.role' must be one of {', '.join(ROLES)}.", param=f"{param}.role")
+    content = message.get("content")
+    if content is None:
+        if role not in ("assistant",):
+            raise InvalidParameter(
+                f"'{param}.content' is required for a {role} message.", param=f"{param}.content"
             )
-        texts.append(part["text"])
-    return "".join(texts)
+    elif isinstance(content, list):
+        for index, part in enumerate(content):
+            if not isinstance(part, dict) or not isinstance(part.get("type"), str):
+                part_param = f"{param}.content[{index}]"
+                raise InvalidParameter(
+                    f"'{part_param}' must be a content part with a 'type'.", param=part_param
+                )
+    elif not isinstance(content, str):
+        raise InvalidParameter(
+            f"'{param}.content' must be a string or a list of content parts.", param=f"{param}.content"
+        )
+    if role == "tool" and not isinstance(message.get("tool_call_id"), str):
+        raise InvalidParameter(
+            f"'{param}.tool_call_id' must name the tool call this answers.", param=f"{param}.tool_call_id"
+        )
+    calls = message.get("tool_calls")
+    if calls is not None and not (isinstance(calls, list) and all(isinstance(call, dict) for call in calls)):
+        raise InvalidParameter(
+            f"'{param}.tool_calls' must be a list of tool calls.", param=f"{param}.tool_calls"
+        )
+    if message.get("name") is not None and not isinstance(message["name"], str):
+        raise InvalidParameter(f"'{param}.name' must be a string.", param=f"{param}.name")
+
+
+def _without_media(messages: list[WireMessage]) -> tuple[list[WireMessage], int]:
+    """The messages with each media part's payload left out, and how many such parts there are."""
+    sized: list[WireMessage] = []
+    count = 0
+    for message in messages:
+        content = message.get("content")
+        if not isinstance(content, list) or not any(part["type"] in MEDIA_PARTS for part in content):
+            sized.append(message)
+            continue
+        parts = []
+        for part in content:
+            if part["type"] in MEDIA_PARTS:
+                count += 1
+                part = {"type": part["type"]}
+            parts.append(part)
+        sized.append({**message, "content": parts})
+    return sized, count
 
 
 def _max_tokens(body: dict) -> int | None:
     """``max_completion_tokens`` (or the older ``max_tokens``); the services cap it at ``LLM_MAX_TOKENS``."""
-    name = "max_completion_tokens" if "max_completion_tokens" in body else "max_tokens"
+    name = "max_completion_tokens" if body.get("max_completion_tokens") is not None else "max_tokens"
     value = body.get(name)
     if value is None:
         return None
@@ -130,72 +190,197 @@ def _max_tokens(body: dict) -> int | None:
     return value
 
 
-def _passed_through(body: dict) -> dict[str, Any]:
-    options: dict[str, Any] = {}
-    for name, (low, high) in SAMPLING.items():
-        if body.get(name) is not None:
-            value = body[name]
-            if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
-                raise InvalidParameter(f"'{name}' must be a number from {low} to {high}.", param=name)
-            options[name] = value
-    if body.get("seed") is not None:
-        if isinstance(body["seed"], bool) or not isinstance(body["seed"], int):
-            raise InvalidParameter("'seed' must be an integer.", param="seed")
-        options["seed"] = body["seed"]
-    if body.get("user") is not None:
-        if not isinstance(body["user"], str):
-            raise InvalidParameter("'user' must be a string.", param="user")
-        options["user"] = body["user"]
-    if body.get("stop") is not None:
-        stop = body["stop"]
-        sequences = [stop] if isinstance(stop, str) else stop
-        if (
-            not isinstance(sequences, list)
-            or not 1 <= len(sequences) <= MAX_STOP_SEQUENCES
-            or not all(isinstance(item, str) and item for item in sequences)
-        ):
+def _n(body: dict) -> int:
+    value = body.get("n")
+    if value is None:
+        return 1
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= settings.V1_MAX_N:
+        raise InvalidParameter(f"'n' must be an integer from 1 to {settings.V1_MAX_N}.", param="n")
+    return value
+
+
+@dataclass(frozen=True)
+class EmbeddingRequest:
+    model: str
+    #: Forwarded as sent: ``input``, ``encoding_format``, ``dimensions``, ``user``…
+    options: dict[str, Any]
+    #: The most prompt tokens ``input`` can be: one a byte of text, one a token id given as such.
+    tokens_bound: int
+
+
+def embedding_request(body: Any) -> EmbeddingRequest:
+    """The request of ``POST /v1/embeddings``: ``input`` a string, strings, token ids, or lists of them."""
+    if not isinstance(body, dict):
+        raise InvalidParameter("The body must be a JSON object.", param=None)
+    model = _model(body)
+    items = body.get("input")
+    items = [items] if isinstance(items, str) or _token_ids(items) else items
+    if not isinstance(items, list) or not items:
+        raise InvalidParameter("'input' must be a string, a list of strings, or token ids.", param="input")
+    bound = 0
+    for index, item in enumerate(items):
+        if isinstance(item, str):
+            bound += utf8_size(item, param=f"input[{index}]")
+        elif _token_ids(item):
+            bound += len(item)
+        else:
             raise InvalidParameter(
-                f"'stop' must be a string or a list of at most {MAX_STOP_SEQUENCES} strings.", param="stop"
+                f"'input[{index}]' must be a string or a list of token ids.", param=f"input[{index}]"
             )
-        options["stop"] = stop
-    return options
+    dimensions = body.get("dimensions")
+    if dimensions is not None and (
+        isinstance(dimensions, bool) or not isinstance(dimensions, int) or dimensions < 1
+    ):
+        raise InvalidParameter("'dimensions' must be a positive integer.", param="dimensions")
+    if body.get("encoding_format") not in (None, "float", "base64"):
+        raise InvalidParameter("'encoding_format' must be float or base64.", param="encoding_format")
+    options = {name: value for name, value in body.items() if name != "model"}
+    utf8_size(options, param=None)
+    return EmbeddingRequest(model=model, options=options, tokens_bound=bound)
+
+
+def _token_ids(value: Any) -> bool:
+    return (
+        isinstance(value, list)
+        and bool(value)
+        and all(isinstance(item, int) and not isinstance(item, bool) for item in value)
+    )
+
+
+# --- OpenAI's documented parameters, checked as OpenAI documents them ------------------------
+
+
+def _number(low: float, high: float) -> Callable[[Any, str], None]:
+    def check(value: Any, name: str) -> None:
+        if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
+            raise InvalidParameter(f"'{name}' must be a number from {low} to {high}.", param=name)
+
+    return check
+
+
+def _of_type(kind: type | tuple[type, ...], described: str) -> Callable[[Any, str], None]:
+    def check(value: Any, name: str) -> None:
+        if isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple) else (kind,)):
+            raise InvalidParameter(f"'{name}' must be {described}.", param=name)
+        if not isinstance(value, kind):
+            raise InvalidParameter(f"'{name}' must be {described}.", param=name)
+
+    return check
+
+
+def _stop(value: Any, name: str) -> None:
+    sequences = [value] if isinstance(value, str) else value
+    if not isinstance(sequences, list) or len(sequences) > MAX_STOP_SEQUENCES:
+        raise InvalidParameter(
+            f"'stop' must be a string or a list of at most {MAX_STOP_SEQUENCES} strings.", param=name
+        )
+    if not all(isinstance(item, str) for item in sequences):
+        raise InvalidParameter("'stop' must hold only strings.", param=name)
+
+
+def _tools(value: Any, name: str) -> None:
+    if not isinstance(value, list):
+        raise InvalidParameter("'tools' must be a list.", param=name)
+    for index, tool in enumerate(value):
+        param = f"tools[{index}]"
+        if not isinstance(tool, dict) or not isinstance(tool.get("type"), str):
+            raise InvalidParameter(f"'{param}' must be an object with a 'type'.", param=param)
+        if tool["type"] == "function":
+            function = tool.get("function")
+            if not isinstance(function, dict) or not isinstance(function.get("name"), str):
+                raise InvalidParameter(
+                    f"'{param}.function.name' must be a string.", param=f"{param}.function.name"
+                )
+            if function.get("parameters") is not None and not isinstance(function["parameters"], dict):
+                raise InvalidParameter(
+                    f"'{param}.function.parameters' must be a JSON schema object.",
+                    param=f"{param}.function.parameters",
+                )
+
+
+def _tool_choice(value: Any, name: str) -> None:
+    if isinstance(value, str):
+        if value not in ("none", "auto", "required"):
+            raise InvalidParameter("'tool_choice' must be none, auto, required or an object.", param=name)
+    elif not isinstance(value, dict) or not isinstance(value.get("type"), str):
+        raise InvalidParameter("'tool_choice' must be none, auto, required or an object.", param=name)
+
+
+def _response_format(value: Any, name: str) -> None:
+    kind = value.get("type") if isinstance(value, dict) else None
+    if kind not in ("text", "json_object", "json_schema"):
+        raise InvalidParameter(
+            "'response_format.type' must be text, json_object or json_schema.", param=f"{name}.type"
+        )
+    if kind == "json_schema":
+        schema = value.get("json_schema")
+        if not isinstance(schema, dict) or not isinstance(schema.get("name"), str):
+            raise InvalidParameter(
+                "'response_format.json_schema' must be an object with a 'name'.", param=f"{name}.json_schema"
+            )
+
+
+def _logit_bias(value: Any, name: str) -> None:
+    if not isinstance(value, dict) or not all(
+        isinstance(bias, int | float) and not isinstance(bias, bool) and -100 <= bias <= 100
+        for bias in value.values()
+    ):
+        raise InvalidParameter("'logit_bias' must map token ids to numbers from -100 to 100.", param=name)
+
+
+def _top_logprobs(value: Any, name: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= 20:
+        raise InvalidParameter("'top_logprobs' must be an integer from 0 to 20.", param=name)
+
+
+def _metadata(value: Any, name: str) -> None:
+    if not isinstance(value, dict) or not all(isinstance(item, str) for item in value.values()):
+        raise InvalidParameter("'metadata' must map names to strings.", param=name)
+
+
+FORWARDED_CHECKS: dict[str, Callable[[Any, str], None]] = {
+    "temperature": _number(0.0, 2.0),
+    "top_p": _number(0.0, 1.0),
+    "presence_penalty": _number(-2.0, 2.0),
+    "frequency_penalty": _number(-2.0, 2.0),
+    "seed": _of_type(int, "an integer"),
+    "user": _of_type(str, "a string"),
+    "stop": _stop,
+    "tools": _tools,
+    "tool_choice": _tool_choice,
+    "parallel_tool_calls": _of_type(bool, "true or false"),
+    "response_format": _response_format,
+    "logprobs": _of_type(bool, "true or false"),
+    "top_logprobs": _top_logprobs,
+    "logit_bias": _logit_bias,
+    "reasoning_effort": _of_type(str, "a string"),
+    "metadata": _metadata,
+    "store": _of_type(bool, "true or false"),
+    "service_tier": _of_type(str, "a string"),
+    "modalities": _of_type(list, "a list"),
+    "prediction": _of_type(dict, "an object"),
+}
+
+
+# --- answers -----------------------------------------------------------------------------
 
 
 def completion_id(record_id: Any) -> str:
     return f"chatcmpl-{getattr(record_id, 'hex', record_id)}"
 
 
-def usage_json(usage) -> dict[str, int]:
+def usage_json(usage, *, cost: int) -> dict[str, int]:
+    """OpenAI's ``usage``, with ``cost``: the credits charged."""
     return {
         "prompt_tokens": usage.prompt_tokens,
         "completion_tokens": usage.completion_tokens,
         "total_tokens": usage.prompt_tokens + usage.completion_tokens,
+        "cost": cost,
     }
 
 
-def completion_json(*, record_id, model: str, content: str, finish_reason: str, usage) -> dict[str, Any]:
-    """A ``chat.completion``: the whole answer of a request sent without ``stream``."""
-    return {
-        "id": completion_id(record_id),
-        "object": "chat.completion",
-        "created": int(time.time()),
-        "model": model,
-        "choices": [
-            {
-                "index": 0,
-                "message": {"role": "assistant", "content": content},
-                "finish_reason": finish_reason,
-            }
-        ],
-        "usage": usage_json(usage),
-    }
-
-
-def chunk_json(
-    *, record_id, model: str, created: int, delta: dict | None = None, finish_reason: str | None = None
-) -> dict[str, Any]:
-    """A ``chat.completion.chunk``; with no ``delta`` and no ``finish_reason``, the usage chunk's frame."""
-    choices = [] if delta is None else [{"index": 0, "delta": delta, "finish_reason": finish_reason}]
+def chunk_json(*, record_id, model: str, created: int, choices: list) -> dict[str, Any]:
+    """A ``chat.completion.chunk`` of Parley's own (the usage chunk's frame, a cut reply's end)."""
     return {
         "id": completion_id(record_id),
         "object": "chat.completion.chunk",
@@ -229,6 +414,7 @@ _OPENAI_ERRORS = {
     "insufficient_funds": ("insufficient_quota", "insufficient_quota"),
     "spend_cap_reached": ("spend_cap_reached", "insufficient_quota"),
     "throttled": ("rate_limit_exceeded", "requests"),
+    "too_many_replies": ("rate_limit_exceeded", "requests"),
     "llm_unavailable": ("upstream_error", "api_error"),
     "server_error": ("server_error", "api_error"),
 }
@@ -250,3 +436,7 @@ def openai_error(error: dict[str, Any]) -> dict[str, Any]:
             param = None
         message = f"{message} {problems[0] if isinstance(problems, list) and problems else ''}".strip()
     return {"error": {"message": message, "type": kind, "param": param, "code": code, "details": details}}
+
+
+def created_now() -> int:
+    return int(time.time())

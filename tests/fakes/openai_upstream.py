@@ -25,11 +25,20 @@ measured), configured over HTTP::
 chunk, one chunk per delta, a chunk with the finish reason, the usage chunk
 with ``"choices": []`` when the request asked for it with
 ``stream_options.include_usage``, then ``data: [DONE]``); without it one
-``chat.completion`` JSON body. ``GET /v1/models`` lists one model. Chunks
-keep to a schedule (the first ``first_chunk_delay`` after the headers, then
-one every ``chunk_delay``), so a loaded server does not drift. Every request
-is recorded (:class:`RecordedRequest`), including whether the client hung
-up before its answer ended.
+``chat.completion`` JSON body. The reply stops at the request's
+``max_completion_tokens`` or ``max_tokens``, one delta counting as one token
+(finish reason ``"length"``), unless the scenario ignores it. A request that
+offers ``tools``, asks for a ``response_format``, ``n`` > 1 or ``logprobs`` is
+answered as :mod:`chats.llm.playalong` decides, so that a real client
+completes its round trip: a tool call (its arguments streamed in pieces), JSON
+for the schema, the answer to a tool result (those capped and counted by the
+estimate rule), or else the scenario's reply, in ``n`` choices, with logprobs;
+on the scenario's schedule and with its failures. ``POST /v1/embeddings`` answers with
+playalong's vectors; ``GET /v1/models`` lists one model. Chunks keep to a
+schedule (the first ``first_chunk_delay`` after the headers, then one every
+``chunk_delay``), so a loaded server does not drift. Every request is
+recorded (:class:`RecordedRequest`), including whether the client hung up
+before its answer ended.
 """
 
 from __future__ import annotations
@@ -46,6 +55,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Self
+
+from chats.llm import playalong
 
 __all__ = ["FakeOpenAI", "RecordedRequest", "Scenario"]
 
@@ -71,8 +82,12 @@ class Scenario:
     first_chunk_delay: float = 0.0
     #: Seconds between content chunks.
     chunk_delay: float = 0.0
-    #: Answer this HTTP status with an OpenAI-style JSON error instead of a reply.
+    #: Answer this HTTP status with an OpenAI-style JSON error instead of a reply (a 4xx is an
+    #: ``invalid_request_error``, a 5xx a ``server_error``).
     fail_status: int | None = None
+    #: The error's ``param`` (the request field at fault) and ``code``.
+    fail_param: str | None = None
+    fail_code: str | None = None
     #: Fail only the first N requests (then reply normally); ``None``: every request.
     fail_times: int | None = None
     fail_message: str = "The fake upstream failed."
@@ -93,6 +108,8 @@ class Scenario:
     completion_tokens: int | None = None
     #: ``None``: no chunk carries a finish reason.
     finish_reason: str | None = "stop"
+    #: Reply in full whatever the request's ``max_tokens``: an upstream that overruns its bound.
+    ignore_max_tokens: bool = False
 
     def deltas(self) -> list[str]:
         return list(self.chunks) if self.chunks is not None else _WORDISH.findall(self.reply)
@@ -331,12 +348,16 @@ class FakeOpenAI:
         if path == "/v1/models" and method == "GET":
             models = {"object": "list", "data": [_model("fake-model")]}
             return await self._send_json(writer, record, 200, models)
-        if path != "/v1/chat/completions":
+        if path not in ("/v1/chat/completions", "/v1/embeddings"):
             return await self._send_error(writer, record, 404, f"No route for {path}.")
         if method != "POST":
             return await self._send_error(writer, record, 405, "Use POST.")
-        if not isinstance(body, dict) or not isinstance(body.get("messages"), list):
-            return await self._send_error(writer, record, 400, "The body must be JSON with a messages list.")
+        chat = path == "/v1/chat/completions"
+        if chat and not (isinstance(body, dict) and isinstance(body.get("messages"), list)):
+            message = "The body must be JSON with a messages list."
+            return await self._send_error(writer, record, 400, message, param="messages")
+        if not isinstance(body, dict):
+            return await self._send_error(writer, record, 400, "The body must be a JSON object.")
 
         watcher = _HangupWatcher(reader)
         try:
@@ -346,10 +367,16 @@ class FakeOpenAI:
                 if scenario.retry_after_ms is not None:
                     extra["retry-after-ms"] = str(scenario.retry_after_ms)
                 status, message = scenario.fail_status, scenario.fail_message
-                return await self._send_error(writer, record, status, message, extra)
+                param, code = scenario.fail_param, scenario.fail_code
+                return await self._send_error(writer, record, status, message, extra, param=param, code=code)
+            if not chat:
+                answer = playalong.embeddings(str(body.get("model", "")), body)
+                return await self._send_json(writer, record, 200, answer)
             if body.get("stream"):
                 return await self._stream(writer, watcher, record, scenario, body)
             return await self._send_json(writer, record, 200, self._completion(scenario, body))
+        except playalong.InvalidRequest as exc:  # raised before anything is written
+            return await self._send_error(writer, record, 400, str(exc), param=exc.error["param"])
         except (_Disconnected, ConnectionError):
             record.disconnected = True
             return False
@@ -386,15 +413,14 @@ class FakeOpenAI:
         scenario: Scenario,
         body: dict[str, Any],
     ) -> bool:
-        deltas = scenario.deltas()
-        chunk = _ChunkFactory(f"chatcmpl-fake-{next(self._ids)}", str(body.get("model", "")))
+        events = self._events(scenario, body)
         cut_after = scenario.fail_after_chunks
         self.active_streams += 1
         try:
-            writer.write(_head(200, _STREAM_HEADERS) + chunk.role())
+            writer.write(_head(200, _STREAM_HEADERS) + events.opening)
             await _drain(writer, watcher)
             deadline = watcher.now() + scenario.first_chunk_delay
-            for index, delta in enumerate(deltas):
+            for index, event in enumerate(events.chunks):
                 await watcher.pause_until(deadline)
                 deadline += scenario.chunk_delay
                 if cut_after is not None and index >= cut_after:
@@ -406,18 +432,16 @@ class FakeOpenAI:
                     return True
                 if scenario.keepalive_comments:
                     writer.write(_chunked(b": keep-alive\n\nevent: message\n"))
-                writer.write(chunk.content(delta))
+                writer.write(event)
                 await _drain(writer, watcher)
                 record.chunks_sent += 1
             if cut_after is not None:  # at or beyond the last chunk
                 writer.transport.abort()
                 return False
-            tail = b""
-            if scenario.finish_reason is not None:
-                tail += chunk.finish(scenario.finish_reason)
+            tail = events.closing
             wants_usage = bool((body.get("stream_options") or {}).get("include_usage"))
             if wants_usage and scenario.include_usage:
-                tail += chunk.usage(_usage(scenario, body, len(deltas)))
+                tail += events.usage
             if scenario.send_done:
                 tail += _sse(b"[DONE]")
             writer.write(tail + b"0\r\n\r\n")
@@ -427,23 +451,49 @@ class FakeOpenAI:
         finally:
             self.active_streams -= 1
 
+    def _events(self, scenario: Scenario, body: dict[str, Any]) -> _Events:
+        """The stream's events: the scenario's reply, or playalong's when the request asks for more."""
+        chunk = _ChunkFactory(f"chatcmpl-fake-{next(self._ids)}", str(body.get("model", "")))
+        if not _asks_for_more(body):
+            deltas, finish_reason = _scenario_deltas(scenario, body)
+            return _Events(
+                opening=chunk.role(),
+                chunks=[chunk.content(delta) for delta in deltas],
+                closing=b"" if finish_reason is None else chunk.finish(finish_reason),
+                usage=chunk.usage(_usage(scenario, body, len(deltas))),
+            )
+        reply, completion = _reply(scenario, body)
+        rendered = [
+            chunk.whole(event)
+            for event in reply.stream_chunks(completion_id=chunk.id, created=chunk.created, model=chunk.model)
+        ]
+        # Each choice's role chunk first and its finish chunk last (see Reply.stream_chunks).
+        opening, chunks, closing = rendered[: reply.n], rendered[reply.n : -reply.n], rendered[-reply.n :]
+        return _Events(
+            opening=b"".join(opening),
+            chunks=chunks,
+            closing=b"" if scenario.finish_reason is None else b"".join(closing),
+            usage=chunk.usage(_usage(scenario, body, completion)),
+        )
+
     def _completion(self, scenario: Scenario, body: dict[str, Any]) -> dict[str, Any]:
-        deltas = scenario.deltas()
-        return {
+        head = {
             "id": f"chatcmpl-fake-{next(self._ids)}",
             "object": "chat.completion",
             "created": int(time.time()),
             "model": str(body.get("model", "")),
-            "choices": [
-                {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": "".join(deltas)},
-                    "finish_reason": scenario.finish_reason or "stop",
-                    "logprobs": None,
-                }
-            ],
-            "usage": _usage(scenario, body, len(deltas)),
         }
+        if _asks_for_more(body):
+            reply, completion = _reply(scenario, body)
+            return {
+                **head,
+                "choices": reply.completion_choices(),
+                "usage": _usage(scenario, body, completion),
+            }
+        deltas, finish_reason = _scenario_deltas(scenario, body)
+        message = {"role": "assistant", "content": "".join(deltas)}
+        choice = {"index": 0, "message": message, "finish_reason": finish_reason or "stop", "logprobs": None}
+        return {**head, "choices": [choice], "usage": _usage(scenario, body, len(deltas))}
 
     async def _send_json(
         self,
@@ -469,8 +519,13 @@ class FakeOpenAI:
         status: int,
         message: str,
         extra_headers: dict[str, str] | None = None,
+        *,
+        param: str | None = None,
+        code: str | None = None,
     ) -> bool:
-        payload = {"error": {"message": message, "type": "server_error", "param": None, "code": None}}
+        """OpenAI's error body: the client's fault (``invalid_request_error``) below 500."""
+        kind = "invalid_request_error" if status < 500 else "server_error"
+        payload = {"error": {"message": message, "type": kind, "param": param, "code": code}}
         return await self._send_json(writer, record, status, payload, extra_headers)
 
 
@@ -530,13 +585,9 @@ class _ChunkFactory:
     """Pre-rendered JSON around each delta: the fake spends its time on I/O, not on dumps()."""
 
     def __init__(self, completion_id: str, model: str) -> None:
+        self.id, self.created, self.model = completion_id, int(time.time()), model
         base = json.dumps(
-            {
-                "id": completion_id,
-                "object": "chat.completion.chunk",
-                "created": int(time.time()),
-                "model": model,
-            },
+            {"id": self.id, "object": "chat.completion.chunk", "created": self.created, "model": model},
             separators=(",", ":"),
         )[:-1]
         self._base = base + ',"system_fingerprint":null'
@@ -561,12 +612,72 @@ class _ChunkFactory:
         tail = json.dumps({"choices": [], "usage": usage}, separators=(",", ":"))[1:]
         return _sse((self._base + "," + tail).encode())
 
+    @staticmethod
+    def whole(chunk: dict[str, Any]) -> bytes:
+        """A chunk rendered elsewhere (playalong's)."""
+        return _sse(json.dumps(chunk, separators=(",", ":")).encode())
 
-def _usage(scenario: Scenario, body: dict[str, Any], chunk_count: int) -> dict[str, int]:
+
+@dataclass(frozen=True)
+class _Events:
+    """One streamed reply, rendered: sent with the headers, on the schedule, at the end."""
+
+    opening: bytes
+    chunks: list[bytes]
+    closing: bytes
+    usage: bytes
+
+
+def _asks_for_more(body: dict[str, Any]) -> bool:
+    """Whether the request may want more than the scenario's reply as it is (tools, a format,
+    several choices, logprobs): then :func:`_reply` decides."""
+    response_format, n = body.get("response_format"), body.get("n")
+    return bool(
+        body.get("tools")
+        or (isinstance(response_format, dict) and response_format.get("type") not in (None, "text"))
+        or (isinstance(n, int) and n > 1)
+        or body.get("logprobs")
+    )
+
+
+def _max_tokens(body: dict[str, Any]) -> int | None:
+    for name in ("max_completion_tokens", "max_tokens"):
+        value = body.get(name)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value
+    return None
+
+
+def _scenario_deltas(scenario: Scenario, body: dict[str, Any]) -> tuple[list[str], str | None]:
+    """The scenario's deltas up to the request's max tokens (one a token), and the finish reason."""
+    deltas = scenario.deltas()
+    limit = None if scenario.ignore_max_tokens else _max_tokens(body)
+    if limit is None or len(deltas) <= limit or scenario.finish_reason is None:
+        return deltas[:limit], scenario.finish_reason
+    return deltas[:limit], "length"
+
+
+def _reply(scenario: Scenario, body: dict[str, Any]) -> tuple[playalong.Reply, int]:
+    """Playalong's reply and its completion tokens. Plain text is the scenario's deltas (one a
+    token, in each of the ``n`` choices); a tool call or JSON is playalong's, capped and counted
+    by the estimate rule."""
+    limit = None if scenario.ignore_max_tokens else _max_tokens(body)
+    reply = playalong.reply(body["messages"], body, max_tokens=limit)
+    if not reply.plain:
+        return reply, reply.completion_tokens
+    deltas, finish_reason = _scenario_deltas(scenario, body)
+    reply = dataclasses.replace(reply, pieces=tuple(deltas), finish_reason=finish_reason or "stop")
+    return reply, reply.n * len(deltas)
+
+
+def _usage(scenario: Scenario, body: dict[str, Any], completion: int) -> dict[str, int]:
+    """The scenario's figures where it sets them; else a quarter of the messages' JSON length, and
+    ``completion``."""
     prompt = scenario.prompt_tokens
     if prompt is None:
         prompt = max(1, len(json.dumps(body.get("messages", []))) // 4)
-    completion = scenario.completion_tokens if scenario.completion_tokens is not None else chunk_count
+    if scenario.completion_tokens is not None:
+        completion = scenario.completion_tokens
     return {"prompt_tokens": prompt, "completion_tokens": completion, "total_tokens": prompt + completion}
 
 

@@ -7,10 +7,11 @@ from collections.abc import Iterable, Sequence
 from model_bakery import baker
 
 from accounts.services import api_key_create
-from chats.llm import ChatMessage, Usage
+from chats.llm import Usage
 from chats.models import Category, ChatSession, Message, UsageRecord
 from chats.replies.services import reply_begin, reply_finish
 from chats.v1.services import completion_begin, completion_finish
+from chats.v1.wire import completion_request
 from wallets.services import wallet_top_up
 
 
@@ -50,9 +51,8 @@ def charge_through_services(people: Iterable, categories: Sequence[Category], *,
                 plan = reply_begin(user=person, session_id=chat.id, content=f"question {i}")
                 reply_finish(plan=plan, content="an answer " * (i + 1) * 20, usage=None, status="complete")
         key, _ = api_key_create(user=person, name="k")
-        plan = completion_begin(
-            user=person, api_key=key, model=api_model, messages=[ChatMessage(role="user", content="hi")]
-        )
+        request = completion_request({"model": api_model, "messages": [{"role": "user", "content": "hi"}]})
+        plan = completion_begin(user=person, api_key=key, request=request)
         completion_finish(
             plan=plan, content="", usage=Usage(prompt_tokens=300, completion_tokens=900), status="complete"
         )

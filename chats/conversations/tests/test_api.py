@@ -232,6 +232,7 @@ def test_history_oldest_first_and_flat_queries(auth_client, session, django_asse
         "prompt_tokens",
         "completion_tokens",
         "cost",
+        "finish_reason",
         "created_at",
     }
 

@@ -4,16 +4,16 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 from django.test import override_settings
 
-from chats.llm import ChatMessage, EchoProvider, LLMStream, OpenAIProvider, get_provider
+from chats.llm import EchoProvider, LLMStream, OpenAIProvider, chunk_text, get_provider
 
 PROMPT = [
-    ChatMessage(role="system", content="Be brief."),
-    ChatMessage(role="user", content="Say hello"),
+    {"role": "system", "content": "Be brief."},
+    {"role": "user", "content": "Say hello"},
 ]
 
 
 async def collect(stream: LLMStream) -> list[str]:
-    return [delta async for delta in stream]
+    return [chunk_text(chunk) async for chunk in stream]
 
 
 def test_factory_defaults_to_echo():

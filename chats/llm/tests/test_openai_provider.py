@@ -9,12 +9,13 @@ import pytest
 from django.test import override_settings
 
 from chats.llm import (
-    ChatMessage,
     LLMStream,
     LLMUnavailable,
     OpenAIProvider,
+    UpstreamRefused,
     Usage,
     aclose_clients,
+    chunk_text,
     estimate_prompt_tokens,
     estimate_usage,
     openai_provider,
@@ -22,8 +23,8 @@ from chats.llm import (
 from chats.llm.openai_provider import get_client
 
 PROMPT = [
-    ChatMessage(role="system", content="Be brief."),
-    ChatMessage(role="user", content="Say hello"),
+    {"role": "system", "content": "Be brief."},
+    {"role": "user", "content": "Say hello"},
 ]
 
 
@@ -33,7 +34,8 @@ async def start(**overrides) -> LLMStream:
 
 
 async def collect(stream: LLMStream) -> list[str]:
-    return [delta async for delta in stream]
+    """The text of each chunk that carries some (the role and finish chunks carry none)."""
+    return [text async for chunk in stream if (text := chunk_text(chunk))]
 
 
 # --- openai provider: the happy path ------------------------------------------
@@ -129,7 +131,7 @@ async def test_retries_a_5xx_before_the_stream_when_retries_are_allowed(openai_s
 # --- openai provider: failures -------------------------------------------------
 
 
-@pytest.mark.parametrize(("upstream", "ours"), [(500, 502), (400, 502), (401, 502), (503, 503), (429, 503)])
+@pytest.mark.parametrize(("upstream", "ours"), [(500, 502), (401, 502), (404, 502), (503, 503)])
 async def test_error_status_before_the_stream_raises_unavailable(openai_settings, upstream, ours):
     openai_settings.configure(fail_status=upstream, fail_message="secret upstream detail")
 
@@ -142,6 +144,18 @@ async def test_error_status_before_the_stream_raises_unavailable(openai_settings
     assert error.details == {"reason": "upstream_status", "upstream_status": upstream}
     assert "secret" not in error.message
     assert len(openai_settings.requests) == 1  # LLM_MAX_RETRIES=0
+
+
+@pytest.mark.parametrize("upstream", [400, 413, 422, 429])
+async def test_a_refusal_of_the_request_itself_is_passed_on_with_its_status(openai_settings, upstream):
+    openai_settings.configure(fail_status=upstream, fail_message="'tools' is not supported here.")
+
+    with pytest.raises(UpstreamRefused) as caught:
+        await start()
+
+    assert caught.value.status_code == upstream
+    assert caught.value.error["message"] == "'tools' is not supported here."
+    assert set(caught.value.error) == {"message", "type", "param", "code"}
 
 
 async def test_unreachable_server_raises_unavailable(openai_settings):
@@ -165,8 +179,9 @@ async def test_failure_mid_stream_raises_after_the_deltas_already_received(opena
 
     stream = await start()
     with pytest.raises(LLMUnavailable) as caught:
-        async for delta in stream:
-            received.append(delta)
+        async for chunk in stream:
+            if text := chunk_text(chunk):
+                received.append(text)
 
     assert received == ["one", " two"]
     assert caught.value.details == {"reason": "connection"}
@@ -218,8 +233,9 @@ async def test_error_event_mid_stream_raises_unavailable_after_the_deltas(openai
 
     stream = await start()
     with pytest.raises(LLMUnavailable) as caught:
-        async for delta in stream:
-            received.append(delta)
+        async for chunk in stream:
+            if text := chunk_text(chunk):
+                received.append(text)
 
     assert received == ["a", "b"]
     assert caught.value.details == {"reason": "upstream_error"}
@@ -266,7 +282,8 @@ async def test_aclose_mid_stream_closes_the_upstream_connection(openai_settings)
     openai_settings.configure(chunks=[f"c{i} " for i in range(50)], chunk_delay=0.02)
 
     stream = await start()
-    assert await anext(stream) == "c0 "
+    assert chunk_text(await anext(stream)) == ""  # the role chunk
+    assert chunk_text(await anext(stream)) == "c0 "
     await stream.aclose()
 
     assert await openai_settings.wait_for_disconnect()

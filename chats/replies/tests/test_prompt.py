@@ -4,7 +4,7 @@ import pytest
 from django.test import override_settings
 from model_bakery import baker
 
-from chats.llm import ChatMessage, estimate_prompt_tokens
+from chats.llm import estimate_prompt_tokens
 from chats.models import Message
 from chats.replies.services import reply_begin
 
@@ -34,12 +34,12 @@ def test_prompt_is_system_then_recent_history_that_fits_then_the_question(sessio
     with override_settings(LLM_CONTEXT_TOKENS=600):
         plan = reply_begin(user=session.user, session_id=session.id, content="now")
     prompt = plan.prompt
-    assert prompt[0] == ChatMessage("system", "Be terse.")
-    assert prompt[-1] == ChatMessage("user", "now")
-    history = [m.content[:14] for m in prompt[1:-1]]
+    assert prompt[0] == {"role": "system", "content": "Be terse."}
+    assert prompt[-1] == {"role": "user", "content": "now"}
+    history = [m["content"][:14] for m in prompt[1:-1]]
     # About 105 estimated tokens each: five of the newest fit in 600, oldest first.
     assert history == [f"old message {i:02d}" for i in range(25, 30)]
-    assert all("failed" not in m.content for m in prompt)
+    assert all("failed" not in m["content"] for m in prompt)
 
 
 def test_prompt_keeps_a_long_history_that_fits_across_pages(session):
@@ -48,7 +48,7 @@ def test_prompt_keeps_a_long_history_that_fits_across_pages(session):
     )
     with override_settings(LLM_CONTEXT_TOKENS=4096):
         plan = reply_begin(user=session.user, session_id=session.id, content="now")
-    assert [m.content for m in plan.prompt[1:-1]] == [f"m{i}" for i in range(120)]
+    assert [m["content"] for m in plan.prompt[1:-1]] == [f"m{i}" for i in range(120)]
     assert estimate_prompt_tokens(plan.prompt) <= 4096
 
 
@@ -58,4 +58,4 @@ def test_prompt_never_exceeds_the_token_budget(session):
     with override_settings(LLM_CONTEXT_TOKENS=1000):
         plan = reply_begin(user=session.user, session_id=session.id, content="now")
     assert estimate_prompt_tokens(plan.prompt) <= 1000
-    assert plan.prompt[-2].content.startswith("message 199 ")
+    assert plan.prompt[-2]["content"].startswith("message 199 ")

@@ -56,7 +56,7 @@ def test_reserve_covers_the_most_the_reply_can_cost(session):
     plan = reply_begin(user=session.user, session_id=session.id, content="hello " * 100)
     hold = Hold.objects.get(pk=plan.hold_id)
     assert hold.amount == plan.held
-    prompt_bytes = sum(len(m.content.encode()) for m in plan.prompt)
+    prompt_bytes = sum(len(m["content"].encode()) for m in plan.prompt)
     worst = reply_cost(
         category=session.category, prompt_tokens=prompt_bytes, completion_tokens=plan.max_tokens
     )
@@ -174,7 +174,8 @@ def test_concurrent_replies_never_reserve_more_than_the_wallet_holds(make_user):
     threads = [threading.Thread(target=attempt) for _ in range(16)]
     # Once around all the threads: override_settings is process-wide, and a
     # thread leaving it would restore the default for the others.
-    with override_settings(LLM_MAX_TOKENS=256):
+    # No shorter replies for the last credit: each reply reserves its worst case or nothing.
+    with override_settings(LLM_MAX_TOKENS=256, MIN_REPLY_TOKENS=256):
         for thread in threads:
             thread.start()
         for thread in threads:

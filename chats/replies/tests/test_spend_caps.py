@@ -46,7 +46,8 @@ def test_a_reply_past_the_daily_cap_is_refused_and_nothing_is_stored(session, us
     assert Hold.objects.filter(status="open").count() == 2
 
 
-def test_settled_charges_of_the_day_count_and_yesterdays_do_not(session, user):
+def test_settled_charges_of_the_day_count_and_yesterdays_do_not(session, user, settings):
+    settings.MIN_REPLY_TOKENS = settings.LLM_MAX_TOKENS  # no shorter reply within the cap
     held = worst(session)
     plan = reply_begin(user=user, session_id=session.id, content="one")
     reply_finish(plan=plan, content="a long answer " * 50, usage=None, status="complete")
@@ -75,8 +76,9 @@ def test_the_monthly_cap_and_the_settings_default(session, user, settings):
     reply_begin(user=user, session_id=session.id, content="three")
 
 
-def test_the_message_endpoint_answers_402_spend_cap_reached(auth_client, session, user):
+def test_the_message_endpoint_answers_402_spend_cap_reached(auth_client, session, user, settings):
     set_caps(user, daily=1)
+    settings.MIN_REPLY_TOKENS = 1000  # one credit pays for fewer tokens than that
     response = auth_client.post(
         f"/api/sessions/{session.id}/messages/",
         {"content": "hi"},

@@ -5,6 +5,7 @@ Each money scenario ends with the wallet audit passing and no hold left open. Ho
 and an error written (OpenAI's wire format) is in ``test_wire.py``.
 """
 
+import json
 import time
 
 import httpx
@@ -248,8 +249,26 @@ def test_the_message_throttle_is_shared_with_chat_replies(client, user, settings
     assert raised.value.code == "rate_limit_exceeded"
 
 
-def test_a_keys_monthly_cap_is_402_spend_cap_reached(client, key, openai_settings):
+def test_a_keys_monthly_cap_of_one_credit_bounds_the_reply_to_what_it_pays_for(client, key, openai_settings):
+    """A reply costs a fraction of a credit per token: a cap of one still pays for a short one."""
     type(key[0]).objects.filter(pk=key[0].pk).update(monthly_cap=1)
+    openai_settings.configure(ignore_max_tokens=True, reply=" ".join(["word"] * 2000))
+
+    completion = client.chat.completions.create(model="general", messages=QUESTION)
+
+    bound = openai_settings.last_request.body["max_tokens"]
+    assert 16 <= bound < 1024  # general: 2 credits per 1,000 completion tokens
+    assert completion.choices[0].finish_reason == "length"
+    assert completion.usage.completion_tokens <= bound
+    assert record().cost == 1
+    assert UsageRecord.objects.get().status == "complete"
+
+
+def test_a_cap_that_cannot_pay_min_reply_tokens_is_402_spend_cap_reached(
+    client, key, openai_settings, settings
+):
+    type(key[0]).objects.filter(pk=key[0].pk).update(monthly_cap=1)
+    settings.MIN_REPLY_TOKENS = 1000
 
     with pytest.raises(openai.APIStatusError) as raised:
         client.chat.completions.create(model="general", messages=QUESTION)
@@ -260,10 +279,50 @@ def test_a_keys_monthly_cap_is_402_spend_cap_reached(client, key, openai_setting
     assert openai_settings.requests == []
 
 
+def test_max_tokens_above_what_the_wallet_pays_for_is_402_naming_the_most_it_can(
+    client, user, openai_settings
+):
+    wallet_adjust(user=user, amount=-99, reason="spent elsewhere", actor=user)  # one credit left
+
+    with pytest.raises(openai.APIStatusError) as raised:
+        client.chat.completions.create(model="general", messages=QUESTION, max_tokens=1000)
+    affordable = raised.value.body["details"]["max_tokens"]
+    assert raised.value.status_code == 402
+    assert raised.value.code == "insufficient_quota"
+    assert f"max_tokens={affordable}" in raised.value.message
+
+    with pytest.raises(openai.APIStatusError):
+        client.chat.completions.create(model="general", messages=QUESTION, max_tokens=affordable + 1)
+    client.chat.completions.create(model="general", messages=QUESTION, max_tokens=affordable)
+    assert openai_settings.last_request.body["max_tokens"] == affordable
+    assert balance(user) == 1 - record().cost >= 0
+    assert_books_balance(user)
+
+
+def test_an_upstream_that_ignores_max_tokens_is_cut_at_the_bound(client, user, openai_settings):
+    openai_settings.configure(
+        ignore_max_tokens=True, reply=" ".join(f"w{i}" for i in range(400)), chunk_delay=0.005
+    )
+
+    chunks = list(
+        client.chat.completions.create(model="general", messages=QUESTION, max_tokens=5, stream=True)
+    )
+
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert len(text.encode()) <= 5 * 4  # four bytes a token, the estimate rule
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "length"
+    deadline = time.monotonic() + 5
+    while not openai_settings.last_request.disconnected and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert openai_settings.last_request.disconnected  # the upstream was closed at the bound
+    assert record().cost <= Hold.objects.get().amount
+    assert_books_balance(user)
+
+
 @pytest.mark.parametrize("debug", [False, True])
 def test_an_unknown_v1_path_answers_json(api_client, settings, debug):
     settings.DEBUG = debug
-    response = api_client.get("/v1/embeddings")
+    response = api_client.get("/v1/nowhere")
     assert response.status_code == 404
     assert response.json()["error"]["code"] == "not_found"
 
@@ -284,12 +343,69 @@ def test_langchain_chat_openai_talks_to_parley(live_asgi_url, key, user, openai_
 # --- concurrency (PostgreSQL: real row locks) ---------------------------------------------------
 
 
-def worst_cost(general_category) -> int:
-    from chats.llm import ChatMessage
-    from chats.replies.services import reply_max_cost
+def worst_cost(general_category, **extra) -> int:
+    """What one request of these tests holds: its whole body a token a byte, 1,024 completion tokens."""
+    from accounts.services import api_key_create
+    from chats.v1.services import completion_begin, completion_finish
+    from chats.v1.wire import completion_request
 
-    prompt = [ChatMessage("system", general_category.system_prompt), ChatMessage("user", "Say hello")]
-    return reply_max_cost(category=general_category, prompt=prompt, max_tokens=1024)
+    owner = User.objects.create_user(login_id="measure", password="x" * 12)
+    wallet_adjust(user=owner, amount=10_000, reason="measure", actor=None)
+    plan = completion_begin(
+        user=owner,
+        api_key=api_key_create(user=owner, name="measure")[0],
+        request=completion_request({"model": "general", "messages": QUESTION, **extra}),
+    )
+    completion_finish(plan=plan, content="", usage=None, status="failed")
+    return plan.held
+
+
+WEATHER = {
+    "type": "function",
+    "function": {
+        "name": "get_weather",
+        "description": "The weather in a city.",
+        "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+    },
+}
+
+
+@requires_postgres
+def test_twenty_concurrent_tool_calling_streams_with_one_key_never_spend_past_the_wallet(
+    live_asgi_url, key, user, openai_settings, general_category
+):
+    """The wallet covers five worst cases: at most five are served in full, the others bounded to
+    what was left (each at least MIN_REPLY_TOKENS) or refused; the balance never goes below zero."""
+    tools = {"tools": [WEATHER], "tool_choice": "required"}
+    held = worst_cost(general_category, **tools)
+    wallet_adjust(user=user, amount=5 * held - 100, reason="covers five", actor=user)
+    openai_settings.configure(chunk_delay=0.05)
+
+    def stream(_: int) -> tuple[str, str]:
+        with openai.OpenAI(base_url=f"{live_asgi_url}/v1", api_key=key[1], max_retries=0) as client:
+            chunks = client.chat.completions.create(model="general", messages=QUESTION, stream=True, **tools)
+            arguments, finish = "", None
+            for chunk in chunks:
+                for choice in chunk.choices:
+                    for call in choice.delta.tool_calls or ():
+                        arguments += call.function.arguments or ""
+                    finish = choice.finish_reason or finish
+            return finish, arguments
+
+    outcomes = in_parallel(stream, callers=20)
+
+    served = [o for o in outcomes if isinstance(o, tuple)]
+    refused = [o for o in outcomes if isinstance(o, openai.APIStatusError)]
+    assert len(served) + len(refused) == 20, outcomes
+    assert all(o.status_code == 402 and o.code == "insufficient_quota" for o in refused)
+    bounds = [request.body["max_tokens"] for request in openai_settings.requests]
+    assert len(bounds) == len(served)
+    assert 1 <= bounds.count(1024) <= 5
+    assert all(16 <= bound < 1024 for bound in bounds if bound != 1024)  # the bounded replies
+    assert all(finish == "tool_calls" and json.loads(arguments)["city"] for finish, arguments in served)
+    assert Wallet.objects.get(user=user).balance >= 0
+    assert UsageRecord.objects.filter(user=user, status="complete").count() == len(served)
+    assert_books_balance(user)
 
 
 @requires_postgres

@@ -16,16 +16,15 @@ pytestmark = pytest.mark.django_db
 
 def test_a_v1_request_whose_lease_ran_out_is_closed_and_a_live_one_left_alone(user, general_category):
     from accounts.services import api_key_create
-    from chats.llm import ChatMessage
     from chats.models import UsageRecord
+    from chats.v1.wire import completion_request
 
     api_key, _ = api_key_create(user=user, name="script")
     begin = partial(
         completion_begin,
         user=user,
         api_key=api_key,
-        model="general",
-        messages=[ChatMessage("user", "hi")],
+        request=completion_request({"model": "general", "messages": [{"role": "user", "content": "hi"}]}),
     )
     dead, live = begin(), begin()
     UsageRecord.objects.filter(pk=dead.record_id).update(

@@ -4,8 +4,8 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from chats.llm import ChatMessage
 from chats.v1.services import completion_begin
+from chats.v1.wire import completion_request
 
 pytestmark = pytest.mark.django_db
 
@@ -20,9 +20,13 @@ def test_a_v1_request_is_reserved_in_a_fixed_handful_of_statements(
 
     api_key, _ = api_key_create(user=user, name="script")
     for message in range(2):  # the history's length changes nothing
-        messages = [ChatMessage("user", f"question {n}") for n in range(message * 20 + 1)]
+        messages = [{"role": "user", "content": f"question {n}"} for n in range(message * 20 + 1)]
         with CaptureQueriesContext(connection) as captured:
-            completion_begin(user=user, api_key=api_key, model="general", messages=messages)
+            completion_begin(
+                user=user,
+                api_key=api_key,
+                request=completion_request({"model": "general", "messages": messages}),
+            )
         statements = [q["sql"].split()[0].upper() for q in captured.captured_queries]
         assert [s for s in statements if s not in ("SAVEPOINT", "RELEASE")] == [
             "SELECT",
