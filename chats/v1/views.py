@@ -119,28 +119,46 @@ class CompletionPostView(OpenAIView, AdmittingView):
         return plan, wanted
 
 
-@csrf_exempt
-async def chat_completions(request: HttpRequest) -> HttpResponse:
-    """The response starts once the upstream has answered: a request that fails before its first
-    chunk is an HTTP error the SDKs understand (the upstream's own 4xx, or 502/503), never a 200
-    whose stream carries the error."""
+async def _admit(view: type[AdmittingView], request: HttpRequest) -> HttpResponse | tuple[Any, Any]:
+    """A POST's checks and reservation (``(plan, wanted)``), or the response that refuses it."""
     if request.method != "POST":
         return _error_response({"code": "method_not_allowed", "message": "Use POST."}, status=405)
-    admitted = await admit_in_thread(
-        partial(CompletionPostView().admit, request), _abandoned, plan_of=lambda admitted: admitted[0]
+    return await admit_in_thread(
+        partial(view().admit, request), _abandoned, plan_of=lambda admitted: admitted[0]
     )
-    if isinstance(admitted, HttpResponse):
-        return admitted
-    plan, wanted = admitted
+
+
+async def _answered(plan: CompletionPlan) -> JsonResponse | tuple[ReplyOutcome, AsyncIterator[ReplyOutcome]]:
+    """The upstream's first outcome and the rest, or the HTTP error of a request that failed before
+    its first chunk: a response starts only once the upstream has answered."""
     outcomes = completion_outcomes(plan)
     first = await anext(outcomes)
     if isinstance(first, Failed):
         return _failure_response(first.error)
+    return first, outcomes
+
+
+@csrf_exempt
+async def chat_completions(request: HttpRequest) -> HttpResponse:
+    """A request that fails before its first chunk is an HTTP error the SDKs understand (the
+    upstream's own 4xx, or 502/503), never a 200 whose stream carries the error."""
+    admitted = await _admit(CompletionPostView, request)
+    if isinstance(admitted, HttpResponse):
+        return admitted
+    plan, wanted = admitted
+    answered = await _answered(plan)
+    if isinstance(answered, HttpResponse):
+        return answered
+    first, outcomes = answered
     if not wanted.stream:
         return await _completion_as_json(plan, wanted, first, outcomes)
-    response = StreamingHttpResponse(_chunks(plan, wanted, first, outcomes), content_type="text/event-stream")
+    return _event_stream(_chunks(plan, wanted, first, outcomes))
+
+
+def _event_stream(frames: AsyncIterator[bytes]) -> StreamingHttpResponse:
+    response = StreamingHttpResponse(frames, content_type="text/event-stream")
     response["Cache-Control"] = "no-cache"
-    response["X-Accel-Buffering"] = "no"
+    response["X-Accel-Buffering"] = "no"  # no proxy buffering: each event as it comes
     return response
 
 
@@ -260,29 +278,20 @@ class ResponsesPostView(OpenAIView, AdmittingView):
 async def responses(request: HttpRequest) -> HttpResponse:
     """Stateless: every request carries its whole conversation. As for a chat completion, the
     response starts once the upstream has answered."""
-    if request.method != "POST":
-        return _error_response({"code": "method_not_allowed", "message": "Use POST."}, status=405)
-    admitted = await admit_in_thread(
-        partial(ResponsesPostView().admit, request), _abandoned, plan_of=lambda admitted: admitted[0]
-    )
+    admitted = await _admit(ResponsesPostView, request)
     if isinstance(admitted, HttpResponse):
         return admitted
     plan, wanted = admitted
-    outcomes = completion_outcomes(plan)
-    first = await anext(outcomes)
-    if isinstance(first, Failed):
-        return _failure_response(first.error)
+    answered = await _answered(plan)
+    if isinstance(answered, HttpResponse):
+        return answered
+    first, outcomes = answered
     translator = ResponsesTranslator(
         response_id=f"resp_{plan.record_id.hex}", model=wanted.model, request=wanted
     )
     events = _response_events(translator, first, outcomes)
     if wanted.stream:
-        response = StreamingHttpResponse(
-            (sse_event(event) async for event in events), content_type="text/event-stream"
-        )
-        response["Cache-Control"] = "no-cache"
-        response["X-Accel-Buffering"] = "no"
-        return response
+        return _event_stream(sse_event(event) async for event in events)
     async for event in events:
         if event["type"] == "response.failed":
             return _error_response(
@@ -333,11 +342,7 @@ class EmbeddingsPostView(OpenAIView, AdmittingView):
 async def embeddings(request: HttpRequest) -> HttpResponse:
     """The upstream's answer as it came, with Parley's ``model`` and ``usage`` (``cost`` added); the
     request is settled whatever happens, the client's leaving included."""
-    if request.method != "POST":
-        return _error_response({"code": "method_not_allowed", "message": "Use POST."}, status=405)
-    admitted = await admit_in_thread(
-        partial(EmbeddingsPostView().admit, request), _abandoned, plan_of=lambda admitted: admitted[0]
-    )
+    admitted = await _admit(EmbeddingsPostView, request)
     if isinstance(admitted, HttpResponse):
         return admitted
     plan, wanted = admitted

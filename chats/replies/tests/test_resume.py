@@ -76,6 +76,7 @@ def test_stop_cuts_the_reply_within_a_chunk_and_charges_what_was_produced(
     assert rest[-1]["event"] == "done"
     done = rest[-1]["data"]
     assert done["message"]["status"] == "incomplete"
+    assert done["finish_reason"] == "stopped"
     reply = settled_reply(session)
     produced = len(reply.content.split())
     assert 3 <= produced < len(WORDS) * 3

@@ -78,7 +78,7 @@ def test_provider_failure_before_any_token_charges_nothing(
     assert [name for name, _ in events] == ["start", "error"]
     assert events[-1][1]["error"]["code"] == "llm_unavailable"
     reply = settled_reply(session)
-    assert (reply.status, reply.cost, reply.content) == ("failed", 0, "")
+    assert (reply.status, reply.cost, reply.content, reply.finish_reason) == ("failed", 0, "", "error")
     assert Wallet.objects.get(user=user).balance == 100
     assert not LedgerEntry.objects.filter(wallet__user=user, kind="charge").exists()
     assert_books_balance(user)
@@ -92,7 +92,7 @@ def test_provider_failure_mid_stream_keeps_and_charges_the_part(
     names = [name for name, _ in events]
     assert names == ["start", "delta", "delta", "delta", "error"]
     reply = settled_reply(session)
-    assert reply.status == "incomplete"
+    assert (reply.status, reply.finish_reason) == ("incomplete", "error")
     assert reply.content == "one two three"
     assert reply.cost == expected_cost(reply.prompt_tokens, reply.completion_tokens) >= 1
     assert Wallet.objects.get(user=user).balance == 100 - reply.cost
@@ -186,3 +186,29 @@ def test_echo_provider_works_offline(live_asgi_url, session, headers, user):
     assert "ping" in done["message"]["content"]
     assert done["balance"] == 100 - done["cost"]
     assert_books_balance(user)
+
+
+def test_a_wallet_that_pays_for_part_of_a_reply_gets_a_shorter_one_that_says_why_it_ended(
+    live_asgi_url, openai_settings, session, headers, user, settings
+):
+    wallet_adjust(user=user, amount=-99, reason="spent elsewhere", actor=None)  # one credit left
+    openai_settings.configure(reply=" ".join(f"w{i}" for i in range(3000)))
+
+    events = post_stream(live_asgi_url, session, headers)
+
+    bound = openai_settings.last_request.body["max_tokens"]
+    assert settings.MIN_REPLY_TOKENS <= bound < settings.LLM_MAX_TOKENS
+    name, done = events[-1]
+    assert (name, done["finish_reason"], done["message"]["finish_reason"]) == ("done", "length", "length")
+    assert done["usage"]["completion_tokens"] <= bound
+    reply = settled_reply(session)
+    assert (reply.status, reply.finish_reason, reply.cost) == ("complete", "length", 1)
+    assert Wallet.objects.get(user=user).balance == 0
+    assert_books_balance(user)
+
+
+def test_a_reply_that_ends_on_its_own_says_stop(live_asgi_url, openai_settings, session, headers):
+    openai_settings.configure(reply="Short and done.")
+    name, done = post_stream(live_asgi_url, session, headers)[-1]
+    assert (name, done["finish_reason"]) == ("done", "stop")
+    assert settled_reply(session).finish_reason == "stop"
