@@ -4,8 +4,9 @@ usage record."""
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
-from uuid import uuid4
+from uuid import UUID, uuid4
 
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
@@ -13,7 +14,8 @@ from django.utils import timezone
 from chats.errors import ModelNotFound
 from chats.llm import Usage
 from chats.models import Category, UsageRecord
-from chats.replies.outcomes import ReplyOutcome, settled_outcomes
+from chats.replies import keepalive
+from chats.replies.outcomes import Delta, ReplyOutcome, settled_outcomes
 from chats.replies.pricing import prompt_tokens_upper_bound, reply_cost
 from chats.replies.prompt import max_tokens_capped, with_system_prompt
 from chats.replies.services import (
@@ -24,6 +26,7 @@ from chats.replies.services import (
     reserve_within_means,
     usage_and_cost,
 )
+from chats.replies.slots import reply_slot_give_back, reply_slots_renew
 from chats.v1.selectors import api_key_spent, model_category
 from chats.v1.wire import CompletionRequest, EmbeddingRequest
 from core.db.rows import insert
@@ -46,7 +49,9 @@ class CompletionResult(Settlement):
     record_id: object
 
 
-def completion_begin(*, user, api_key, request: CompletionRequest) -> CompletionPlan:
+def completion_begin(
+    *, user, api_key, request: CompletionRequest, record_id: UUID | None = None
+) -> CompletionPlan:
     """Reserve the most a ``/v1/`` request can cost and record it, in one commit, before the provider.
 
     ``request.model`` names a category: its system prompt goes first, its model
@@ -76,6 +81,7 @@ def completion_begin(*, user, api_key, request: CompletionRequest) -> Completion
             max_tokens=max_tokens,
             choices=request.n,
             options=options,
+            record_id=record_id,
         )
 
     return reserve_within_means(
@@ -111,12 +117,15 @@ def _category(model: str) -> Category:
     return category
 
 
-def _record_and_hold(*, user, api_key, category: Category, held: int, **asked: Any) -> CompletionPlan:
+def _record_and_hold(
+    *, user, api_key, category: Category, held: int, record_id: UUID | None = None, **asked: Any
+) -> CompletionPlan:
     """The pending usage record and its hold, in one commit; what the upstream is asked is ``asked``."""
     hold_id = uuid4() if held > 0 else None
     key_label = f"{api_key.prefix} ({api_key.name})" if api_key.name else api_key.prefix
     with transaction.atomic(durable=True):
         record = UsageRecord(
+            id=record_id or uuid4(),
             user=user,
             api_key=api_key,
             category=category,
@@ -191,7 +200,26 @@ def completions_lease_renew(record_ids: list) -> None:
     pending.update(lease_expires_at=lease_end())
 
 
-def completion_outcomes(plan: CompletionPlan) -> AsyncIterator[ReplyOutcome]:
-    """A ``/v1/`` completion's outcomes: stored as a usage record, its content nowhere."""
-    lease = (completions_lease_renew, plan.record_id)
-    return settled_outcomes(plan, finish=completion_finish, lease=lease, chunks=True)
+async def completion_outcomes(plan: CompletionPlan) -> AsyncIterator[ReplyOutcome]:
+    """A ``/v1/`` completion's outcomes: stored as a usage record, its content nowhere.
+
+    It runs in one of its user's reply slots (taken by the view under the record's id, as a chat
+    reply's): ``MAX_CONCURRENT_REPLIES`` counts both. The slot is given back before the last
+    outcome is yielded, so a client that stops reading there leaves no slot behind.
+    """
+    slot = (plan.user.pk, str(plan.record_id))
+    keepalive.keep(reply_slots_renew, slot)
+    try:
+        lease = (completions_lease_renew, plan.record_id)
+        async for outcome in settled_outcomes(plan, finish=completion_finish, lease=lease, chunks=True):
+            if not isinstance(outcome, Delta):
+                await _slot_give_back(slot)
+            yield outcome
+    finally:
+        await _slot_give_back(slot)
+
+
+async def _slot_give_back(slot: tuple) -> None:
+    keepalive.release(reply_slots_renew, slot)
+    user_id, token = slot
+    await sync_to_async(reply_slot_give_back, thread_sensitive=False)(user_id=user_id, token=token)

@@ -27,7 +27,8 @@ from chats.conversations.selectors import categories_active
 from chats.errors import ModelNotFound
 from chats.llm import LLMUnavailable, UpstreamRefused, Usage, get_provider
 from chats.replies.outcomes import Delta, Failed, Finished, ReplyOutcome, run_shielded
-from chats.replies.views import AdmittingView, admit_in_thread
+from chats.replies.slots import reply_slot_give_back
+from chats.replies.views import AdmittingView, MessagePostView, admit_in_thread
 from chats.throttles import MessageThrottle
 from chats.v1.assembly import CompletionAssembly
 from chats.v1.responses import ResponsesTranslator, responses_request, sse_event
@@ -115,8 +116,7 @@ class CompletionPostView(OpenAIView, AdmittingView):
 
     def begin(self, request: Request) -> tuple[Any, Any]:
         wanted = completion_request(request.data)
-        plan = completion_begin(user=request.user, api_key=request.auth, request=wanted)
-        return plan, wanted
+        return _in_a_slot(request, wanted), wanted
 
 
 async def _admit(view: type[AdmittingView], request: HttpRequest) -> HttpResponse | tuple[Any, Any]:
@@ -162,9 +162,22 @@ def _event_stream(frames: AsyncIterator[bytes]) -> StreamingHttpResponse:
     return response
 
 
+def _in_a_slot(request: Request, wanted: CompletionRequest) -> CompletionPlan:
+    """Reserved in one of the user's reply slots, as a chat reply is: one limit for both."""
+    return MessagePostView.in_a_slot(
+        request,
+        lambda reply_id: completion_begin(
+            user=request.user, api_key=request.auth, request=wanted, record_id=reply_id
+        ),
+    )
+
+
 async def _abandoned(plan: CompletionPlan) -> None:
-    """The client left while its request was reserved: on ``/v1/`` a disconnect ends the request."""
+    """The client left while its request was reserved: on ``/v1/`` a disconnect ends the request
+    (and gives its slot back)."""
     await run_shielded(completion_finish, plan=plan, content="", usage=None, status="failed")
+    # An embedding holds no slot: giving back one it never took changes nothing.
+    await run_shielded(reply_slot_give_back, user_id=plan.user.pk, token=str(plan.record_id))
 
 
 def _error_response(error: dict[str, Any], *, status: int) -> JsonResponse:
@@ -270,8 +283,7 @@ class ResponsesPostView(OpenAIView, AdmittingView):
     def begin(self, request: Request) -> tuple[Any, Any]:
         wanted = responses_request(request.data)
         chat = completion_request({**wanted.chat_body, "model": wanted.model})
-        plan = completion_begin(user=request.user, api_key=request.auth, request=chat)
-        return plan, wanted
+        return _in_a_slot(request, chat), wanted
 
 
 @csrf_exempt

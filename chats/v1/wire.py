@@ -14,6 +14,7 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
@@ -391,12 +392,24 @@ def chunk_json(*, record_id, model: str, created: int, choices: list) -> dict[st
 
 
 def model_json(category) -> dict[str, Any]:
+    """OpenAI's model object, with Parley's prices: credits per 1,000 tokens, as decimal strings
+    (exact, as the ledger computes with them)."""
     return {
         "id": category.slug,
         "object": "model",
         "created": int(category.created_at.timestamp()),
         "owned_by": "parley",
+        "pricing": {
+            "unit": "credits per 1,000 tokens",
+            "prompt": _decimal(category.prompt_price),
+            "completion": _decimal(category.completion_price),
+        },
     }
+
+
+def _decimal(value) -> str:
+    """``1.5000`` as ``1.5``, ``2.0000`` as ``2``: no trailing zeros, never an exponent."""
+    return format(Decimal(value).normalize(), "f")
 
 
 # Parley's error codes as OpenAI's clients know them: (OpenAI's code, its type).

@@ -50,6 +50,7 @@ def test_models_are_the_active_categories(client, general_category):
 
     assert [model.id for model in models.data] == ["general"]
     assert models.data[0].owned_by == "parley"
+    assert models.data[0].pricing == {"unit": "credits per 1,000 tokens", "prompt": "1", "completion": "2"}
     assert client.models.retrieve("general").id == "general"
     with pytest.raises(openai.NotFoundError) as raised:
         client.models.retrieve("retired")
@@ -472,4 +473,46 @@ def test_concurrent_streams_and_chat_replies_share_one_wallet_safely(
     assert 1 <= served <= 6
     assert Wallet.objects.get(user=user).balance >= 0
     assert Message.objects.filter(role="assistant", status="pending").count() == 0
+    assert_books_balance(user)
+
+
+# --- one concurrency limit for chat replies and /v1/ ----------------------------------------------
+
+
+def test_v1_streams_count_against_max_concurrent_replies_with_chat_replies(
+    live_asgi_url, client, user, openai_settings, general_category, settings
+):
+    from chats.models import ChatSession
+
+    settings.MAX_CONCURRENT_REPLIES = 3
+    openai_settings.configure(reply=" ".join(f"w{i}" for i in range(40)), chunk_delay=0.05)
+    session = ChatSession.objects.create(user=user, category=general_category)
+    jwt = str(RefreshToken.for_user(user).access_token)
+    with httpx.Client(timeout=30) as http:
+        replies = [
+            http.stream(
+                "POST",
+                f"{live_asgi_url}/api/sessions/{session.id}/messages/",
+                json={"content": "Hi"},
+                headers={"Authorization": f"Bearer {jwt}"},
+            )
+            for _ in range(2)
+        ]
+        opened = [reply.__enter__() for reply in replies]
+        streaming = client.chat.completions.create(model="general", messages=QUESTION, stream=True)
+        next(iter(streaming))  # a third reply, on /v1/, runs
+
+        with pytest.raises(openai.RateLimitError) as refused:
+            client.chat.completions.create(model="general", messages=QUESTION, stream=True)
+        assert refused.value.code == "rate_limit_exceeded"
+        assert "Too many replies" in refused.value.message
+        for reply, response in zip(replies, opened, strict=True):
+            response.read()
+            reply.__exit__(None, None, None)
+        assert "".join(c.choices[0].delta.content or "" for c in streaming if c.choices).endswith("w39")
+
+    # every slot is back: as many requests as the limit again, one after another
+    for _ in range(4):
+        client.chat.completions.create(model="general", messages=QUESTION)
+    assert UsageRecord.objects.filter(status="complete").count() == 5
     assert_books_balance(user)
