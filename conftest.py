@@ -88,6 +88,17 @@ def staff_user(make_user):
 
 
 @pytest.fixture
+def support_user(make_user):
+    """Staff in the Support group (``manage.py support_group``), not a superuser."""
+    from accounts.roles import support_group_sync
+
+    group, _ = support_group_sync()
+    member = make_user("sam.support", is_staff=True, display_name="Sam")
+    member.groups.add(group)
+    return member
+
+
+@pytest.fixture
 def general_category(db):
     """The ``general`` category the data migration creates; transactional tests flush it, so restore it."""
     from chats.models import Category

@@ -2,17 +2,22 @@
 
 Accounts are deactivated, never deleted: a user's wallet and its ledger must
 outlive them, so the admin offers no delete for a user who has a wallet.
+
+Staff accounts are the administrators' (superusers'): other staff, such as the
+support role (``accounts.roles``), see them but cannot edit, deactivate or
+reactivate them, nor make anyone staff or give out groups and permissions.
 """
 
 import math
 
-from allauth.socialaccount.models import SocialAccount
+from allauth.account.models import EmailAddress
+from allauth.socialaccount.models import SocialAccount, SocialApp, SocialToken
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.contrib.auth import forms as auth_forms
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.urls import NoReverseMatch, reverse
@@ -25,10 +30,24 @@ from accounts.selectors import login_id_taken
 from accounts.throttles import AdminLoginThrottle
 
 LOGIN_ID_TAKEN = "A user with that login id already exists (login ids ignore case and width)."
+STAFF_LEFT_ALONE = (
+    "Only administrators can deactivate or reactivate staff accounts: {count} left as they were."
+)
+# Fields only a superuser may change: who is staff, and what they may do.
+PRIVILEGE_FIELDS = ("is_staff", "is_superuser", "groups", "user_permissions")
 DEACTIVATE_INSTEAD = (
     "{user} has a wallet, so the account cannot be deleted: its ledger must be kept. "
     "Deactivate the account instead (untick Active, or use the Deactivate action on the list)."
 )
+
+# allauth's models that Parley does not use, out of the admin: sign-in is by login id or a Google ID
+# token checked against GOOGLE_CLIENT_ID (accounts.google), so no e-mail address is ever stored and
+# no provider token kept, and a social app added here would be a second visible Google app beside
+# the settings' one, which allauth refuses (MultipleObjectsReturned) wherever it looks a linked
+# account's app up. Social accounts (the Google links) stay: under Access, and inline on each user.
+for _model in (EmailAddress, SocialApp, SocialToken):
+    if admin.site.is_registered(_model):
+        admin.site.unregister(_model)
 
 
 def _clean_login_id(form: forms.ModelForm) -> str:
@@ -72,6 +91,10 @@ class SocialAccountInline(admin.TabularInline):
     def has_add_permission(self, request: HttpRequest, obj=None) -> bool:
         return False
 
+    def has_view_permission(self, request: HttpRequest, obj=None) -> bool:
+        """Whoever may see the user sees their links: support holds no permission on allauth's model."""
+        return request.user.has_perm("accounts.view_user") or super().has_view_permission(request, obj)
+
 
 @admin.register(User)
 class UserAdmin(DjangoUserAdmin):
@@ -110,6 +133,16 @@ class UserAdmin(DjangoUserAdmin):
     def get_inlines(self, request: HttpRequest, obj):
         return self.inlines if obj is not None else ()
 
+    def get_readonly_fields(self, request: HttpRequest, obj: User | None = None):
+        readonly = super().get_readonly_fields(request, obj)
+        return readonly if request.user.is_superuser else (*readonly, *PRIVILEGE_FIELDS)
+
+    def has_change_permission(self, request: HttpRequest, obj: User | None = None) -> bool:
+        # Its form, and its password page: a staff account is read-only to other staff.
+        if obj is not None and _is_staff(obj) and not request.user.is_superuser:
+            return False
+        return super().has_change_permission(request, obj)
+
     def get_actions(self, request: HttpRequest) -> dict:
         # Bulk delete would take wallets and their ledgers with the users: deactivate instead.
         actions = super().get_actions(request)
@@ -146,13 +179,27 @@ class UserAdmin(DjangoUserAdmin):
         if queryset.filter(pk=request.user.pk).exists():
             queryset = queryset.exclude(pk=request.user.pk)
             self.message_user(request, "You cannot deactivate your own account.", messages.WARNING)
+        queryset = self._customers_unless_superuser(request, queryset)
         count = services.users_deactivate(users=queryset)
         self.message_user(request, f"Deactivated {count} user(s).", messages.SUCCESS)
 
     @admin.action(description="Reactivate selected users", permissions=["change"])
     def activate_users(self, request: HttpRequest, queryset: QuerySet[User]) -> None:
+        queryset = self._customers_unless_superuser(request, queryset)
         count = services.users_activate(users=queryset)
         self.message_user(request, f"Reactivated {count} user(s).", messages.SUCCESS)
+
+    def _customers_unless_superuser(self, request: HttpRequest, queryset: QuerySet[User]) -> QuerySet[User]:
+        if request.user.is_superuser:
+            return queryset
+        staff = Q(is_staff=True) | Q(is_superuser=True)
+        if left := queryset.filter(staff).count():
+            self.message_user(request, STAFF_LEFT_ALONE.format(count=left), messages.WARNING)
+        return queryset.exclude(staff)
+
+
+def _is_staff(user: User) -> bool:
+    return user.is_staff or user.is_superuser
 
 
 def _has_wallet(user: User) -> bool:

@@ -1,14 +1,14 @@
-from django.urls import include, path
 from rest_framework.routers import SimpleRouter
 
 from accounts import views
+from core.routing import either_slash
 
 app_name = "accounts"
 
-# No trailing slash on /auth/ URLs; every route is an action of a ViewSet at the root of /auth/,
-# named after it (accounts:auth-register, accounts:account-password, ...).
-router = SimpleRouter(trailing_slash=False)
+# Every route is an action of a ViewSet at the root of /auth/, named after it (accounts:auth-register,
+# accounts:account-password, ...); each answers with and without its trailing slash (core.routing).
+router = SimpleRouter()
 router.register("", views.AuthViewSet, basename="auth")
 router.register("", views.AccountViewSet, basename="account")
 
-urlpatterns = [path("", include(router.urls))]
+urlpatterns = either_slash(router.urls)

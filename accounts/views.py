@@ -56,6 +56,14 @@ def _auth_result(user, status_code: int = status.HTTP_200_OK) -> Response:
 class AuthViewSet(viewsets.GenericViewSet):
     authentication_classes: list = []
     permission_classes = [AllowAny]
+    # What OPTIONS lists under POST (core.metadata.InputMetadata).
+    input_serializer_classes = {
+        "register": RegisterInputSerializer,
+        "login": LoginInputSerializer,
+        "token_refresh": RefreshInputSerializer,
+        "logout": RefreshInputSerializer,
+        "google": GoogleInputSerializer,
+    }
 
     @extend_schema(
         request=RegisterInputSerializer,
@@ -116,6 +124,8 @@ class AuthViewSet(viewsets.GenericViewSet):
 
 # The signed-in user's own account: profile and password.
 class AccountViewSet(viewsets.GenericViewSet):
+    input_serializer_classes = {"me_update": ProfileInputSerializer, "password": PasswordInputSerializer}
+
     @extend_schema(responses={200: UserSerializer, **error_responses(401)})
     @action(detail=False, methods=["get"])
     def me(self, request: Request) -> Response:
@@ -160,6 +170,7 @@ class ApiKeyViewSet(
 ):
     authentication_classes = [JWTAuthentication]
     serializer_class = ApiKeySerializer
+    input_serializer_classes = {"create": ApiKeyCreateInputSerializer}
     pagination_class = CursorPagination  # newest first
 
     def get_queryset(self):

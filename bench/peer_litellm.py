@@ -10,8 +10,10 @@ Parley (``uvicorn config.asgi:application``, one worker, PostgreSQL, DEBUG
 off, ``LLM_PROVIDER=openai`` at the fake); the LiteLLM proxy (its own
 virtualenv, ``--litellm``, one worker, one ``model_list`` entry: the fake as an
 OpenAI-compatible model, ``master_key`` auth, no database); with
-``--variant TREE``, a second Parley from another git worktree on the same
-database; and this process, the load generator (asyncio + httpx).
+``--variant TREE``, a second Parley from another git worktree, on a database of
+its own (``--database-url`` + ``_variant``) migrated by that tree, since a tree
+cannot write to a schema with columns it does not know; and this process, the
+load generator (asyncio + httpx).
 
 The paths, in interleaved rounds (the order rotates each round, so drift hits
 them alike): *direct*, the fake's ``/v1/chat/completions``; *parley*,
@@ -21,16 +23,25 @@ every 5 messages); *litellm*, the proxy's ``POST /chat/completions`` with
 ``stream`` and a personal key (``pk-…``, one per client, made with
 ``POST /api/keys/``; model ``general``, whose system prompt Parley adds, so
 the body carries only the user's message and the upstream gets the same
-prompt as through LiteLLM); *variant*. Every reply is checked: each delta in
-order, then ``done`` or ``[DONE]``. At 1 client and at 32 concurrent clients, it records
-the time to first token (TTFT: from sending to the first content delta).
+prompt as through LiteLLM); *direct-tools*, *v1-tools* and *litellm-tools*,
+the same three with a ``tools`` list in the body as Open WebUI sends it (five
+functions with JSON-schema parameters, ``tool_choice`` absent, a question that
+names none of them, so the model answers in text: the same deltas); with
+``--variant``, *variant* (that tree's chat API) and *variant-v1* (its ``/v1/``,
+without tools). Every reply is checked: each delta in order, then ``done`` or
+``[DONE]``. At 1 client and at 32 concurrent clients, it records the time to
+first token (TTFT: from sending to the first content delta).
 
-Reported per path: added TTFT (the path's percentile minus direct's) p50 and
-p99 at 1 client and p99 at 32 clients, and the server's CPU per reply (the
-worker's utime + stime from ``/proc``, over all its rounds; for Parley the
-PostgreSQL backends' CPU is printed beside it). Then the ratios Parley ÷
-LiteLLM, v1 ÷ LiteLLM (and variant ÷ Parley), for each run, and their median and range
-across ``--runs`` (the servers stay up between runs). Lower is better.
+Reported per path: added TTFT (the path's percentile minus direct's, or
+direct-tools' for a path with tools) p50 and p99 at 1 client and p99 at 32
+clients, and the server's CPU per reply (the worker's utime + stime from
+``/proc``, over all its rounds; for Parley the PostgreSQL backends' CPU is
+printed beside it). Then the ratios parley ÷ litellm, v1 ÷ litellm, v1-tools ÷
+litellm-tools, variant-v1 ÷ litellm and variant ÷ parley, for each run, and
+their median and range across ``--runs`` (the servers stay up between runs);
+and, per run, "after ÷ before" of the ratio to LiteLLM: (v1 ÷ litellm) ÷
+(variant-v1 ÷ litellm), and (v1-tools ÷ litellm-tools) ÷ (variant-v1 ÷
+litellm), against the limit of 1.10. Lower is better.
 """
 
 from __future__ import annotations
@@ -38,12 +49,16 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import hashlib
 import json
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
 from collections import defaultdict
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
@@ -58,6 +73,7 @@ from _common import (
     cpu_seconds,
     create_session,
     free_port,
+    loadavg,
     machine,
     manage,
     median_range,
@@ -78,6 +94,82 @@ MODEL = "gpt-4o-mini"
 SYSTEM_PROMPT = "You are a helpful assistant."  # the ``general`` category's, as migrated
 QUESTION = "Could you explain, briefly, how a streamed reply gets from the model to my screen?"
 METRICS = ("added TTFT p50, 1 client", "added TTFT p99, 1 client", "added TTFT p99, 32 clients", "CPU/reply")
+SUMMARY = (*METRICS, "CPU/reply with PostgreSQL", "TTFT p50, 1 client", "TTFT p50, 32 clients")
+# The paths that speak OpenAI's API with the master key (the fake ignores it), Parley's /v1/
+# paths (a personal key), and those whose body offers TOOLS.
+OPENAI_PATHS = {"direct", "direct-tools", "litellm", "litellm-tools"}
+V1_PATHS = {"v1", "v1-tools", "variant-v1"}
+TOOLS_PATHS = {"direct-tools", "v1-tools", "litellm-tools"}
+# Printed ratios (top ÷ bottom), and "after ÷ before": one ratio to LiteLLM over another.
+PAIRS = (
+    ("parley", "litellm"),
+    ("v1", "litellm"),
+    ("v1-tools", "litellm-tools"),
+    ("variant-v1", "litellm"),
+    ("variant", "parley"),
+)
+AFTER_BEFORE = (
+    (("v1", "litellm"), ("variant-v1", "litellm")),
+    (("v1-tools", "litellm-tools"), ("variant-v1", "litellm")),
+)
+LIMIT = 1.10  # an after ÷ before above this: the ratio to LiteLLM got worse by more than 10 %
+
+
+def _function(name: str, description: str, properties: dict, required: list[str]) -> dict:
+    parameters = {"type": "object", "properties": properties, "required": required}
+    function = {"name": name, "description": description, "parameters": parameters}
+    return {"type": "function", "function": function}
+
+
+# What Open WebUI sends with native function calling on: each tool a function with a JSON schema.
+# None of their names (nor with spaces for underscores) is in QUESTION: the model answers in text.
+TOOLS = [
+    _function(
+        "get_current_weather",
+        "Get the current weather for a location.",
+        {
+            "location": {"type": "string", "description": "The city and country, e.g. Paris, France"},
+            "unit": {"type": "string", "enum": ["celsius", "fahrenheit"], "default": "celsius"},
+        },
+        ["location"],
+    ),
+    _function(
+        "search_web",
+        "Search the web and return the top results with their titles, links and snippets.",
+        {
+            "query": {"type": "string", "description": "The search terms."},
+            "max_results": {"type": "integer", "minimum": 1, "maximum": 10, "default": 5},
+        },
+        ["query"],
+    ),
+    _function(
+        "fetch_url",
+        "Fetch a web page and return its text content.",
+        {"url": {"type": "string", "format": "uri", "description": "The address of the page."}},
+        ["url"],
+    ),
+    _function(
+        "create_calendar_event",
+        "Add an event to the user's calendar.",
+        {
+            "title": {"type": "string"},
+            "start": {"type": "string", "format": "date-time"},
+            "end": {"type": "string", "format": "date-time"},
+            "attendees": {"type": "array", "items": {"type": "string", "format": "email"}},
+            "description": {"type": "string"},
+        },
+        ["title", "start"],
+    ),
+    _function(
+        "run_python",
+        "Run a short Python program in a sandbox and return what it printed.",
+        {
+            "code": {"type": "string", "description": "The program's source."},
+            "timeout_seconds": {"type": "number", "minimum": 1, "maximum": 60, "default": 10},
+        },
+        ["code"],
+    ),
+]
 
 LITELLM_CONFIG = """
 model_list:
@@ -88,6 +180,15 @@ model_list:
       api_key: fake
 general_settings:
   master_key: {key}
+"""
+
+# Users of another tree, made by that tree's code on its own database (``manage.py shell``):
+# an access token each, as ``seed_tokens`` does for this tree.
+SEEDER = """
+from rest_framework_simplejwt.tokens import AccessToken
+from accounts.models import User
+for index in range({count}):
+    print(AccessToken.for_user(User.objects.create_user(f"{prefix}-{{index}}", password=None)))
 """
 
 
@@ -101,24 +202,36 @@ class BadReply(Exception):
 
 
 class Client:
-    """One simulated user: a connection to each path, and for Parley a session it rotates."""
+    """One simulated user: a connection to each path, its token and key on each Parley path,
+    and for Parley's chat API a session it rotates."""
 
-    def __init__(self, urls: dict[str, str], token: str, key: str, expected: list[str], turns: int) -> None:
+    def __init__(
+        self, urls: dict[str, str], creds: dict[str, tuple[str, str]], expected: list[str], turns: int
+    ) -> None:
         limits = httpx.Limits(max_connections=1, max_keepalive_connections=1)
         self.http = {
             path: httpx.AsyncClient(base_url=url, timeout=120, limits=limits) for path, url in urls.items()
         }
-        self.token, self.key, self.expected, self.turns = token, key, expected, turns
+        self.creds, self.expected, self.turns = creds, expected, turns
         self.sessions: dict[str, tuple[str, int]] = {}
         messages = [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": QUESTION}]
-        self.completion = {
+        completion = {
             "model": MODEL,
             "messages": messages,
             "max_tokens": 256,
             "stream": True,
             "stream_options": {"include_usage": True},
         }
-        self.v1 = {**self.completion, "model": "general", "messages": messages[1:]}  # + the category's
+        v1 = {**completion, "model": "general", "messages": messages[1:]}  # + the category's
+        self.bodies = {
+            "direct": completion,
+            "litellm": completion,
+            "direct-tools": {**completion, "tools": TOOLS},
+            "litellm-tools": {**completion, "tools": TOOLS},
+            "v1": v1,
+            "variant-v1": v1,
+            "v1-tools": {**v1, "tools": TOOLS},
+        }
 
     async def aclose(self) -> None:
         for client in self.http.values():
@@ -127,18 +240,20 @@ class Client:
     async def reply(self, path: str) -> float:
         """Send one message on ``path`` and read the whole reply; its TTFT in seconds."""
         http = self.http[path]
-        if path in ("direct", "litellm"):
+        if path in OPENAI_PATHS:
             request = http.stream(
-                "POST", "/chat/completions", json=self.completion, headers=bearer(MASTER_KEY)
+                "POST", "/chat/completions", json=self.bodies[path], headers=bearer(MASTER_KEY)
             )
-        elif path == "v1":
-            request = http.stream("POST", "/v1/chat/completions", json=self.v1, headers=bearer(self.key))
+        elif path in V1_PATHS:
+            key = self.creds[path][1]
+            request = http.stream("POST", "/v1/chat/completions", json=self.bodies[path], headers=bearer(key))
         else:
+            token = self.creds[path][0]
             session, sent = self.sessions.get(path, ("", 0))
             if sent % self.turns == 0:  # a fresh conversation, untimed
-                session = await create_session(http, self.token)
+                session = await create_session(http, token)
             self.sessions[path] = (session, sent + 1)
-            headers = {**bearer(self.token), "Accept": "text/event-stream"}
+            headers = {**bearer(token), "Accept": "text/event-stream"}
             request = http.stream(
                 "POST", f"/api/sessions/{session}/messages/", json={"content": QUESTION}, headers=headers
             )
@@ -147,7 +262,7 @@ class Client:
         started = time.perf_counter()
         async with request as response:
             if response.status_code != 200:
-                raise BadReply(f"HTTP {response.status_code}: {(await response.aread())[:200]!r}")
+                raise BadReply(f"{path}: HTTP {response.status_code}: {(await response.aread())[:200]!r}")
             async for name, data in sse_events(response):
                 content = None
                 if data == b"[DONE]":
@@ -186,7 +301,11 @@ async def phase(
 
 
 async def one_run(
-    args, urls: dict[str, str], pids: dict[str, int], tokens: list[str], keys: list[str]
+    args,
+    urls: dict[str, str],
+    pids: dict[str, int],
+    creds: dict[str, list[tuple[str, str]]],
+    databases: dict[str, str],
 ) -> dict:
     """One run: each level's rounds, paths interleaved; TTFT samples and CPU per path."""
     expected = chunks(args.chunks)
@@ -197,26 +316,35 @@ async def one_run(
     errors: list[str] = []
     paths = list(urls)
     for clients_count, per_client in args.levels:
-        clients = [Client(urls, tokens[i], keys[i], expected, args.turns) for i in range(clients_count)]
+        clients = [
+            Client(urls, {path: each[i] for path, each in creds.items()}, expected, args.turns)
+            for i in range(clients_count)
+        ]
         try:
             for path in paths:  # warm-up: connections, pools, caches
                 await phase(clients, path, args.warmup, spread, [], errors)
             for number in range(args.rounds):
                 count = per_client // args.rounds + (number < per_client % args.rounds)
                 for path in paths[number % len(paths) :] + paths[: number % len(paths)]:
+                    database = databases.get(path, args.database_url)
                     before = cpu_seconds(pids[path]) if path in pids else 0.0
-                    pg_before = postgres_cpu(args.database_url) if path in pids else 0.0
+                    pg_before = postgres_cpu(database) if path in pids else 0.0
                     samples: list[float] = []
                     await phase(clients, path, count, spread, samples, errors)
                     if path in pids:
                         cpu[path] += cpu_seconds(pids[path]) - before
-                        cpu[f"{path} PostgreSQL"] += postgres_cpu(args.database_url) - pg_before
+                        cpu[f"{path} PostgreSQL"] += postgres_cpu(database) - pg_before
                     ttft[path, clients_count] += samples
                     replies[path] += len(samples)
         finally:
             for client in clients:
                 await client.aclose()
     return {"ttft": ttft, "cpu": cpu, "replies": replies, "errors": errors}
+
+
+def baseline(path: str, paths: list[str]) -> str:
+    """The direct path a path's added TTFT is taken from: the same body, tools or not."""
+    return "direct-tools" if path in TOOLS_PATHS and "direct-tools" in paths else "direct"
 
 
 def summarize(run: dict, paths: list[str], levels: list[tuple[int, int]]) -> dict[str, dict[str, float]]:
@@ -227,10 +355,10 @@ def summarize(run: dict, paths: list[str], levels: list[tuple[int, int]]) -> dic
         for clients, _ in levels:
             for q in (50, 99):
                 mine = percentile(run["ttft"][path, clients], q) * 1000
-                direct = percentile(run["ttft"]["direct", clients], q) * 1000
+                direct = percentile(run["ttft"][baseline(path, paths), clients], q) * 1000
                 row[f"TTFT p{q}, {clients} client{'s' if clients > 1 else ''}"] = mine
                 row[f"added TTFT p{q}, {clients} client{'s' if clients > 1 else ''}"] = mine - direct
-        if path != "direct":
+        if not path.startswith("direct"):
             replies = max(run["replies"][path], 1)
             row["CPU/reply"] = run["cpu"][path] / replies * 1000
             row["PostgreSQL CPU/reply"] = run["cpu"][f"{path} PostgreSQL"] / replies * 1000
@@ -241,13 +369,22 @@ def summarize(run: dict, paths: list[str], levels: list[tuple[int, int]]) -> dic
 
 def print_table(table: dict[str, dict[str, float]]) -> None:
     columns = [key for key in table["parley"] if key.startswith("added") or key.endswith("CPU/reply")]
-    print(f"{'ms':10}" + "".join(f"{column:>27}" for column in columns))
+    print(f"{'ms':14}" + "".join(f"{column:>27}" for column in columns))
     for path, row in table.items():
-        print(f"{path:10}" + "".join(f"{row.get(column, float('nan')):27.2f}" for column in columns))
+        print(f"{path:14}" + "".join(f"{row.get(column, float('nan')):27.2f}" for column in columns))
+
+
+def ratio(table: dict[str, dict[str, float]], top: str, bottom: str, metric: str) -> float:
+    return table[top][metric] / table[bottom][metric]
 
 
 def ratios(table: dict[str, dict[str, float]], top: str, bottom: str) -> dict[str, float]:
-    return {metric: table[top][metric] / table[bottom][metric] for metric in METRICS if metric in table[top]}
+    return {metric: ratio(table, top, bottom, metric) for metric in METRICS if metric in table[top]}
+
+
+def after_before(table: dict[str, dict[str, float]], after: tuple, before: tuple, metric: str) -> float:
+    """One ratio to LiteLLM over another, in the same run."""
+    return ratio(table, *after, metric) / ratio(table, *before, metric)
 
 
 def main() -> int:
@@ -277,6 +414,8 @@ def main() -> int:
         parser.error("--levels must include 1 and 32 clients (the ratios are taken there)")
 
     print("machine:", json.dumps(machine()))
+    trees = {"parley": describe(ROOT), **({"variant": describe(args.variant)} if args.variant else {})}
+    print("trees:", json.dumps(trees))
     print(
         f"reply: {args.chunks} chunks, {args.chunk_delay * 1000:g} ms apart; "
         f"levels {args.levels}, runs {args.runs}"
@@ -284,19 +423,29 @@ def main() -> int:
     workdir = Path(tempfile.mkdtemp(prefix="parley-peer-"))
     with contextlib.ExitStack() as stack:
         fake = stack.enter_context(FakeUpstream(chunks(args.chunks), chunk_delay=args.chunk_delay))
-        env = server_env(args.database_url, fake.base_url)
-        reset_database(args.database_url)
-        manage(env, "migrate", "--noinput", "-v", "0")
         clients = max(clients for clients, _ in args.levels)
-        tokens = seed_tokens(env, clients, f"peer-{time.strftime('%H%M%S')}")
-        urls, pids = {"direct": fake.base_url}, {}
-        trees = {"parley": ROOT, **({"variant": args.variant} if args.variant else {})}
-        for path, tree in trees.items():
-            server = stack.enter_context(Server(env, tree=tree, log=workdir / f"{path}.log"))
-            urls[path], pids[path] = server.url, server.pid
-            if path == "parley":  # the same worker, its OpenAI API; a personal key per client
-                urls["v1"], pids["v1"] = server.url, server.pid
-                keys = [api_key(server.url, token) for token in tokens]
+        prefix = f"peer-{time.strftime('%H%M%S')}"
+        urls, pids = {"direct": fake.base_url, "direct-tools": fake.base_url}, {}
+        creds: dict[str, list[tuple[str, str]]] = {}
+        databases: dict[str, str] = {}
+        for name, tree in (("parley", ROOT), ("variant", args.variant)):
+            if tree is None:
+                continue
+            database = args.database_url if name == "parley" else sibling(args.database_url, "_variant")
+            env = server_env(database, fake.base_url)
+            reset_database(database)
+            manage(env, "migrate", "--noinput", "-v", "0", tree=tree)
+            if name == "parley":
+                tokens = seed_tokens(env, clients, prefix)
+            else:
+                tokens = seed_other(env, tree, clients, prefix)
+            server = stack.enter_context(Server(env, tree=tree, log=workdir / f"{name}.log"))
+            keys = [api_key(server.url, token) for token in tokens]
+            # The chat API, then the same worker's OpenAI API (without and with tools).
+            apis = ["v1", "v1-tools"] if name == "parley" else ["variant-v1"]
+            for path in [name, *apis]:
+                urls[path], pids[path], databases[path] = server.url, server.pid, database
+                creds[path] = list(zip(tokens, keys, strict=True))
         if args.litellm:
             port = free_port()
             config = workdir / "litellm.yaml"
@@ -311,23 +460,65 @@ def main() -> int:
                 env={"PATH": "/usr/bin:/bin", "HOME": str(workdir), **quiet},
             )
             stack.enter_context(proxy)
-            urls["litellm"], pids["litellm"] = f"http://127.0.0.1:{port}", proxy.pid
+            for path in ("litellm", "litellm-tools"):
+                urls[path], pids[path] = f"http://127.0.0.1:{port}", proxy.pid
+        print(f"logs in {workdir}", flush=True)
         results = [
-            run_and_report(number, args, urls, pids, tokens, keys) for number in range(1, args.runs + 1)
+            run_and_report(number, args, urls, pids, creds, databases) for number in range(1, args.runs + 1)
         ]
-    pairs = [
-        (top, bottom)
-        for top, bottom in (("parley", "litellm"), ("v1", "litellm"), ("variant", "parley"))
-        if top in urls and bottom in urls
-    ]
-    for top, bottom in pairs:
+    tables = [result["table"] for result in results]
+    trees_now = {name: describe(tree) for name, tree in (("parley", ROOT), ("variant", args.variant)) if tree}
+    if trees_now != trees:
+        print("\ntrees changed during the runs (the servers run what they imported at start):")
+        print("  now:", json.dumps(trees_now))
+    figures: dict = {"machine": machine(), "trees": trees, "runs": tables, "ratios": {}, "after ÷ before": {}}
+    for top, bottom in (pair for pair in PAIRS if set(pair) <= set(urls)):
         print(f"\n{top} ÷ {bottom} over {args.runs} run(s): median (min-max); lower is better for {top}")
-        for metric in (*METRICS, "CPU/reply with PostgreSQL", "TTFT p50, 1 client", "TTFT p50, 32 clients"):
-            values = [result["table"][top][metric] / result["table"][bottom][metric] for result in results]
+        for metric in SUMMARY:
+            values = [ratio(table, top, bottom, metric) for table in tables]
+            figures["ratios"].setdefault(f"{top} ÷ {bottom}", {})[metric] = values
             print(f"  {metric:28} {median_range(values)}")
-    write_json(args.json, {"machine": machine(), "runs": [result["table"] for result in results]})
+    for after, before in (pair for pair in AFTER_BEFORE if set(pair[0] + pair[1]) <= set(urls)):
+        label = f"({after[0]} ÷ {after[1]}) ÷ ({before[0]} ÷ {before[1]})"
+        print(f"\nafter ÷ before, {label}: median (min-max); at most {LIMIT:.2f}")
+        for metric in SUMMARY:
+            values = [after_before(table, after, before, metric) for table in tables]
+            figures["after ÷ before"].setdefault(label, {})[metric] = values
+            verdict = "ok" if statistics.median(values) <= LIMIT else "WORSE by more than 10 %"
+            print(f"  {metric:28} {median_range(values):24} {verdict}")
+    write_json(args.json, figures)
     print(f"logs in {workdir}")
     return 1 if any(result["errors"] for result in results) else 0
+
+
+def sibling(url: str, suffix: str) -> str:
+    """The database URL ``url`` with ``suffix`` added to the database's name."""
+    parts = urlsplit(url)
+    return urlunsplit(parts._replace(path=parts.path + suffix))
+
+
+def describe(tree: Path) -> str:
+    """A tree's commit, and ``+ uncommitted`` with the files and the diff's digest when ``git
+    status`` shows changes to code (tests and docs aside)."""
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=tree, capture_output=True, text=True).stdout
+
+    changed = [line[3:] for line in git("status", "--porcelain").splitlines()]
+    code = [path for path in changed if "tests" not in path.split("/") and not path.startswith("docs/")]
+    if not code:
+        return git("rev-parse", "--short", "HEAD").strip()
+    digest = hashlib.sha1(git("diff", "HEAD", "--", *code).encode()).hexdigest()[:10]
+    return f"{git('rev-parse', '--short', 'HEAD').strip()} + uncommitted {' '.join(code)} (diff {digest})"
+
+
+def seed_other(env: dict[str, str], tree: Path, count: int, prefix: str) -> list[str]:
+    """``count`` users with an access token each, made by ``tree``'s code in its database."""
+    done = manage(env, "shell", "-c", SEEDER.format(count=count, prefix=prefix), tree=tree)
+    tokens = [line for line in done.stdout.split() if line.count(".") == 2]
+    if len(tokens) != count:
+        raise RuntimeError(f"seeding {tree} gave {len(tokens)} tokens of {count}:\n{done.stdout}")
+    return tokens
 
 
 def api_key(base_url: str, token: str) -> str:
@@ -338,20 +529,28 @@ def api_key(base_url: str, token: str) -> str:
 
 
 def run_and_report(
-    number: int, args, urls: dict[str, str], pids: dict[str, int], tokens: list[str], keys: list[str]
+    number: int,
+    args,
+    urls: dict[str, str],
+    pids: dict[str, int],
+    creds: dict[str, list[tuple[str, str]]],
+    databases: dict[str, str],
 ) -> dict:
     started = time.monotonic()
-    run = asyncio.run(one_run(args, urls, pids, tokens, keys))
+    run = asyncio.run(one_run(args, urls, pids, creds, databases))
     table = summarize(run, list(urls), args.levels)
     print(f"\n== run {number}: {time.monotonic() - started:.0f} s, {sum(run['replies'].values())} replies ==")
+    print("load average:", loadavg())
     print_table(table)
-    for top in ("parley", "v1") if "litellm" in table else ():
+    for top, bottom in (pair for pair in PAIRS if set(pair) <= set(table)):
         print(
-            f"{top} ÷ litellm:",
-            {key: round(value, 2) for key, value in ratios(table, top, "litellm").items()},
+            f"{top} ÷ {bottom}:",
+            {key: round(value, 2) for key, value in ratios(table, top, bottom).items()},
         )
     for error in run["errors"][:5]:
         print("  error:", error)
+    if run["errors"]:
+        print(f"  {len(run['errors'])} error(s) in all")
     return {"table": table, "errors": len(run["errors"])}
 
 

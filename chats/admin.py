@@ -4,7 +4,7 @@ from django.contrib import admin
 from django.urls import path
 
 from chats.models import Category, ChatSession, Message, UsageRecord
-from chats.usage.admin import usage_view
+from chats.usage.admin import VIEW_PERMISSION, usage_view
 
 
 @admin.register(Category)
@@ -48,12 +48,16 @@ class ChatSessionAdmin(admin.ModelAdmin):
 
 @admin.register(UsageRecord)
 class UsageRecordAdmin(admin.ModelAdmin):
-    """What each ``/v1/`` request used and cost, read-only: the ledger holds the money."""
+    """What each chat reply and ``/v1/`` request used and cost, read-only: the ledger holds the money.
+
+    A chat reply's record has no key; its session is empty once the session is deleted.
+    """
 
     list_display = [
         "created_at",
         "user",
         "api_key",
+        "session",
         "category",
         "status",
         "prompt_tokens",
@@ -63,7 +67,7 @@ class UsageRecordAdmin(admin.ModelAdmin):
     ]
     list_filter = ["status", "category"]
     search_fields = ["user__login_id", "api_key__prefix", "api_key__name"]
-    list_select_related = ["user", "api_key", "category"]
+    list_select_related = ["user", "api_key", "session", "category"]
     date_hierarchy = "created_at"
 
     def get_urls(self):
@@ -84,5 +88,5 @@ class UsageRecordAdmin(admin.ModelAdmin):
         return False
 
 
-# The staff "Usage" page (chats/admin_usage.py) is linked from the admin's index.
-admin.site.index_template = "admin/chats/index.html"
+# The staff "Usage" page (chats/usage/admin.py), under Reports on the admin's index (core/admin_site.py).
+admin.site.register_report("Usage", url_name="admin:chats_usage", permission=VIEW_PERMISSION)

@@ -128,7 +128,8 @@ class Message(PaidWhileStreaming):
     #: Why a reply ended: ``stop``, ``length`` (at its ``max_tokens``, or all its wallet could pay
     #: for), ``stopped`` (by its user, or a shutdown), ``error``, or another reason its model gave;
     #: empty while it streams, and for questions.
-    finish_reason = models.CharField(max_length=32, blank=True, default="")
+    # db_default: the previous release's INSERTs (during a rolling deploy) leave it out.
+    finish_reason = models.CharField(max_length=32, blank=True, default="", db_default="")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -142,26 +143,47 @@ class Message(PaidWhileStreaming):
 
 
 class UsageRecord(PaidWhileStreaming):
-    """One ``/v1/`` request: what it used and cost, and how long it took; never its content."""
+    """What one reply used and cost, and how long it took; never its content. Usage reads these alone.
+
+    A ``/v1/`` request's (``api_key`` set) is stored ``pending`` as it begins and settled with its
+    hold. A chat reply's (no ``api_key``; its ``id`` is the assistant message's) is written as it
+    ends, in the transaction that settles its hold, and outlives its session (``session`` is then
+    null), as the ledger outlives the session: each ``charge`` entry has the record whose
+    ``hold_id`` is its hold's (``audit_wallets`` checks it). ``category`` is null only for a reply
+    charged before chat replies had records and whose session was deleted before then (migration
+    0010 recovered it from the ledger: its cost, not its category or tokens).
+    """
 
     Status = ReplyStatus
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="usage_records")
-    api_key = models.ForeignKey("accounts.ApiKey", on_delete=models.PROTECT, related_name="usage_records")
-    category = models.ForeignKey(Category, on_delete=models.PROTECT, related_name="usage_records")
+    api_key = models.ForeignKey(
+        "accounts.ApiKey", on_delete=models.PROTECT, null=True, blank=True, related_name="usage_records"
+    )
+    session = models.ForeignKey(
+        ChatSession, on_delete=models.SET_NULL, null=True, blank=True, related_name="usage_records"
+    )
+    category = models.ForeignKey(
+        Category, on_delete=models.PROTECT, null=True, blank=True, related_name="usage_records"
+    )
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     prompt_tokens = models.PositiveIntegerField(default=0)
     completion_tokens = models.PositiveIntegerField(default=0)
     cost = models.PositiveBigIntegerField(default=0)
     duration_ms = models.PositiveIntegerField(null=True, blank=True)
-    created_at = models.DateTimeField(auto_now_add=True)
+    # When the reply began: a chat reply's record, written as it ends, is dated as its message.
+    created_at = models.DateTimeField(default=timezone.now, editable=False)
 
     class Meta:
         indexes = [
             models.Index(fields=["user", "created_at"], name="chats_usage_user_time"),
             models.Index(fields=["api_key", "created_at"], name="chats_usage_key_time"),
             models.Index(fields=["created_at"], name="chats_usage_pending", condition=Q(status="pending")),
+        ]
+        constraints = [
+            # One record per hold, found from its charge (``LedgerEntry.hold_id``) by this index.
+            models.UniqueConstraint(fields=["hold_id"], name="chats_usage_one_per_hold"),
         ]
 
     def __str__(self) -> str:

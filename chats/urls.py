@@ -7,6 +7,7 @@ from chats.conversations import views as conversations
 from chats.replies import views as replies
 from chats.usage.views import UsageView
 from core.converters import UUIDAnyCaseConverter
+from core.routing import either_slash
 
 register_converter(UUIDAnyCaseConverter, "uuid_any_case")
 
@@ -35,3 +36,4 @@ urlpatterns = [
     path("usage/", UsageView.as_view(), name="usage"),
     *router.urls,
 ]
+urlpatterns = either_slash(urlpatterns)

@@ -5,6 +5,7 @@ process at start-up with a message that names the variable, rather than
 surfacing later as a confusing error deep inside a request.
 """
 
+import os
 import sys
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -36,10 +37,25 @@ def exit_on_setting_error() -> Iterator[None]:
 
 
 def read_dotenv(base_dir: Path) -> None:
-    """Load ``.env`` when there is one; real environment variables win."""
-    dotenv = base_dir / ".env"
-    if dotenv.is_file():
-        environ.Env.read_env(str(dotenv), overwrite=False)
+    """Load ``.env`` beside ``manage.py`` when there is one, or the file ``ENV_FILE`` names; real
+    environment variables win.
+
+    ``ENV_FILE`` set but empty reads no file at all. The tests run so (pytest.ini): what they check
+    must not depend on a developer's ``.env``, such as the one ``make run`` writes (DEBUG on, a slow
+    echo model). A file named but missing stops start-up rather than being skipped unnoticed.
+    """
+    named = os.environ.get("ENV_FILE")
+    if named is None:
+        dotenv = base_dir / ".env"
+        if not dotenv.is_file():
+            return
+    elif named == "":
+        return
+    else:
+        dotenv = Path(named)
+        if not dotenv.is_file():
+            raise SettingError(f"ENV_FILE={named!r} is not valid: there is no such file.")
+    environ.Env.read_env(str(dotenv), overwrite=False)
 
 
 def setting(

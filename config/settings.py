@@ -33,7 +33,7 @@ ALLOWED_HOSTS = setting("ALLOWED_HOSTS", env.list, default=["127.0.0.1", "localh
 CSRF_TRUSTED_ORIGINS = setting("CSRF_TRUSTED_ORIGINS", env.list, default=[])
 
 INSTALLED_APPS = [
-    "django.contrib.admin",
+    "core.admin_site.ParleyAdminConfig",  # django.contrib.admin, its index in support's sections
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
@@ -222,8 +222,10 @@ NUM_PROXIES = setting("NUM_PROXIES", env.int, default=0, minimum=0)
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["accounts.authentication.JWTAuthentication"],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_RENDERER_CLASSES": ["core.responses.CompactJSONRenderer"],  # never indented
     "DEFAULT_PARSER_CLASSES": ["core.parsers.JSONParser"],
+    # OPTIONS lists the fields a client sends (the views' input serializers), not the answer's.
+    "DEFAULT_METADATA_CLASS": "core.metadata.InputMetadata",
     "DEFAULT_PAGINATION_CLASS": "core.pagination.CursorPagination",
     "PAGE_SIZE": 20,
     "DEFAULT_THROTTLE_RATES": {"auth_ip": AUTH_THROTTLE_RATE, "auth_login_id": AUTH_THROTTLE_RATE},
@@ -232,10 +234,14 @@ REST_FRAMEWORK = {
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
 }
+# Parley's version, said in one place: the OpenAPI schema's and the index's at /.
+VERSION = "1.0.0"
 SPECTACULAR_SETTINGS = {
     "TITLE": "Parley API",
     "DESCRIPTION": "Chat with an LLM, paid for from a credit wallet.",
-    "VERSION": "1.0.0",
+    "VERSION": VERSION,
+    # Every route answers with and without its trailing slash; the schema names it once.
+    "PREPROCESSING_HOOKS": ["core.openapi.canonical_endpoints"],
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
     # core.converters.UUIDAnyCaseConverter: still a UUID to clients.

@@ -1,11 +1,13 @@
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import include, path, reverse_lazy
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from accounts.admin import admin_login
 from core import views as core_views
+from core.routing import either_slash
 
 urlpatterns = [
+    path("", core_views.index, name="index"),
     path("healthz", core_views.healthz, name="healthz"),
     path("readyz", core_views.readyz, name="readyz"),
     path("admin/login/", admin_login, name="admin-login"),  # admin.site.login, throttled
@@ -15,9 +17,16 @@ urlpatterns = [
     path("api/", include("wallets.urls")),
     path("api/", include("chats.urls")),
     path("v1/", include("chats.v1.urls")),
-    path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+    *either_slash(
+        [
+            path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
+            path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="docs"),
+        ]
+    ),
 ]
+
+# The admin's "View site" link: this site is an API, and its docs are its pages.
+admin.site.site_url = reverse_lazy("docs")
 
 handler400 = "core.views.bad_request"
 handler404 = "core.views.page_not_found"

@@ -18,7 +18,6 @@ handed to Django with the Content-Length it turned out to have.
 import asyncio
 import contextlib
 import contextvars
-import json
 import signal
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -165,10 +164,11 @@ class RequestBodyLimit:
 
 
 async def _refuse(send: Send, limit: int, *, path: str) -> None:
+    from core.responses import compact_json
     from core.views import error_body_for  # the URLconf's module: loaded once Django is set up
 
     error = error_body_for(path, "payload_too_large", "The request body is too large.", {"max_bytes": limit})
-    body = json.dumps(error).encode()
+    body = compact_json(error).encode()
     await send(
         {
             "type": "http.response.start",

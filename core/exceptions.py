@@ -11,13 +11,14 @@ from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.http import Http404, JsonResponse
+from django.http import Http404
 from rest_framework import exceptions as drf
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
 from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
 
 from core.errors import DomainError, PayloadTooLarge
+from core.responses import JsonResponse
 
 logger = logging.getLogger(__name__)
 

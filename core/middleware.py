@@ -56,7 +56,8 @@ class APIErrorPagesMiddleware:
     :mod:`core.views`) already answer JSON there. With ``DEBUG`` on, Django bypasses them and
     renders its technical pages (a URL that resolves nowhere, an exception in a plain view),
     which an API client cannot read: this turns those into the same JSON as the handlers.
-    It sits outside ``CommonMiddleware``, so a missing trailing slash is still redirected.
+    It sits outside ``CommonMiddleware``, whose slash redirect API routes never meet: they take
+    both spellings (:mod:`core.routing`).
     """
 
     sync_capable = True

@@ -1,4 +1,4 @@
-"""Probes for the load balancer, and JSON error pages for the API's URLs."""
+"""The index at ``/``, probes for the load balancer, and JSON error pages for the API's URLs."""
 
 from collections.abc import Callable
 from typing import Any
@@ -6,10 +6,14 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.db import connection
-from django.http import HttpRequest, JsonResponse
+from django.http import HttpRequest
+from django.urls import reverse
 from django.views import defaults
+from django.views.decorators.http import require_safe
 
+from core import openapi
 from core.exceptions import UNEXPECTED_ERROR, error_body
+from core.responses import JsonResponse
 
 API_PREFIXES = ("/api/", "/auth/", "/v1/")
 
@@ -39,11 +43,26 @@ def error_response_for(
     return JsonResponse(error_body_for(request.path, code, message, details), status=status)
 
 
+@require_safe
+def index(request: HttpRequest) -> JsonResponse:
+    """Where a visitor of ``/`` goes next: there is no site here, only the API and its docs."""
+    links = {"docs": "docs", "schema": "schema", "models": "v1-model-list"}
+    return JsonResponse(
+        {
+            "name": "Parley",
+            "version": settings.VERSION,
+            **{key: request.build_absolute_uri(reverse(name)) for key, name in links.items()},
+        }
+    )
+
+
+@require_safe  # a probe only reads; any other method is a 405, as the schema says
 def healthz(request: HttpRequest) -> JsonResponse:
     """The process is alive; says nothing about its dependencies."""
     return JsonResponse({"status": "ok"})
 
 
+@require_safe
 def readyz(request: HttpRequest) -> JsonResponse:
     """The process can serve: the database answers a query."""
     try:
@@ -53,6 +72,11 @@ def readyz(request: HttpRequest) -> JsonResponse:
     except Exception:  # any database failure means "not ready", never a 500 page
         return error_response_for(request, "not_ready", "The database is unreachable.", 503)
     return JsonResponse({"status": "ok", "database": "ok"})
+
+
+# What the OpenAPI schema sees at the probes (core/openapi.py).
+healthz.cls, healthz.initkwargs = openapi.HealthzURLView, {}
+readyz.cls, readyz.initkwargs = openapi.ReadyzURLView, {}
 
 
 def page_not_found(request: HttpRequest, exception: Exception):

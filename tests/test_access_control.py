@@ -83,35 +83,35 @@ ENDPOINTS = [
     # --- public: anyone may call them, and they answer without a token ---
     Endpoint(
         "POST",
-        "/auth/register",
+        "/auth/register/",
         lambda w: {"login_id": "mallory", "password": "a-long-enough-pass-123"},
         public=True,
         anonymous_status=201,
     ),
     Endpoint(
         "POST",
-        "/auth/login",
+        "/auth/login/",
         lambda w: {"login_id": "alice", "password": PASSWORD},
         public=True,
         anonymous_status=200,
     ),
     Endpoint(
         "POST",
-        "/auth/token/refresh",
+        "/auth/token/refresh/",
         lambda w: {"refresh": str(RefreshToken.for_user(w.alice))},
         public=True,
         anonymous_status=200,
     ),
     Endpoint(
         "POST",
-        "/auth/logout",
+        "/auth/logout/",
         lambda w: {"refresh": str(RefreshToken.for_user(w.alice))},
         public=True,
         anonymous_status=204,
     ),
     Endpoint(
         "POST",
-        "/auth/google",  # with a token signed by the loopback stand-in for Google
+        "/auth/google/",  # with a token signed by the loopback stand-in for Google
         lambda w: {"id_token": w.google.id_token()},
         public=True,
         anonymous_status=201,
@@ -122,9 +122,11 @@ ENDPOINTS = [
     Endpoint("GET", "/api/schema/", public=True, anonymous_status=200),
     Endpoint("GET", "/api/docs/", public=True, anonymous_status=200),
     # --- the caller's own things: a bearer token is required ---
-    Endpoint("GET", "/auth/me"),
-    Endpoint("PATCH", "/auth/me", lambda w: {"display_name": "Mallory", "email": "mallory@example.com"}),
-    Endpoint("POST", "/auth/password", lambda w: {"old_password": PASSWORD, "new_password": "new-pass-42-x"}),
+    Endpoint("GET", "/auth/me/"),
+    Endpoint("PATCH", "/auth/me/", lambda w: {"display_name": "Mallory", "email": "mallory@example.com"}),
+    Endpoint(
+        "POST", "/auth/password/", lambda w: {"old_password": PASSWORD, "new_password": "new-pass-42-x"}
+    ),
     Endpoint("GET", "/api/wallet/"),
     Endpoint("POST", "/api/wallet/"),
     Endpoint("GET", "/api/wallet/transactions/"),
@@ -147,6 +149,8 @@ ENDPOINTS = [
     Endpoint("GET", "/api/sessions/{id}/messages/"),
     Endpoint("POST", "/api/sessions/{id}/messages/", lambda w: {"content": "tell me her secrets"}),
     Endpoint("POST", "/api/sessions/{id}/messages/{message_id}/regenerate/"),
+    Endpoint("GET", "/api/sessions/{id}/messages/{message_id}/events/"),
+    Endpoint("POST", "/api/sessions/{id}/messages/{message_id}/stop/"),
     Endpoint("GET", "/api/sessions/{id}/export/"),
     Endpoint("GET", "/api/export/"),
     Endpoint("GET", "/api/usage/"),
@@ -154,8 +158,17 @@ ENDPOINTS = [
 PUBLIC = [endpoint for endpoint in ENDPOINTS if endpoint.public]
 PRIVATE = [endpoint for endpoint in ENDPOINTS if not endpoint.public]
 ON_A_SESSION = [endpoint for endpoint in PRIVATE if endpoint.on_a_session]
-# Not API operations, so not in the OpenAPI schema; public by design (load balancer, docs).
-NOT_IN_SCHEMA = {"GET /healthz", "GET /readyz", "GET /api/schema/", "GET /api/docs/"}
+# The schema and its viewer: not operations of the API, so not in the schema; public by design.
+NOT_IN_SCHEMA = {"GET /api/schema/", "GET /api/docs/"}
+# OpenAI's API for programs: a personal API key, never a JWT, and OpenAI's error shape
+# (test_v1_refuses_anything_but_a_live_api_key below; the rest in chats/v1/tests).
+V1_ENDPOINTS = [
+    Endpoint("GET", "/v1/models"),
+    Endpoint("GET", "/v1/models/{id}"),
+    Endpoint("POST", "/v1/chat/completions", lambda w: {"model": "general", "messages": []}),
+    Endpoint("POST", "/v1/responses", lambda w: {"model": "general", "input": "hi"}),
+    Endpoint("POST", "/v1/embeddings", lambda w: {"model": "general", "input": "hi"}),
+]
 
 
 def ids(endpoints: list[Endpoint]) -> list[str]:
@@ -216,7 +229,7 @@ def test_table_covers_every_operation_of_the_schema():
         if method in {"get", "post", "put", "patch", "delete"}
     }
 
-    assert operations == set(ids(ENDPOINTS)) - NOT_IN_SCHEMA
+    assert operations == set(ids(ENDPOINTS + V1_ENDPOINTS)) - NOT_IN_SCHEMA
 
 
 def test_schema_security_matches_the_table():
@@ -228,6 +241,30 @@ def test_schema_security_matches_the_table():
         security = schema["paths"][endpoint.path][endpoint.method.lower()].get("security", [])
         anonymous_allowed = {} in security
         assert anonymous_allowed == endpoint.public, (endpoint.id, security)
+    for endpoint in V1_ENDPOINTS:
+        security = schema["paths"][endpoint.path][endpoint.method.lower()]["security"]
+        assert security == [{"apiKeyAuth": []}], (endpoint.id, security)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("endpoint", V1_ENDPOINTS, ids=ids(V1_ENDPOINTS))
+@pytest.mark.parametrize("credential", ["none", "alices-jwt", "unknown-key"])
+def test_v1_refuses_anything_but_a_live_api_key(api_client, world, endpoint, credential):
+    """Alice's JWT is no key: a /v1/ request is billed to a key's owner, and only a key names one."""
+    before = alice_snapshot(world)
+    if credential == "alices-jwt":
+        api_client.credentials(HTTP_AUTHORIZATION=f"Bearer {RefreshToken.for_user(world.alice).access_token}")
+    elif credential == "unknown-key":
+        api_client.credentials(HTTP_AUTHORIZATION="Bearer pk-not-a-key-of-anyone")
+    body = endpoint.body(world) if endpoint.body else None
+    url = endpoint.path.replace("{id}", "general")
+
+    response = getattr(api_client, endpoint.method.lower())(url, body, format="json")
+
+    assert response.status_code == 401, response.content
+    assert {"message", "type", "param", "code"} <= set(response.json()["error"])  # OpenAI's shape
+    assert_nothing_of_alices(response)
+    assert alice_snapshot(world) == before
 
 
 # --- (a) anonymous ---------------------------------------------------------

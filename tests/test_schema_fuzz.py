@@ -1,17 +1,18 @@
 """Schemathesis against the project's own OpenAPI schema: no 5xx, and every answer is the documented one.
 
 The schema is fetched from ``/api/schema/`` of the real ASGI application (``config.asgi.http_application``)
-when this module is collected, so each operation is its own test id (``test_api[POST /auth/login]``).
+when this module is collected, so each operation is its own test id (``test_api[POST /auth/login/]``).
 Requests go to the same application in-process through Schemathesis's ASGI transport; the views run
 in other threads, hence ``transaction=True`` (rows must be committed for them to see).
 
 Every operation of the schema is fuzzed; nothing is filtered out. Requests carry a real bearer token
-of a user who has a wallet and a chat session, except where Schemathesis leaves it out on purpose
-(then 401 is the documented answer). Random data alone would only ever meet the error paths of some
-operations, so in two thirds of the schema-valid cases the fuzzer's values are swapped for real ones:
-``{id}`` becomes the user's own session, and the bodies of login, refresh, logout, password change,
-Google sign-in (against a loopback stand-in for Google) and session creation become ones that
-succeed; their 2xx answers are then validated against the schema too.
+of a user who has a wallet and a chat session (under ``/v1/``, that user's personal API key), except
+where Schemathesis leaves it out on purpose (then 401 is the documented answer). Random data alone
+would only ever meet the error paths of some operations, so in two thirds of the schema-valid cases
+the fuzzer's values are swapped for real ones: ``{id}`` becomes the user's own session (or the model
+``general``), and the bodies of login, refresh, logout, password change,
+Google sign-in (against a loopback stand-in for Google), session creation and the ``/v1/`` POSTs
+become ones that succeed; their 2xx answers are then validated against the schema too.
 
 Nothing needs excluding because of the run's own credentials: logout and password change kill
 refresh tokens, never the access token the run uses.
@@ -32,6 +33,7 @@ from model_bakery import baker
 from rest_framework_simplejwt.tokens import RefreshToken
 from schemathesis import checks
 
+from accounts.services import api_key_create
 from chats.models import Category, ChatSession
 from config.asgi import http_application
 from tests.fakes.openai_upstream import FakeOpenAI
@@ -50,16 +52,18 @@ COMPONENT = "#/components/schemas/"
 # during collection, so it is fetched as `localhost` (in the default ALLOWED_HOSTS).
 schema = schemathesis.openapi.from_asgi("/api/schema/", http_application, headers={"Host": "localhost"})
 
-# The bearer token of the current test's user (a new user each test: transactional tests flush).
+# The bearer token of the current test's user (a new user each test: transactional tests flush),
+# and that user's personal API key, for /v1/.
 _current_token: list[str] = []
+_current_api_key: list[str] = []
 
 
 @schema.auth(refresh_interval=None)  # never cached: each test has its own user and token
 class BearerToken:
-    """The user's real access token, on every case but those Schemathesis strips of it on purpose."""
+    """The user's real credential, on every case but those Schemathesis strips of it on purpose."""
 
     def get(self, case, context):
-        return _current_token[-1]
+        return _current_api_key[-1] if case.path.startswith("/v1/") else _current_token[-1]
 
     def set(self, case, data, context):
         case.headers = {**(case.headers or {}), "Authorization": f"Bearer {data}"}
@@ -94,23 +98,29 @@ def world(user, google_configured, general_category):
     wallet_get_or_create(user=user)
     session = baker.make(ChatSession, user=user, category=general_category, title="Alice's chat")
     _current_token.append(str(RefreshToken.for_user(user).access_token))
+    _current_api_key.append(api_key_create(user=user, name="fuzz")[1])
     yield {"user": user, "session": session, "google": google_configured}
     _current_token.pop()
+    _current_api_key.pop()
 
 
 def _real_body(case, world) -> dict | None:
     """A body with which this operation succeeds (or meets its business rules), if it needs one."""
     match (case.method, case.path):
-        case ("POST", "/auth/login"):
+        case ("POST", "/auth/login/"):
             return {"login_id": world["user"].login_id, "password": PASSWORD}
-        case ("POST", "/auth/token/refresh") | ("POST", "/auth/logout"):
+        case ("POST", "/auth/token/refresh/") | ("POST", "/auth/logout/"):
             return {"refresh": str(RefreshToken.for_user(world["user"]))}
-        case ("POST", "/auth/password"):
+        case ("POST", "/auth/password/"):
             return {"old_password": PASSWORD, "new_password": f"a-new-passphrase-{uuid.uuid4().hex[:8]}"}
-        case ("POST", "/auth/google"):
+        case ("POST", "/auth/google/"):
             return {"id_token": world["google"].id_token()}
         case ("POST", "/api/sessions/"):
             return {**(case.body if isinstance(case.body, dict) else {}), "category": "general"}
+        case ("POST", "/v1/chat/completions"):
+            return {"model": "general", "messages": [{"role": "user", "content": "Hi"}]}
+        case ("POST", "/v1/responses") | ("POST", "/v1/embeddings"):
+            return {"model": "general", "input": "Hi"}
     return None
 
 
@@ -141,7 +151,9 @@ def test_api(case, world, use_real_values, accept):
     # Only schema-valid cases get real values: a case built to violate the schema must stay invalid.
     if use_real_values and (case.meta is None or not case.meta.generation.mode.is_negative):
         if "id" in (case.path_parameters or {}):
-            case.path_parameters["id"] = str(world["session"].id)
+            case.path_parameters["id"] = (
+                "general" if case.path == "/v1/models/{id}" else str(world["session"].id)
+            )
         body = _real_body(case, world)
         if body is not None:
             case.body = body
@@ -219,11 +231,26 @@ def test_a_session_id_that_is_not_a_uuid_is_404(auth_client, method, path, body,
     validate(response, method, path)
 
 
+@pytest.mark.django_db
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/responses", "/v1/embeddings"])
+@pytest.mark.parametrize("method", ["get", "put", "delete"])
+def test_a_method_a_v1_post_does_not_take_is_405_saying_what_it_takes(api_client, path, method):
+    """It was a 405 without ``Allow`` (RFC 9110 requires it; Schemathesis' unsupported_method check)."""
+    response = getattr(api_client, method)(path)
+
+    assert response.status_code == 405
+    assert response["Allow"] == "POST"
+    assert response.json()["error"]["code"] == "invalid_request_error"
+
+
 def test_every_operation_documents_its_errors_in_the_error_shape():
-    """401 wherever a token is read; 400 and 413 wherever a body is; 404 wherever an id or a cursor is."""
+    """401 wherever a token is read; 400 and 413 wherever a body is; 404 wherever an id or a cursor is.
+
+    The shape is Parley's, but under /v1/: OpenAI's, which its clients read.
+    """
     # Register and logout read no token (their views have no authentication), so no 401 for a bad one;
-    # logout answers 401 for a refresh token that is not valid, as refresh does.
-    no_token = {("POST", "/auth/register")}
+    # logout answers 401 for a refresh token that is not valid, as refresh does. The probes read none.
+    no_token = {("POST", "/auth/register/"), ("GET", "/healthz"), ("GET", "/readyz")}
     missing = []
     for result in schema.get_all_operations():
         operation = result.ok()
@@ -238,9 +265,10 @@ def test_every_operation_documents_its_errors_in_the_error_shape():
         if "cursor" in parameters:
             expected |= {"400", "404"}  # a bad page_size; a cursor that is not one of ours
         missing += [f"{key}: {status}" for status in sorted(expected - set(definition["responses"]))]
+        shape = "OpenAIError" if operation.path.startswith("/v1/") else "Error"
         for status, response in definition["responses"].items():
             if status.startswith(("4", "5")):
-                assert response["content"]["application/json"]["schema"] == {"$ref": f"{COMPONENT}Error"}
+                assert response["content"]["application/json"]["schema"] == {"$ref": f"{COMPONENT}{shape}"}
     assert not missing
 
 

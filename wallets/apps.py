@@ -5,7 +5,7 @@ from django.db.models.signals import post_save
 
 class WalletsConfig(AppConfig):
     name = "wallets"
-    verbose_name = "Wallets"
+    verbose_name = "Money"
 
     def ready(self) -> None:
         from wallets.signals import create_wallet_for_new_user

@@ -1,5 +1,6 @@
 from django.urls import path
 
+from core.routing import either_slash
 from wallets.views import WalletViewSet
 
 app_name = "wallets"
@@ -26,3 +27,4 @@ urlpatterns = [
     path("wallet/transactions/", transactions, name="transactions"),
     path("wallet/redeem/", redeem, name="redeem"),
 ]
+urlpatterns = either_slash(urlpatterns)

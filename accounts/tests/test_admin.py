@@ -244,6 +244,35 @@ def test_createsuperuser_stores_the_login_id_nfkc_normalised():
     assert User.objects.get().login_id == "ada"
 
 
+def test_createsuperuser_noinput_takes_login_id_and_password_from_the_environment(
+    monkeypatch, client, api_client
+):
+    """The README's unattended form. Django names the variable after USERNAME_FIELD, ``login_id``
+    here: DJANGO_SUPERUSER_LOGIN_ID, not the DJANGO_SUPERUSER_USERNAME of Django's own docs."""
+    monkeypatch.setenv("DJANGO_SUPERUSER_LOGIN_ID", "root")
+    monkeypatch.setenv("DJANGO_SUPERUSER_PASSWORD", NEW_PASSWORD)
+
+    call_command("createsuperuser", "--noinput")
+
+    root = User.objects.get()
+    assert (root.login_id, root.is_staff, root.is_superuser) == ("root", True, True)
+    login = api_client.post("/auth/login", {"login_id": "root", "password": NEW_PASSWORD}, format="json")
+    assert login.status_code == 200, login.content
+    admin_login = client.post("/admin/login/", {"username": "root", "password": NEW_PASSWORD})
+    assert admin_login.status_code == 302
+    assert client.get("/admin/").status_code == 200
+
+
+def test_createsuperuser_noinput_does_not_read_djangos_username_variable(monkeypatch):
+    monkeypatch.setenv("DJANGO_SUPERUSER_USERNAME", "root")
+    monkeypatch.setenv("DJANGO_SUPERUSER_PASSWORD", NEW_PASSWORD)
+
+    with pytest.raises(CommandError, match="You must use --login_id with --noinput"):
+        call_command("createsuperuser", "--noinput")
+
+    assert not User.objects.exists()
+
+
 # --- Accounts are deactivated, never deleted: the ledger outlives the user --------
 
 

@@ -89,8 +89,8 @@ def refused(authorization: str, message: str) -> None:
 
 
 def test_an_unknown_key_is_refused(key_and_secret):
-    refused(f"Bearer {api_key_secret_new()}", "Unknown API key.")
-    refused("Bearer pk-" + "a" * 1000, "Unknown API key.")
+    refused(f"Bearer {api_key_secret_new()}", "Invalid API key.")
+    refused("Bearer pk-" + "a" * 1000, "Invalid API key.")
     refused("Bearer pk-a b", "Invalid Authorization header: the API key must not contain spaces.")
 
 

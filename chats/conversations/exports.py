@@ -17,7 +17,12 @@ from django.utils import timezone
 from rest_framework import serializers
 from rest_framework.utils.encoders import JSONEncoder
 
-from chats.conversations.selectors import messages_for_export, messages_for_session, sessions_for_export
+from chats.conversations.selectors import (
+    messages_for_export,
+    messages_for_session,
+    path_to_leaf,
+    sessions_for_export,
+)
 from chats.conversations.serializers import MessageSerializer, SessionSerializer
 from chats.models import ChatSession, Message
 
@@ -103,8 +108,19 @@ def _session_key(message: Message) -> tuple:
     return (message.session_created_at, message.session_id)
 
 
-def session_markdown(*, session: ChatSession) -> str:
-    """A transcript to read: the title, what the session is, its notes, then each message."""
+def session_markdown(*, session: ChatSession, leaf_id=None) -> str:
+    """A transcript to read: the title, what the session is, its notes, then one branch's messages.
+
+    The branch is the one the history shows (:func:`~chats.conversations.selectors.branch_path`):
+    the newest, or the one ending at ``leaf_id``. A message that has siblings (a regenerated
+    reply, an edited question) says which of them it is; the JSON export holds every message.
+    Two queries: the session, then its messages.
+    """
+    messages = list(messages_for_session(session=session).order_by("created_at", "id"))
+    path = path_to_leaf(((m.pk, m.parent_id, m.created_at) for m in messages), leaf_id=leaf_id)
+    siblings: dict = {}
+    for message in messages:
+        siblings.setdefault(message.parent_id, []).append(message.pk)
     lines = [f"# {session.title or 'Untitled conversation'}", ""]
     facts = [
         f"Category: {session.category.name} (`{session.category.slug}`)",
@@ -112,16 +128,29 @@ def session_markdown(*, session: ChatSession) -> str:
         f"Last activity: {_when(session.updated_at)}",
     ]
     facts += [flag for flag, on in (("Pinned", session.pinned), ("Archived", session.archived)) if on]
+    if len(path) < len(messages):
+        which = "the newest" if leaf_id is None else "the one asked for"
+        facts.append(f"Branch: {which}, {len(path)} of {len(messages)} messages (the JSON export has all)")
     lines += [f"- {fact}" for fact in facts]
     if session.notes:
         lines += ["", "## Notes", "", session.notes]
     lines += ["", "## Conversation"]
-    messages = messages_for_session(session=session).order_by("created_at", "id")
-    for message in messages.iterator(chunk_size=ROWS_PER_FETCH):
+    by_id = {message.pk: message for message in messages}
+    for message in (by_id[pk] for pk in path):
         who = "You" if message.role == Message.Role.USER else "Assistant"
         status = "" if message.status == Message.Status.COMPLETE else f" ({message.status})"
-        lines += ["", f"### {who}, {_when(message.created_at)}{status}", "", message.content or "*(empty)*"]
+        versions = _versions(message, siblings[message.parent_id])
+        heading = f"### {who}, {_when(message.created_at)}{status}{versions}"
+        lines += ["", heading, "", message.content or "*(empty)*"]
     return "\n".join(lines) + "\n"
+
+
+def _versions(message: Message, siblings: list) -> str:
+    """Which of its siblings ``message`` is, oldest first: nothing when it has none."""
+    if len(siblings) == 1:
+        return ""
+    which = f"{siblings.index(message.pk) + 1} of {len(siblings)}"
+    return f" ({which} replies)" if message.role == Message.Role.ASSISTANT else f" (edited: {which} versions)"
 
 
 def _when(moment) -> str:

@@ -1,5 +1,7 @@
 """Reads for conversations, each a fixed number of queries however many rows there are."""
 
+from collections.abc import Iterable
+
 from django.contrib.postgres.search import SearchQuery, SearchRank, SearchVector
 from django.core.exceptions import ValidationError
 from django.db import connection
@@ -161,6 +163,11 @@ def branch_path(*, session: ChatSession, leaf_id=None) -> list:
     that is not a message of the session is "not found". An empty session has an empty path.
     """
     rows = Message.objects.filter(session=session).values_list("pk", "parent_id", "created_at")
+    return path_to_leaf(rows, leaf_id=leaf_id)
+
+
+def path_to_leaf(rows: Iterable[tuple], *, leaf_id=None) -> list:
+    """:func:`branch_path` of a session's ``(id, parent_id, created_at)`` rows, read by the caller."""
     parents, created = {}, {}
     for pk, parent_id, created_at in rows:
         parents[pk], created[pk] = parent_id, created_at

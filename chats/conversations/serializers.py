@@ -110,6 +110,14 @@ class SessionListQuerySerializer(QueryStringSerializer):
 
 class ExportFormatSerializer(QueryStringSerializer):
     format = serializers.ChoiceField(choices=["json", "markdown"], default="json")
+    leaf = serializers.UUIDField(
+        required=False,
+        help_text=(
+            "Markdown: a message of the session, whose branch the transcript follows. Absent: the "
+            "newest message's (the current branch). The JSON export holds every message, with its "
+            "`parent_id`."
+        ),
+    )
 
 
 class SessionNotesInputSerializer(serializers.Serializer):

@@ -104,6 +104,12 @@ class SessionViewSet(
     mixins.ListModelMixin, mixins.RetrieveModelMixin, mixins.DestroyModelMixin, viewsets.GenericViewSet
 ):
     serializer_class = SessionSerializer
+    # What OPTIONS lists under POST, PATCH and PUT (core.metadata.InputMetadata).
+    input_serializer_classes = {
+        "create": SessionCreateInputSerializer,
+        "partial_update": SessionUpdateInputSerializer,
+        "notes": SessionNotesInputSerializer,
+    }
     pagination_class = KeysetCursorPagination
 
     def get_queryset(self):
@@ -160,7 +166,11 @@ class SessionViewSet(
 
     @extend_schema(
         parameters=[ExportFormatSerializer],
-        description="The whole conversation as a file to download (`Content-Disposition: attachment`).",
+        description=(
+            "The conversation as a file to download (`Content-Disposition: attachment`): as JSON, "
+            "every message with its `parent_id`; as Markdown, one branch (the current one, or "
+            "`leaf`'s), each message with siblings saying which of them it is."
+        ),
         responses={**EXPORT_RESPONSES, **error_responses(400, 401, 404)},
     )
     @action(detail=True, methods=["get"], content_negotiation_class=ExportNegotiation, pagination_class=None)
@@ -170,7 +180,9 @@ class SessionViewSet(
         session = self.get_object()
         export_format = params.validated_data["format"]
         if export_format == "markdown":
-            content, content_type = exports.session_markdown(session=session), "text/markdown; charset=utf-8"
+            leaf_id = params.validated_data.get("leaf")
+            content = exports.session_markdown(session=session, leaf_id=leaf_id)
+            content_type = "text/markdown; charset=utf-8"
         else:
             content, content_type = exports.session_json(session=session), "application/json"
         return _download(

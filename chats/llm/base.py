@@ -94,18 +94,22 @@ class LLMUnavailable(DomainError):
 
 
 class UpstreamRefused(LLMUnavailable):
-    """The upstream refused the request itself (a 4xx, or 429): its OpenAI-shaped ``error`` object is
-    passed on as it came, with its status, so a client learns what to change (free of charge)."""
+    """The upstream refused the request itself (a 4xx, or 429).
 
-    code = "upstream_refused"
+    To a chat reply's user it is the model's failure, told as any other (the
+    request was Parley's); ``/v1/`` passes ``error``, the upstream's own
+    OpenAI-shaped object, on with ``upstream_status``, so that a program
+    learns what to change in what it sent (free of charge).
+    """
 
-    def __init__(self, *, status_code: int, error: dict[str, Any]) -> None:
-        message = error.get("message") if isinstance(error.get("message"), str) else None
+    def __init__(self, *, upstream_status: int, error: dict[str, Any]) -> None:
         super().__init__(
-            message or f"The language model service refused the request (HTTP {status_code}).",
-            details={"reason": "upstream_status", "upstream_status": status_code},
-            status_code=status_code,
+            f"The language model service answered with an error (HTTP {upstream_status}).",
+            details={"reason": "upstream_status", "upstream_status": upstream_status},
+            # Rate-limited upstream: a temporary condition, say so.
+            status_code=503 if upstream_status == 429 else 502,
         )
+        self.upstream_status = upstream_status
         self.error = error
 
 

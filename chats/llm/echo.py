@@ -77,7 +77,7 @@ class EchoProvider(LLMProvider):
         try:
             reply = playalong.reply(messages, options, max_tokens=max_tokens)
         except playalong.InvalidRequest as exc:
-            raise UpstreamRefused(status_code=400, error=exc.error) from exc
+            raise UpstreamRefused(upstream_status=400, error=exc.error) from exc
         chunks = reply.stream_chunks(
             completion_id=f"chatcmpl-echo-{uuid.uuid4().hex}", created=int(time.time()), model=model
         )
@@ -92,4 +92,4 @@ class EchoProvider(LLMProvider):
         try:
             return playalong.embeddings(model, options)
         except playalong.InvalidRequest as exc:
-            raise UpstreamRefused(status_code=400, error=exc.error) from exc
+            raise UpstreamRefused(upstream_status=400, error=exc.error) from exc

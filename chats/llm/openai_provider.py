@@ -121,7 +121,7 @@ def _unavailable(exc: BaseException, *, midstream: bool) -> LLMUnavailable:
         status = exc.status_code
         if 400 <= status < 500 and status not in (401, 403, 404, 408, 409) and not midstream:
             # The request itself is at fault (or, for 429, too many of them): the client is told.
-            return UpstreamRefused(status_code=status, error=_upstream_error(exc))
+            return UpstreamRefused(upstream_status=status, error=_upstream_error(exc))
         return LLMUnavailable(
             f"The language model service answered with an error (HTTP {status}).",
             details={"reason": "upstream_status", "upstream_status": status},

@@ -13,6 +13,8 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name='message',
             name='finish_reason',
-            field=models.CharField(blank=True, default='', max_length=32),
+            # A database default too: the previous release's INSERTs (a rolling deploy) name no
+            # finish_reason, and a NOT NULL column without one would refuse them.
+            field=models.CharField(blank=True, db_default='', default='', max_length=32),
         ),
     ]

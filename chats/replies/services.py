@@ -8,7 +8,8 @@ ever held while the LLM talks:
    (one commit) before the provider is called.
 2. The stream (``chats.replies``), with no database connection held.
 3. ``reply_finish``: store the assistant message and settle the hold to the
-   real cost, in one transaction, on every path.
+   real cost, in one transaction, on every path, with the reply's usage
+   record (``chats.replies.records``).
 """
 
 from collections.abc import Callable
@@ -25,8 +26,10 @@ from chats.conversations.selectors import session_get
 from chats.errors import ReplyPending
 from chats.llm import Usage, WireMessage, estimate_usage
 from chats.models import Category, ChatSession, Message, PaidWhileStreaming, ReplyStatus, UsageRecord
+from chats.replies.charges import reply_charge_description
 from chats.replies.pricing import completion_tokens_affordable, prompt_tokens_upper_bound, reply_cost
 from chats.replies.prompt import max_tokens_capped, prompt_build
+from chats.replies.records import reply_record_write
 from chats.replies.selectors import reply_get
 from core.db.rows import columns, fetch_one, insert, instance_from_row, table
 from core.errors import NotFound, ValidationFailed
@@ -66,6 +69,8 @@ class ReplyPlan(Reservation):
     session_id: object
     user_message: Message
     assistant_message_id: object
+    #: As the reply began (the question's start, for an untitled session): its charge names it.
+    session_title: str = ""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -268,6 +273,7 @@ def _reply_reserve(
             session_id=session.id,
             user_message=question,
             assistant_message_id=assistant.id,
+            session_title=session.title or title,
             hold_id=hold_id,
             held=held,
             category=category,
@@ -356,7 +362,12 @@ def reply_finish(
             hold_id=plan.hold_id,
             status=status,
             cost=cost,
-            description=f"Reply {plan.assistant_message_id}",
+            description=reply_charge_description(
+                reply_id=plan.assistant_message_id,
+                session_title=plan.session_title,
+                category_name=plan.category.name,
+                model=plan.model,
+            ),
         )
         if message is None:
             message = Message(
@@ -371,6 +382,8 @@ def reply_finish(
             )
         else:
             _session_touch(session_id=plan.session_id, new_messages=0)
+        # What it used, kept beside its charge: usage outlives the session (``chats.replies.records``).
+        reply_record_write(reply=message, hold_id=plan.hold_id, user_id=user.pk, category_id=plan.category.pk)
     return ReplyResult(message=message, usage=usage, cost=cost, balance=wallet.balance)
 
 
@@ -439,6 +452,8 @@ def _close_stale(model: type[PaidWhileStreaming]) -> int:
                 row.finish_reason = FINISH_ERROR
                 fields.append("finish_reason")
             row.save(update_fields=fields)
+            if isinstance(row, Message):
+                reply_record_write(reply=row, hold_id=row.hold_id)
             closed += 1
     return closed
 

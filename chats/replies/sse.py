@@ -69,4 +69,4 @@ def _stored_reply_frame(reply: Message) -> bytes:
     finally:
         release_connection()
     name, data = payloads.stored_event(reply, balance=wallet.balance)
-    return event_log.Event(0, name, json.dumps(data, cls=DjangoJSONEncoder)).frame()
+    return event_log.Event(0, name, json.dumps(data, cls=DjangoJSONEncoder, separators=(",", ":"))).frame()

@@ -20,11 +20,12 @@ from uuid import uuid4
 
 from asgiref.sync import sync_to_async
 from django.core.serializers.json import DjangoJSONEncoder
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse
 from django.views.decorators.csrf import csrf_exempt
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions as drf_exceptions
-from rest_framework import status
+from rest_framework import serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -49,6 +50,7 @@ from core.db.connections import release_connection
 from core.errors import DomainError, ValidationFailed
 from core.exceptions import UNEXPECTED_ERROR, error_response
 from core.openapi import error_responses
+from core.responses import JsonResponse
 
 
 class AdmittingView(APIView):
@@ -186,12 +188,13 @@ async def reply_events_endpoint(request: HttpRequest, pk, message_id) -> HttpRes
     """``GET …/messages/{id}/events/``: the events after ``Last-Event-ID`` (or ``?after=``), then live."""
     if request.method != "GET":
         return _method_not_allowed("GET")
-    after = _after(request)
-    if isinstance(after, HttpResponse):
-        return after
+    # Who asks comes first (401, then 404), as on every endpoint; then what they ask for (400).
     admitted = await sync_to_async(ReplyView().admit)(request, pk=pk, message_id=message_id)
     if isinstance(admitted, HttpResponse):
         return admitted
+    after = _after(request)
+    if isinstance(after, HttpResponse):
+        return after
     return sse.event_stream(sse.follow(admitted.id, after=after, final=admitted))
 
 
@@ -265,6 +268,72 @@ class RegenerateURLView(APIView):
         raise drf_exceptions.MethodNotAllowed("POST")
 
 
+class EventsQuerySerializer(serializers.Serializer):
+    after = serializers.IntegerField(
+        required=False,
+        min_value=0,
+        max_value=999_999_999,
+        help_text="The last event seen (its `id:`); ignored when the `Last-Event-ID` header is sent.",
+    )
+
+
+class ReplyEventsURLView(APIView):
+    """What the OpenAPI schema sees at ``…/messages/{message_id}/events/``, served above."""
+
+    @extend_schema(
+        operation_id="sessions_messages_events",
+        description=(
+            "Follow a reply: its events after the last one seen, then live until it ends; how a client "
+            "resumes a stream it lost. Once its events have expired, the stored reply comes as one "
+            "last `done` or `error` event."
+        ),
+        parameters=[
+            EventsQuerySerializer,
+            OpenApiParameter(
+                "Last-Event-ID",
+                OpenApiTypes.STR,
+                OpenApiParameter.HEADER,
+                pattern="^[0-9]{1,9}$",
+                description="What browsers resend on reconnecting: the last event seen.",
+            ),
+        ],
+        responses={
+            (200, "text/event-stream"): OpenApiResponse(
+                response=sse.EVENT_SCHEMA, description="The events after the one given, as a message's."
+            ),
+            **error_responses(400, 401, 404),
+        },
+    )
+    def get(
+        self, request: Request, pk=None, message_id=None
+    ) -> Response:  # pragma: no cover - never routed here
+        raise drf_exceptions.MethodNotAllowed("GET")
+
+
+class StopSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    status = serializers.CharField(help_text="stopping")
+
+
+class ReplyStopURLView(APIView):
+    """What the OpenAPI schema sees at ``…/messages/{message_id}/stop/``, served above."""
+
+    @extend_schema(
+        operation_id="sessions_messages_stop",
+        description=(
+            "Stop a pending reply, on whichever worker runs it: it ends within one chunk (its stream's "
+            "last event says so). 409 `conflict` once it has ended; 409 `reply_unavailable` when no "
+            "worker runs it any more (it is closed shortly)."
+        ),
+        request=None,
+        responses={202: StopSerializer, **error_responses(401, 404, 409)},
+    )
+    def post(
+        self, request: Request, pk=None, message_id=None
+    ) -> Response:  # pragma: no cover - never routed here
+        raise drf_exceptions.MethodNotAllowed("POST")
+
+
 _history = SessionMessagesView.as_view()
 
 
@@ -278,6 +347,18 @@ reply_regenerate_endpoint.cls = RegenerateURLView
 
 
 reply_regenerate_endpoint.initkwargs = {}
+
+
+reply_events_endpoint.cls = ReplyEventsURLView
+
+
+reply_events_endpoint.initkwargs = {}
+
+
+reply_stop_endpoint.cls = ReplyStopURLView
+
+
+reply_stop_endpoint.initkwargs = {}
 
 
 async def admit_in_thread(

@@ -19,7 +19,7 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
 from chats.usage import admin_selectors
-from chats.usage.periods import MAX_RANGE_DAYS, days, default_range, span_days, today
+from chats.usage.periods import LAST_DAY, MAX_RANGE_DAYS, days, default_range, span_days, today
 
 VIEW_PERMISSION = "wallets.view_ledgerentry"
 
@@ -46,6 +46,8 @@ class UsageRangeForm(forms.Form):
         if self.errors:
             return data
         end = data.get("end") or today()
+        if end > LAST_DAY:
+            raise forms.ValidationError(f"“To” must be {LAST_DAY.isoformat()} or earlier.")
         start = data.get("start") or default_range(end=end)[0]
         if start > end:
             raise forms.ValidationError("“From” must not be after “To”.")

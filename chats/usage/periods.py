@@ -20,15 +20,21 @@ DEFAULT_RANGE_DAYS = 30
 MAX_RANGE_DAYS = 366
 
 
+#: The last day a range may end on: its end is the start of the day after (``bounds``), and
+#: ``date.max`` has none. Ranges may start as early as ``date.min``.
+LAST_DAY = dt.date.max - dt.timedelta(days=1)
+
+
 def today() -> dt.date:
     """The current UTC day."""
     return timezone.now().astimezone(UTC).date()
 
 
 def default_range(*, end: dt.date | None = None) -> tuple[dt.date, dt.date]:
-    """The ``DEFAULT_RANGE_DAYS`` UTC days that end with ``end`` (default: today), both included."""
+    """The ``DEFAULT_RANGE_DAYS`` UTC days that end with ``end`` (default: today), both included;
+    fewer if ``end`` is one of the first days of the calendar."""
     end = end or today()
-    return end - dt.timedelta(days=DEFAULT_RANGE_DAYS - 1), end
+    return end - min(dt.timedelta(days=DEFAULT_RANGE_DAYS - 1), end - dt.date.min), end
 
 
 def span_days(start: dt.date, end: dt.date) -> int:

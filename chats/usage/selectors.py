@@ -1,14 +1,14 @@
 """Usage reads: a user's own usage for ``GET /api/usage/``, and the staff report of ``usage_report``.
 
-What a user used is two tables: chat replies (assistant ``Message`` rows) and ``/v1/`` requests
-(``UsageRecord`` rows). Each is aggregated by the database (``GROUP BY``) in one query, and the
-two results are merged here, so a read costs two queries whatever the number of rows. Pending
-replies and requests are left out: they have used nothing yet. Days are UTC.
+What a user used is their ``UsageRecord`` rows: one per ``/v1/`` request and one per chat reply
+(written as the reply ends, and kept when its session is deleted, as the ledger keeps its
+charge). A read is one query grouped by the database (``GROUP BY``), whatever the number of
+rows. Pending requests are left out: they have used nothing yet. Days are UTC.
 
 The staff report's credits come from the ledger (``charge`` entries), which is what was taken
-from wallets. A ledger entry names no category, so by category the report sums what the replies
-and requests themselves cost (each charged one is exactly one ``charge`` entry of that amount;
-a test holds the two equal); its rows are streamed from a server-side cursor.
+from wallets. A ledger entry names no category, so by category the report sums what the records
+themselves cost (each charged one is exactly one ``charge`` entry of that amount, the one that
+settled its hold; a test holds the two equal); its rows are streamed from a server-side cursor.
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ import datetime as dt
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
-from django.db.models import Count, F, IntegerField, QuerySet, Sum, Value
+from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Subquery, Sum
 from django.db.models.functions import Coalesce
 
-from chats.models import Message, UsageRecord
+from chats.models import UsageRecord
 from chats.usage.periods import bounds, utc_day
 from wallets.models import LedgerEntry
 
@@ -74,40 +74,32 @@ _SUMS = {
 
 
 def usage_for_user(*, user, date_from: dt.date, date_to: dt.date, group_by: str) -> AccountUsage:
-    """The user's replies and ``/v1/`` requests of ``[date_from, date_to]``, grouped: two queries.
+    """The user's replies and ``/v1/`` requests of ``[date_from, date_to]``, grouped: one query.
 
     Rows are ordered by their group (days oldest first, categories by slug, keys by prefix, the
     chat before the keys); groups without usage are left out. By key, chat replies have the key
-    ``None``: they were not made with one.
+    ``None``: they were not made with one. By category, a reply whose category was not kept (see
+    ``UsageRecord``) has the category ``None``, after the others.
     """
     start, end = bounds(date_from, date_to)
-    replies = Message.objects.filter(
-        session__user=user, role=Message.Role.ASSISTANT, created_at__gte=start, created_at__lt=end
-    ).exclude(status=Message.Status.PENDING)
-    requests = UsageRecord.objects.filter(user=user, created_at__gte=start, created_at__lt=end).exclude(
+    records = UsageRecord.objects.filter(user=user, created_at__gte=start, created_at__lt=end).exclude(
         status=UsageRecord.Status.PENDING
     )
     if group_by == "day":
-        replies = replies.annotate(group=utc_day()).values("group")
-        requests = requests.annotate(group=utc_day()).values("group")
+        rows = records.annotate(group=utc_day()).values("group")
     elif group_by == "category":
-        replies = replies.values(group=F("session__category__slug"))
-        requests = requests.values(group=F("category__slug"))
+        rows = records.values(group=F("category__slug"))
     elif group_by == "key":
-        replies = replies.annotate(group=Value(None, output_field=IntegerField())).values("group")
-        requests = requests.values(group=F("api_key_id"), prefix=F("api_key__prefix"))
+        rows = records.values(group=F("api_key_id"), prefix=F("api_key__prefix"))
     else:
         raise ValueError(f"unknown group_by {group_by!r}")
 
     merged: dict = {}
     prefixes: dict = {}
-    for rows in (replies.annotate(**_SUMS).order_by(), requests.annotate(**_SUMS).order_by()):
-        for row in rows:
-            if not row["replies"]:  # a constant group (the chat's key) is one row even with no replies
-                continue
-            merged.setdefault(row["group"], UsageRow()).add(row)
-            if "prefix" in row:
-                prefixes[row["group"]] = row["prefix"]
+    for row in rows.annotate(**_SUMS).order_by():
+        merged.setdefault(row["group"], UsageRow()).add(row)
+        if row.get("prefix") is not None:
+            prefixes[row["group"]] = row["prefix"]
 
     def label(group):
         if group_by == "key":
@@ -117,6 +109,8 @@ def usage_for_user(*, user, date_from: dt.date, date_to: dt.date, group_by: str)
     def order(group):
         if group_by == "key":
             return (group is not None, prefixes.get(group, ""), str(group))
+        if group_by == "category":
+            return (group is None, group or "")
         return group
 
     totals = UsageRow()
@@ -135,8 +129,7 @@ def usage_report_rows(*, date_from: dt.date, date_to: dt.date, group_by: str) ->
     """``(group, charges, credits)`` for everyone over ``[date_from, date_to]``, as the database yields them.
 
     By day and by user from the ledger's ``charge`` entries (the user by login); by category from
-    the charged replies and requests (two grouped queries; a category used by both appears once,
-    their sums added, after the rows of the first query have been read through).
+    the charged usage records (one grouped query).
     """
     start, end = bounds(date_from, date_to)
     if group_by == "category":
@@ -156,19 +149,45 @@ def usage_report_rows(*, date_from: dt.date, date_to: dt.date, group_by: str) ->
 
 
 def _report_by_category(start: dt.datetime, end: dt.datetime) -> Iterator[tuple]:
-    """Charged replies and requests by category slug; one row per category (there are few of them)."""
-    replies: QuerySet = Message.objects.filter(
-        role=Message.Role.ASSISTANT, cost__gt=0, created_at__gte=start, created_at__lt=end
-    ).values_list("session__category__slug")
-    requests: QuerySet = UsageRecord.objects.filter(
-        cost__gt=0, created_at__gte=start, created_at__lt=end
-    ).values_list("category__slug")
-    sums: dict[str, list[int]] = {}
-    for rows in (replies, requests):
-        grouped = rows.annotate(charges=Count("pk"), credits=Coalesce(Sum("cost"), 0)).order_by()
-        for slug, charges, credits in grouped.iterator(chunk_size=REPORT_CHUNK):
-            total = sums.setdefault(slug, [0, 0])
-            total[0] += charges
-            total[1] += credits
-    for slug in sorted(sums):
-        yield (slug, *sums[slug])
+    """Charged replies and requests by category slug (``None``: not kept, after the others)."""
+    charged: QuerySet = UsageRecord.objects.filter(cost__gt=0, created_at__gte=start, created_at__lt=end)
+    grouped = (
+        charged.values_list("category__slug")
+        .annotate(charges=Count("pk"), credits=Coalesce(Sum("cost"), 0))
+        .order_by()
+    )
+    rows = list(grouped.iterator(chunk_size=REPORT_CHUNK))  # one row per category: there are few
+    yield from sorted(rows, key=lambda row: (row[0] is None, row[0] or ""))
+
+
+def usage_audit() -> Iterator[str]:
+    """Where usage and the ledger disagree: a line for each, for ``audit_wallets`` (two queries).
+
+    Each ``charge`` entry must have the usage record of its hold, which cost what the entry took;
+    each settled record that cost anything must have that charge. Then the records' costs add up
+    to the ledger's charges, however many sessions were deleted.
+    """
+    recorded = UsageRecord.objects.filter(hold_id=OuterRef("hold_id"))
+    charges = (
+        LedgerEntry.objects.filter(kind=LedgerEntry.Kind.CHARGE)
+        .annotate(recorded=Exists(recorded), recorded_cost=Subquery(recorded.values("cost")[:1]))
+        .filter(Q(recorded=False) | ~Q(recorded_cost=-F("amount")))
+        .select_related("wallet__user")
+        .order_by("pk")
+    )
+    for entry in charges.iterator(chunk_size=REPORT_CHUNK):
+        found = "no usage record" if not entry.recorded else f"a usage record of {entry.recorded_cost}"
+        yield (
+            f"wallet {entry.wallet_id} ({entry.wallet.user.login_id}): charge {entry.pk} of {-entry.amount} "
+            f"({entry.description}) has {found}"
+        )
+    charged = LedgerEntry.objects.filter(kind=LedgerEntry.Kind.CHARGE, hold_id=OuterRef("hold_id"))
+    uncharged = (
+        UsageRecord.objects.filter(cost__gt=0)
+        .exclude(status=UsageRecord.Status.PENDING)
+        .exclude(Exists(charged))
+        .select_related("user")
+        .order_by("created_at", "pk")
+    )
+    for record in uncharged.iterator(chunk_size=REPORT_CHUNK):
+        yield f"user {record.user.login_id}: usage record {record.pk} cost {record.cost} and has no charge"

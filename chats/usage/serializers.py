@@ -6,7 +6,7 @@ from rest_framework import serializers
 from rest_framework.fields import empty
 
 from chats.conversations.serializers import QueryStringSerializer
-from chats.usage.periods import DEFAULT_RANGE_DAYS, MAX_RANGE_DAYS, default_range, span_days, today
+from chats.usage.periods import DEFAULT_RANGE_DAYS, LAST_DAY, MAX_RANGE_DAYS, default_range, span_days, today
 from chats.usage.selectors import GROUPS
 
 
@@ -50,6 +50,8 @@ class UsageQuerySerializer(QueryStringSerializer):
 
     def validate(self, attrs):
         date_to = attrs.get("to") or today()
+        if date_to > LAST_DAY:
+            raise serializers.ValidationError({"to": [f"Must be {LAST_DAY.isoformat()} or earlier."]})
         date_from = attrs.get("from") or default_range(end=date_to)[0]
         if date_from > date_to:
             raise serializers.ValidationError({"from": ["Must not be after `to`."]})
@@ -76,7 +78,14 @@ class AccountUsageRowSerializer(AccountUsageTotalsSerializer):
     """One group: exactly one of ``day``, ``category`` and ``key``, as asked by ``group_by``."""
 
     day = serializers.DateField(required=False)
-    category = serializers.CharField(required=False, help_text="The category's slug.")
+    category = serializers.CharField(
+        required=False,
+        allow_null=True,
+        help_text=(
+            "The category's slug; `null` for replies whose category was not kept (charged before "
+            "chat replies had usage records, their session deleted before then)."
+        ),
+    )
     key = AccountUsageKeySerializer(
         required=False, allow_null=True, help_text="The API key; `null` for chat replies (made with no key)."
     )

@@ -23,7 +23,7 @@ from core.openapi import error_responses
     )
 )
 class UsageView(APIView):
-    """``GET /api/usage/``: two grouped queries (:func:`usage_for_user`), whatever the rows."""
+    """``GET /api/usage/``: one grouped query (:func:`usage_for_user`), whatever the rows."""
 
     def get(self, request: Request) -> Response:
         params = UsageQuerySerializer(data=request.query_params)

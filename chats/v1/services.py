@@ -15,6 +15,7 @@ from chats.errors import ModelNotFound
 from chats.llm import Usage
 from chats.models import Category, UsageRecord
 from chats.replies import keepalive
+from chats.replies.charges import request_charge_description
 from chats.replies.outcomes import Delta, ReplyOutcome, settled_outcomes
 from chats.replies.pricing import prompt_tokens_upper_bound, reply_cost
 from chats.replies.prompt import max_tokens_capped, with_system_prompt
@@ -183,7 +184,9 @@ def completion_finish(
             hold_id=plan.hold_id,
             status=status,
             cost=cost,
-            description=f"API request {record.id} with key {plan.key_label}",
+            description=request_charge_description(
+                record_id=record.id, key_label=plan.key_label, category_slug=plan.category.slug
+            ),
         )
         record.status = status
         record.prompt_tokens = usage.prompt_tokens

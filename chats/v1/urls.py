@@ -1,9 +1,10 @@
-"""``/v1/``: OpenAI's paths, without trailing slashes, as its clients call them."""
+"""``/v1/``: OpenAI's paths, without trailing slashes as its clients call them (with one, too)."""
 
 from django.urls import path
 from rest_framework.routers import SimpleRouter
 
 from chats.v1 import views
+from core.routing import either_slash
 
 router = SimpleRouter(trailing_slash=False)
 
@@ -17,3 +18,4 @@ urlpatterns = [
     path("embeddings", views.embeddings, name="v1-embeddings"),
     *router.urls,
 ]
+urlpatterns = either_slash(urlpatterns)

@@ -15,14 +15,14 @@ from functools import partial
 from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
-from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.http import HttpRequest, HttpResponse, StreamingHttpResponse
 from django.views.decorators.csrf import csrf_exempt
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import extend_schema, extend_schema_view
 from rest_framework import mixins, viewsets
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from accounts.authentication import ApiKeyAuthentication
+from accounts.authentication import ApiKeyAuthentication, api_key_wanted
 from chats.conversations.selectors import categories_active
 from chats.errors import ModelNotFound
 from chats.llm import LLMUnavailable, UpstreamRefused, Usage, get_provider
@@ -30,6 +30,7 @@ from chats.replies.outcomes import Delta, Failed, Finished, ReplyOutcome, run_sh
 from chats.replies.slots import reply_slot_give_back
 from chats.replies.views import AdmittingView, MessagePostView, admit_in_thread
 from chats.throttles import MessageThrottle
+from chats.v1 import schema
 from chats.v1.assembly import CompletionAssembly
 from chats.v1.responses import ResponsesTranslator, responses_request, sse_event
 from chats.v1.services import (
@@ -51,6 +52,7 @@ from chats.v1.wire import (
     usage_json,
 )
 from core.exceptions import exception_handler
+from core.responses import JsonResponse
 
 logger = logging.getLogger(__name__)
 
@@ -86,8 +88,18 @@ class OpenAIView:
     def get_exception_handler(self):
         return openai_exception_handler
 
+    def permission_denied(self, request: Request, message=None, code=None):
+        # No key authenticated the request: say what was wrong with what it sent, rather
+        # than DRF's "credentials were not provided" for a JWT or a secret that is no key.
+        if request.authenticators and not request.successful_authenticator:
+            raise api_key_wanted(request)
+        super().permission_denied(request, message=message, code=code)
 
-@extend_schema(exclude=True)  # OpenAI's own API: documented in docs/api.md
+
+@extend_schema_view(
+    list=extend_schema(**schema.MODEL_LIST),
+    retrieve=extend_schema(**schema.MODEL_DETAIL),
+)
 class ModelsViewSet(OpenAIView, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
     """``/v1/models`` and ``/v1/models/{id}``: the active categories, by slug."""
 
@@ -103,7 +115,8 @@ class ModelsViewSet(OpenAIView, mixins.ListModelMixin, mixins.RetrieveModelMixin
         )
 
     def retrieve(self, request: Request, pk=None) -> Response:
-        category = self.get_queryset().filter(slug=pk).first()
+        # No slug holds a NUL, which PostgreSQL refuses even to compare: no such model.
+        category = None if "\x00" in pk else self.get_queryset().filter(slug=pk).first()
         if category is None:
             raise ModelNotFound(f"The model {pk!r} does not exist.", details={"model": pk})
         return Response(model_json(category))
@@ -122,7 +135,9 @@ class CompletionPostView(OpenAIView, AdmittingView):
 async def _admit(view: type[AdmittingView], request: HttpRequest) -> HttpResponse | tuple[Any, Any]:
     """A POST's checks and reservation (``(plan, wanted)``), or the response that refuses it."""
     if request.method != "POST":
-        return _error_response({"code": "method_not_allowed", "message": "Use POST."}, status=405)
+        response = _error_response({"code": "method_not_allowed", "message": "Use POST."}, status=405)
+        response["Allow"] = "POST"
+        return response
     return await admit_in_thread(
         partial(view().admit, request), _abandoned, plan_of=lambda admitted: admitted[0]
     )
@@ -192,8 +207,9 @@ def _failure(error: LLMUnavailable) -> dict[str, Any]:
 
 
 def _failure_response(error: LLMUnavailable) -> JsonResponse:
-    response = JsonResponse(_failure(error), status=error.status_code)
-    if error.status_code in (429, 503):
+    status = error.upstream_status if isinstance(error, UpstreamRefused) else error.status_code
+    response = JsonResponse(_failure(error), status=status)
+    if status in (429, 503):
         response["Retry-After"] = "1"
     return response
 
@@ -373,3 +389,9 @@ async def embeddings(request: HttpRequest) -> HttpResponse:
     answer["model"] = wanted.model
     answer["usage"] = {"prompt_tokens": tokens, "total_tokens": tokens, "cost": result.cost}
     return JsonResponse(answer, encoder=DjangoJSONEncoder)
+
+
+# What the OpenAPI schema sees at these URLs (chats/v1/schema.py).
+chat_completions.cls, chat_completions.initkwargs = schema.ChatCompletionsURLView, {}
+responses.cls, responses.initkwargs = schema.ResponsesURLView, {}
+embeddings.cls, embeddings.initkwargs = schema.EmbeddingsURLView, {}

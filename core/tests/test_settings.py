@@ -3,12 +3,15 @@
 Each case starts a fresh Python process, because settings are read once, at import.
 """
 
+import os
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from tests.helpers.processes import run
+from tests.helpers.processes import BASE_DIR, CONFIG_VARIABLES, run
 
 # Reading a setting imports config.settings, which is where the validation runs.
 LOAD_SETTINGS = "from django.conf import settings; print(settings.{name})"
@@ -177,3 +180,106 @@ def test_check_deploy_is_clean_with_production_settings():
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert "no issues" in result.stdout
+
+
+# --- .env: read by `make run`, never by the tests ------------------------------------------
+
+# What `make run` writes (Makefile), and a .env a developer may have left in a worse state.
+MAKE_RUN_DOTENV = "DEBUG=true\nSECRET_KEY=from-the-dotenv-file\nECHO_TOKEN_DELAY_MS=30\n"
+HOSTILE_DOTENV = (
+    "DEBUG=true\nSECRET_KEY=from-the-dotenv-file\nLLM_PROVIDER=openai\nECHO_TOKEN_DELAY_MS=500\n"
+    "INITIAL_WALLET_BALANCE=7\nREDIS_URL=redis://203.0.113.1:6379/0\nDATABASE_URL=garbage\n"
+)
+# The two tests the .env of `make run` used to break (the second's name says how many thread hops).
+DOTENV_SENSITIVE_TESTS = [
+    "core/tests/test_settings.py",
+    "core/tests/test_request_threads.py",
+    "-k",
+    "test_defaults_start_on_a_fresh_machine or (test_a_sync_api_view_costs and thread_hops)",
+]
+
+
+@pytest.fixture(scope="module")
+def project_copy(tmp_path_factory) -> Path:
+    """The project in a directory of its own, where a test may write a ``.env`` beside manage.py
+    (the one config/env.py looks for) without touching the developer's."""
+    copy = tmp_path_factory.mktemp("project") / "parley"
+    ignored = shutil.ignore_patterns(".venv", ".git", ".env", "*.sqlite3*", "staticfiles", "__pycache__")
+    shutil.copytree(BASE_DIR, copy, ignore=ignored)
+    return copy
+
+
+def a_developers_shell() -> dict[str, str]:
+    """This environment without what pytest.ini, pytest and coverage set: a shell's."""
+    dropped = (*CONFIG_VARIABLES, "ENV_FILE", "DJANGO_SETTINGS_MODULE")
+    return {
+        name: value
+        for name, value in os.environ.items()
+        if name not in dropped and not name.startswith(("PYTEST_", "COV_", "COVERAGE_"))
+    }
+
+
+def test_the_tests_read_no_dotenv_whatever_it_holds(project_copy):
+    """`make run` then `make test`: pytest, from a shell that sets nothing, in a tree whose .env
+    would stop Django at start-up (DATABASE_URL) and otherwise turn DEBUG on and slow the echo model."""
+    (project_copy / ".env").write_text(HOSTILE_DOTENV)
+
+    result = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "--no-migrations", *DOTENV_SENSITIVE_TESTS],
+        cwd=project_copy,
+        env=a_developers_shell(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "2 passed" in result.stdout
+
+
+def test_without_env_file_set_the_same_dotenv_is_read(project_copy):
+    """The proof above is not vacuous: outside the tests that .env is read, and its DATABASE_URL stops
+    start-up."""
+    (project_copy / ".env").write_text(HOSTILE_DOTENV)
+
+    result = run([sys.executable, "manage.py", "check"], cwd=project_copy, ENV_FILE=None, DATABASE_URL=None)
+
+    assert result.returncode == 1
+    assert result.stderr.startswith("Configuration error: DATABASE_URL='garbage'")
+
+
+def test_make_runs_dotenv_is_read_and_the_environment_wins(project_copy):
+    (project_copy / ".env").write_text(MAKE_RUN_DOTENV)
+    code = LOAD_SETTINGS.format(name="DEBUG, settings.SECRET_KEY, settings.ECHO_TOKEN_DELAY_MS")
+
+    result = run(code, cwd=project_copy, ENV_FILE=None, DEBUG=None, SECRET_KEY=None, ECHO_TOKEN_DELAY_MS="5")
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split() == ["True", "from-the-dotenv-file", "5"]
+
+
+def test_env_file_names_the_file_to_read(tmp_path):
+    settings_file = tmp_path / "parley.env"
+    settings_file.write_text("INITIAL_WALLET_BALANCE=250\n")
+
+    result = load("INITIAL_WALLET_BALANCE", ENV_FILE=str(settings_file))
+
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "250"
+
+
+def test_env_file_naming_a_missing_file_stops_start_up(tmp_path):
+    missing = tmp_path / "nowhere.env"
+
+    result = run([sys.executable, "manage.py", "check"], ENV_FILE=str(missing))
+
+    assert result.returncode == 1
+    assert (
+        result.stderr
+        == f"Configuration error: ENV_FILE={str(missing)!r} is not valid: there is no such file.\n"
+    )
+
+
+def test_the_test_run_itself_reads_no_dotenv():
+    """pytest.ini's ``ENV_FILE=``: set for this process, and so for every process a test starts."""
+    assert os.environ["ENV_FILE"] == ""

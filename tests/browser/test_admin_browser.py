@@ -145,3 +145,52 @@ def test_staff_finds_user_tops_up_wallet_and_reads_a_session(
     assert wallet.entries.count() == 2  # the sign-up bonus and this top-up; the refused one left none
     assert sum(wallet.entries.values_list("amount", flat=True)) == wallet.balance
     assert screenshot.stat().st_size > 10_000
+
+
+SUPPORT_INDEX = [
+    ("People", ["Users", "API keys"]),
+    ("Money", ["Wallets", "Ledger entries", "Holds", "Code batches", "Redemption codes"]),
+    ("Chats", ["Categories", "Chat sessions", "Usage records"]),
+    ("Reports", ["Usage"]),
+]
+LIBRARIES = [
+    "Access",
+    "Groups",
+    "Authentication and Authorization",
+    "Accounts",
+    "Email addresses",
+    "Social Accounts",
+    "Social applications",
+    "Token Blacklist",
+    "Outstanding Tokens",
+]
+
+
+def test_support_sees_its_work_in_its_own_words_and_not_the_libraries(in_browser, support_user):
+    """A support member (staff in the Support group, not a superuser): the index, then the sidebar."""
+
+    def read_index(page: Page) -> None:
+        admin_login(page, support_user.login_id, PASSWORD)
+        expect(page.get_by_role("heading", name="Site administration")).to_be_visible()
+
+        sections = page.locator("#content-main .module")
+        expect(sections.locator("caption")).to_have_text([name for name, _ in SUPPORT_INDEX])
+        for index, (_, models) in enumerate(SUPPORT_INDEX):
+            expect(sections.nth(index).locator('th[scope="row"]')).to_have_text(models)
+        for name in LIBRARIES:
+            expect(page.get_by_text(name, exact=True)).to_have_count(0)
+
+        # Every other page's sidebar: the same sections, in the same order.
+        sections.nth(0).get_by_role("link", name="Users", exact=True).click()
+        expect(page).to_have_url(re.compile(r"/admin/accounts/user/$"))
+        sidebar = page.locator("#nav-sidebar .module")
+        expect(sidebar.locator("caption")).to_have_text([name for name, _ in SUPPORT_INDEX])
+        expect(sidebar.nth(0).locator(".current-model")).to_have_text("Users")
+        for name in LIBRARIES:
+            expect(page.locator("#nav-sidebar").get_by_text(name, exact=True)).to_have_count(0)
+
+        # Reports → Usage: the support role may read it.
+        sidebar.nth(3).get_by_role("link", name="Usage", exact=True).click()
+        expect(page.get_by_role("heading", name="Usage", exact=True)).to_be_visible()
+
+    in_browser(read_index)

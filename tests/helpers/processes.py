@@ -39,17 +39,21 @@ CONFIG_VARIABLES = [
 ]
 
 
-def run(code_or_args: str | list[str], **env: str) -> subprocess.CompletedProcess:
+def run(
+    code_or_args: str | list[str], *, cwd: Path = BASE_DIR, **env: str | None
+) -> subprocess.CompletedProcess:
+    """``code_or_args`` run in ``cwd`` with the known environment and ``env`` (``None`` unsets one)."""
     environment = {k: v for k, v in os.environ.items() if k not in CONFIG_VARIABLES}
     # Set explicitly, so that neither the caller's shell nor a developer's .env decides.
     environment |= {
         "DJANGO_SETTINGS_MODULE": "config.settings",
+        "ENV_FILE": "",  # no .env either (config/env.py)
         "SECRET_KEY": SECRET,
         "DEBUG": "false",
         "LLM_PROVIDER": "echo",
         "REDIS_URL": "",
         "DATABASE_URL": f"sqlite:///{BASE_DIR / 'db.sqlite3'}",
     }
-    environment |= env
+    environment = {name: value for name, value in (environment | env).items() if value is not None}
     args = [sys.executable, "-c", code_or_args] if isinstance(code_or_args, str) else code_or_args
-    return subprocess.run(args, cwd=BASE_DIR, env=environment, capture_output=True, text=True, timeout=60)
+    return subprocess.run(args, cwd=cwd, env=environment, capture_output=True, text=True, timeout=60)

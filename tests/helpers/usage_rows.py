@@ -20,10 +20,16 @@ def at(day: dt.date, hour: int = 12) -> dt.datetime:
 
 
 def reply(user, category: Category, cost: int, when: dt.datetime, status=Message.Status.COMPLETE) -> Message:
-    """An assistant reply that cost ``cost`` credits, dated ``when`` (``created_at`` is set on insert)."""
+    """An assistant reply that cost ``cost`` credits, dated ``when`` (``created_at`` is set on insert),
+    with its usage record once it has ended, as ``reply_finish`` writes it."""
     session = baker.make(ChatSession, user=user, category=category)
     message = baker.make(Message, session=session, role=Message.Role.ASSISTANT, cost=cost, status=status)
     Message.objects.filter(pk=message.pk).update(created_at=when)
+    if status != Message.Status.PENDING:
+        baker.make(
+            UsageRecord, id=message.pk, user=user, api_key=None, session=session, category=category,
+            cost=cost, status=status, created_at=when,
+        )  # fmt: skip
     return message
 
 

@@ -234,7 +234,7 @@ async def test_more_choices_than_openai_allows_are_refused_with_a_400_naming_the
     with pytest.raises(UpstreamRefused) as refused:
         await echo(PROMPT, n=1000)
 
-    assert refused.value.status_code == 400
+    assert refused.value.upstream_status == 400
     assert refused.value.error["param"] == "n"
 
 
@@ -265,7 +265,7 @@ async def test_embeddings_refuse_what_openai_refuses_with_a_400_naming_the_param
     with pytest.raises(UpstreamRefused) as refused:
         await EchoProvider().embeddings(model="e", options={"input": ""})
 
-    assert refused.value.status_code == 400
+    assert refused.value.upstream_status == 400
     assert refused.value.error["param"] == "input"
 
 

@@ -153,7 +153,8 @@ async def test_a_refusal_of_the_request_itself_is_passed_on_with_its_status(open
     with pytest.raises(UpstreamRefused) as caught:
         await start()
 
-    assert caught.value.status_code == upstream
+    assert caught.value.upstream_status == upstream
+    assert caught.value.code == "llm_unavailable"  # to a chat reply's user, the model failed
     assert caught.value.error["message"] == "'tools' is not supported here."
     assert set(caught.value.error) == {"message", "type", "param", "code"}
 

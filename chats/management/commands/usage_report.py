@@ -3,7 +3,7 @@ import datetime as dt
 
 from django.core.management.base import BaseCommand, CommandError
 
-from chats.usage.periods import DEFAULT_RANGE_DAYS, default_range, today
+from chats.usage.periods import DEFAULT_RANGE_DAYS, LAST_DAY, default_range, today
 from chats.usage.selectors import REPORT_COLUMNS, REPORT_GROUPS, usage_report_rows
 
 FORMATS = ("table", "csv")
@@ -41,6 +41,8 @@ class Command(BaseCommand):
 
     def handle(self, *args, date_from, date_to, group_by, output_format, **options):
         end = _date(date_to, "--to") if date_to else today()
+        if end > LAST_DAY:
+            raise CommandError(f"--to must be {LAST_DAY.isoformat()} or earlier, not {end}.")
         start = _date(date_from, "--from") if date_from else default_range(end=end)[0]
         if start > end:
             raise CommandError(f"--from ({start}) must not be after --to ({end}).")
@@ -64,4 +66,6 @@ class Command(BaseCommand):
 
 def _text(row: tuple) -> tuple:
     group, *numbers = row
+    if group is None:  # a category not kept (``UsageRecord``)
+        return ("(unknown)", *numbers)
     return (group.isoformat() if isinstance(group, dt.date) else str(group), *numbers)

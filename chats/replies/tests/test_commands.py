@@ -14,12 +14,12 @@ from django.utils import timezone
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from chats.models import Message
-from chats.replies.services import reply_begin
+from chats.replies.services import reply_begin, reply_finish
 from tests.helpers.money import age_hold, assert_books_balance
 from tests.helpers.money import release_stale_holds as run
 from tests.helpers.streams import post_stream
 from wallets.models import Hold, LedgerEntry, Wallet
-from wallets.services import wallet_hold, wallet_settle
+from wallets.services import wallet_hold
 
 pytestmark = pytest.mark.django_db
 
@@ -51,10 +51,10 @@ def test_release_stale_holds_uses_the_configured_age(user, settings):
     assert (wallet.balance, wallet.held) == (100, 20)
 
 
-def test_release_stale_holds_leaves_settled_holds_and_the_books_balance(user):
-    settled = reserve(user, 5)
-    with transaction.atomic():
-        wallet_settle(hold_id=settled.pk, cost=5, description="reply")
+def test_release_stale_holds_leaves_settled_holds_and_the_books_balance(user, session):
+    reply = reply_begin(user=user, session_id=session.id, content="hi")
+    reply_finish(plan=reply, content="hello", usage=None, status="complete")  # a charge, its usage record
+    settled = Hold.objects.get(pk=reply.hold_id)
     age_hold(settled, minutes=30)
     age_hold(reserve(user, 10), minutes=30)
 

@@ -230,8 +230,8 @@ def test_settling_a_reply_reads_no_user_row(session):
 
 
 def test_a_reply_is_settled_in_a_fixed_handful_of_statements(session):
-    """The reply claimed by its own UPDATE (no SELECT first), then the hold, the wallet, the charge
-    and the session."""
+    """The reply claimed by its own UPDATE (no SELECT first), then the hold, the wallet, the charge,
+    the session and the usage record."""
     plan = reply_begin(user=session.user, session_id=session.id, content="hi")
     with CaptureQueriesContext(connection) as captured:
         done = reply_finish(plan=plan, content="ok", usage=None, status=Message.Status.COMPLETE)
@@ -242,7 +242,67 @@ def test_a_reply_is_settled_in_a_fixed_handful_of_statements(session):
         "UPDATE",
         "INSERT",
         "UPDATE",
+        "INSERT",
     ]
     stored = Message.objects.get(pk=plan.assistant_message_id)
     assert (stored.content, stored.status, stored.cost) == ("ok", "complete", done.cost)
     assert done.message.created_at == stored.created_at  # the row as stored, for the done event
+
+
+@pytest.fixture
+def billing(user):
+    """A titled session in a category with a model of its own."""
+    support = baker.make(
+        Category,
+        slug="support",
+        name="Support",
+        model="llama3",
+        prompt_price=Decimal("0.01"),
+        completion_price=Decimal("0.01"),
+    )
+    return baker.make(ChatSession, user=user, category=support, title="Billing question")
+
+
+def _charge_description(user) -> str:
+    from wallets.models import LedgerEntry
+
+    return LedgerEntry.objects.get(wallet__user=user, kind=LedgerEntry.Kind.CHARGE).description
+
+
+def _reply(session, content: str = "Why was I charged twice?"):
+    plan = reply_begin(user=session.user, session_id=session.id, content=content)
+    usage = Usage(prompt_tokens=200, completion_tokens=300)
+    reply_finish(plan=plan, content="Sorry!", usage=usage, status=Message.Status.COMPLETE)
+    return plan
+
+
+def test_a_reply_charge_names_the_session_the_category_and_the_model(billing):
+    plan = _reply(billing)
+
+    assert _charge_description(billing.user) == (
+        f'Reply {plan.assistant_message_id} in "Billing question" (Support, model llama3)'
+    )
+
+
+@override_settings(LLM_MODEL="house-model")
+def test_an_untitled_sessions_charge_names_the_title_its_question_gave_it(billing):
+    ChatSession.objects.filter(pk=billing.pk).update(title="")
+    Category.objects.filter(pk=billing.category_id).update(model="")  # the LLM_MODEL setting answers
+
+    plan = _reply(ChatSession.objects.get(pk=billing.pk), content="  What is the capital of Peru?")
+
+    assert ChatSession.objects.get(pk=billing.pk).title == "What is the capital of Peru?"
+    assert _charge_description(billing.user) == (
+        f'Reply {plan.assistant_message_id} in "What is the capital of Peru?" (Support, model house-model)'
+    )
+
+
+def test_a_long_title_is_shortened_so_that_the_charge_still_names_the_category_and_model(billing):
+    ChatSession.objects.filter(pk=billing.pk).update(title="Invoice " * 25)
+
+    plan = _reply(billing)
+
+    description = _charge_description(billing.user)
+    assert len(description) == 255  # the ledger's description, full
+    assert description.startswith(f'Reply {plan.assistant_message_id} in "Invoice Invoice ')
+    assert description.endswith('…" (Support, model llama3)')

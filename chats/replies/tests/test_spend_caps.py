@@ -9,13 +9,13 @@ from django.db import transaction
 from django.utils import timezone
 from model_bakery import baker
 
+from chats.llm import Usage
 from chats.models import ChatSession, Message
 from chats.replies.services import ReplyPlan, reply_begin, reply_finish
 from tests.helpers.concurrency import in_parallel, requires_postgres
 from wallets.errors import SpendCapReached
 from wallets.models import Hold, LedgerEntry, Wallet
 from wallets.selectors import spend_period_start
-from wallets.services import wallet_settle
 
 pytestmark = pytest.mark.django_db
 
@@ -108,8 +108,8 @@ def test_thirty_concurrent_replies_against_a_daily_cap_that_allows_five(user, ge
     assert len(begun) + len(refused) == 30, outcomes
     assert len(begun) == 5
     assert Hold.objects.filter(status="open").count() == 5
-    for plan in begun:
-        wallet_settle(hold_id=plan.hold_id, cost=plan.held, description="spent in full")
+    for plan in begun:  # each spent in full (the cost is capped at the hold), and recorded
+        used = Usage(prompt_tokens=10**6, completion_tokens=10**6)
+        reply_finish(plan=plan, content="x", usage=used, status="complete")
     assert -sum(LedgerEntry.objects.filter(kind="charge").values_list("amount", flat=True)) == 5 * held
-    Message.objects.filter(status="pending").update(status="complete")
     call_command("audit_wallets")

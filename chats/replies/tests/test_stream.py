@@ -212,3 +212,27 @@ def test_a_reply_that_ends_on_its_own_says_stop(live_asgi_url, openai_settings, 
     name, done = post_stream(live_asgi_url, session, headers)[-1]
     assert (name, done["finish_reason"]) == ("done", "stop")
     assert settled_reply(session).finish_reason == "stop"
+
+
+def test_an_upstream_refusal_is_the_models_failure_to_a_chat_user(
+    live_asgi_url, openai_settings, session, headers
+):
+    """The request was Parley's, not the user's: the upstream's words are not passed on."""
+    openai_settings.configure(fail_status=400, fail_message="secret operator detail")
+    events = post_stream(live_asgi_url, session, headers)
+    name, error = events[-1]
+    assert (name, error["error"]["code"]) == ("error", "llm_unavailable")
+    assert error["error"]["details"]["upstream_status"] == 400
+    assert "secret" not in str(events)
+    assert settled_reply(session).status == "failed"
+
+
+def test_a_reply_cut_at_llm_max_tokens_says_length(
+    live_asgi_url, openai_settings, session, headers, settings
+):
+    settings.LLM_MAX_TOKENS = 5
+    openai_settings.configure(reply=" ".join(f"w{i}" for i in range(50)))
+    name, done = post_stream(live_asgi_url, session, headers)[-1]
+    assert (name, done["finish_reason"], done["message"]["status"]) == ("done", "length", "complete")
+    assert done["usage"]["completion_tokens"] <= 5
+    assert settled_reply(session).finish_reason == "length"

@@ -121,6 +121,7 @@ def test_date_filter_narrows_chart_and_spenders(admin_client, seeded, today):
         ({"start": "2026-02-30"}, "From: Enter a valid date."),
         ({"start": "2026-05-02", "end": "2026-05-01"}, "“From” must not be after “To”."),
         ({"start": "2025-01-01", "end": "2026-01-02"}, "Choose a range of at most 366 days."),
+        ({"end": "9999-12-31"}, "“To” must be 9999-12-30 or earlier."),  # was a 500: no day after it
     ],
 )
 def test_bad_dates_show_a_message_and_the_default_range(admin_client, seeded, today, query, message):
@@ -130,6 +131,14 @@ def test_bad_dates_show_a_message_and_the_default_range(admin_client, seeded, to
     assert message in response.text
     assert len(BAR.findall(response.text)) == 30
     assert (today - dt.timedelta(days=1)).isoformat() in dict(BAR.findall(response.text))
+
+
+def test_the_first_days_of_the_calendar_are_a_shorter_range(admin_client, seeded):
+    """The default 30 days before ``end`` would start before the calendar does: it was a 500."""
+    response = admin_client.get(URL, {"end": "0001-01-05"})
+
+    assert response.status_code == 200
+    assert [day for day, _ in BAR.findall(response.text)] == [f"0001-01-0{n}" for n in range(1, 6)]
 
 
 def test_a_whole_year_is_allowed(admin_client, seeded, today):

@@ -34,6 +34,20 @@ def reply(session, *, day=TODAY, hour=12, status="complete", prompt=10, completi
         cost=cost,
     )
     Message.objects.filter(pk=message.pk).update(created_at=at(day, hour))  # auto_now_add on create
+    if status != "pending":  # its usage record, as ``reply_finish`` writes it when the reply ends
+        baker.make(
+            UsageRecord,
+            id=message.pk,
+            user=session.user,
+            api_key=None,
+            session=session,
+            category=session.category,
+            status=status,
+            prompt_tokens=prompt,
+            completion_tokens=completion,
+            cost=cost,
+            created_at=at(day, hour),
+        )
     return message
 
 
@@ -203,6 +217,31 @@ def test_usage_accepts_a_range_of_366_days(auth_client):
     assert auth_client.get(URL, {"from": "2024-01-01", "to": "2024-12-31"}).status_code == 200
 
 
+@pytest.mark.parametrize("params", [{"to": "9999-12-31"}, {"from": "9999-12-31", "to": "9999-12-31"}])
+def test_usage_to_the_last_day_of_the_calendar_is_a_400_not_an_overflow(auth_client, params):
+    """The range ends at the start of the day after ``to``, which 9999-12-31 does not have: it was a 500."""
+    error = assert_error(auth_client.get(URL, params), 400, "validation_error")
+    assert error["details"] == {"to": ["Must be 9999-12-30 or earlier."]}
+
+
+@pytest.mark.parametrize(
+    ("params", "day"),
+    [
+        ({"to": "9999-12-30"}, dt.date(9999, 12, 30)),
+        # The default 30 days would start before the calendar does (a 500): they start with it.
+        ({"to": "0001-01-05"}, dt.date(1, 1, 1)),
+        ({"from": "0001-01-01", "to": "0001-01-01"}, dt.date(1, 1, 1)),
+    ],
+)
+def test_usage_at_the_ends_of_the_calendar(auth_client, session, params, day):
+    reply(session, day=day, hour=23)
+
+    response = auth_client.get(URL, params)
+
+    assert response.status_code == 200, response.content
+    assert [row["day"] for row in response.json()["results"]] == [day.isoformat()]
+
+
 def test_usage_needs_a_token(api_client):
     assert_error(api_client.get(URL), 401, "not_authenticated")
 
@@ -216,8 +255,8 @@ def test_usage_query_count_does_not_grow_with_rows(
         reply(session, day=TODAY - dt.timedelta(days=i % 20))
         request(user, keys[i % 5], (general_category, coding)[i % 2], day=TODAY - dt.timedelta(days=i % 25))
 
-    # The user behind the token, the replies' groups, the requests' groups.
-    with django_assert_max_num_queries(3):
+    # The user behind the token, then the usage records' groups: replies and requests together.
+    with django_assert_max_num_queries(2):
         response = auth_client.get(URL, {"group_by": group_by})
 
     assert response.status_code == 200

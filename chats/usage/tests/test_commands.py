@@ -55,14 +55,14 @@ def test_report_by_user_and_category_match_the_replies_costs(charged, user, othe
     by_category = {row["category"]: int(row["credits"]) for row in parsed("--group-by", "category")}
 
     for person in (user, other_user):
-        spent = (Message.objects.filter(session__user=person).aggregate(c=Sum("cost"))["c"] or 0) + (
-            UsageRecord.objects.filter(user=person).aggregate(c=Sum("cost"))["c"] or 0
-        )
-        assert by_user[person.login_id] == spent
+        records = UsageRecord.objects.filter(user=person)
+        replies = Message.objects.filter(session__user=person).aggregate(c=Sum("cost"))["c"]
+        requests = records.filter(api_key__isnull=False).aggregate(c=Sum("cost"))["c"]
+        assert by_user[person.login_id] == replies + requests == records.aggregate(c=Sum("cost"))["c"]
     assert set(by_category) == {"general", "coding"}
     assert by_category["coding"] == (
         Message.objects.filter(session__category__slug="coding").aggregate(c=Sum("cost"))["c"]
-        + UsageRecord.objects.aggregate(c=Sum("cost"))["c"]
+        + UsageRecord.objects.filter(api_key__isnull=False).aggregate(c=Sum("cost"))["c"]
     )
 
 
@@ -96,6 +96,7 @@ def test_report_table_is_aligned_with_a_total(charged):
             ("--from", "2026-03-02", "--to", "2026-03-01"),
             "--from (2026-03-02) must not be after --to (2026-03-01).",
         ),
+        (("--to", "9999-12-31"), "--to must be 9999-12-30 or earlier, not 9999-12-31."),  # was an overflow
     ],
 )
 def test_report_refuses_bad_dates_in_one_sentence(args, message):

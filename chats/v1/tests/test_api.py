@@ -90,7 +90,8 @@ def test_completion_answers_in_openais_format_and_charges_the_keys_owner(
     assert usage.api_key_id == key[0].id and usage.duration_ms is not None
     charge = LedgerEntry.objects.get(kind="charge")
     assert charge.amount == -cost
-    assert key[0].prefix in charge.description
+    named = f"API request {usage.id} with key {key[0].prefix} (laptop script), model general"
+    assert charge.description == named
     # What went upstream: the category's system prompt first, the options passed, max_tokens capped.
     sent = openai_settings.last_request.body
     assert sent["messages"] == [{"role": "system", "content": general_category.system_prompt}, *QUESTION]
@@ -492,5 +493,5 @@ def test_v1_streams_count_against_max_concurrent_replies_with_chat_replies(
     # every slot is back: as many requests as the limit again, one after another
     for _ in range(4):
         client.chat.completions.create(model="general", messages=QUESTION)
-    assert UsageRecord.objects.filter(status="complete").count() == 5
+    assert UsageRecord.objects.filter(status="complete", api_key__isnull=False).count() == 5
     assert_books_balance(user)

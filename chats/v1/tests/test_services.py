@@ -35,3 +35,22 @@ def test_a_v1_request_is_reserved_in_a_fixed_handful_of_statements(
             "INSERT",
         ]
     assert UsageRecord.objects.filter(status="pending").count() == 2
+
+
+def test_a_v1_charge_names_the_request_the_key_and_the_model(user, general_category):
+    from accounts.services import api_key_create
+    from chats.llm import Usage
+    from chats.v1.services import completion_finish
+    from wallets.models import LedgerEntry
+
+    api_key, _ = api_key_create(user=user, name="nightly report")
+    request = completion_request({"model": "general", "messages": [{"role": "user", "content": "hi"}]})
+    plan = completion_begin(user=user, api_key=api_key, request=request)
+    completion_finish(
+        plan=plan, content="ok", usage=Usage(prompt_tokens=9, completion_tokens=3), status="complete"
+    )
+
+    charge = LedgerEntry.objects.get(wallet__user=user, kind=LedgerEntry.Kind.CHARGE)
+    assert charge.description == (
+        f"API request {plan.record_id} with key {api_key.prefix} (nightly report), model general"
+    )

@@ -3,6 +3,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from wallets.audit import audit_checks
 from wallets.selectors import holds_stale, wallets_audit
 
 
@@ -11,7 +12,8 @@ class Command(BaseCommand):
         "Check every wallet against its rows: balance = sum of its ledger = the last entry's balance_after, "
         "available (balance - held) not negative, held = sum of its open holds. Lists each mismatch and "
         "exits non-zero if there is any. Also lists holds open longer than STALE_HOLD_MINUTES "
-        "(release_stale_holds frees those whose reply is gone)."
+        "(release_stale_holds frees those whose reply is gone), and runs the checks other apps add "
+        "(chats: every charge has the usage record of its hold, at its amount)."
     )
 
     def handle(self, *args, **options):
@@ -22,6 +24,7 @@ class Command(BaseCommand):
             f"open since {hold.created_at:%Y-%m-%d %H:%M:%S} (run release_stale_holds)"
             for hold in holds_stale(older_than=older_than)
         ]
+        problems += [problem for check in audit_checks() for problem in check()]
         for problem in problems:
             self.stderr.write(problem)
         if problems:
