@@ -55,3 +55,32 @@ class PayloadTooLarge(DomainError):
     code = "payload_too_large"
     status_code = 413
     default_message = "The request body is too large."
+
+
+class ServiceUnavailable(DomainError):
+    """A dependency (the database, Redis) does not answer: a 503 the client may retry, never a 500.
+
+    ``details.dependency`` names it; the answer carries ``Retry-After``.
+    """
+
+    code = "service_unavailable"
+    status_code = 503
+    default_message = "A service Parley depends on is unavailable; try again in a moment."
+    retry_after_seconds = 5
+
+    def __init__(self, dependency: str) -> None:
+        super().__init__(details={"dependency": dependency})
+
+
+def dependency_down(exc: BaseException) -> ServiceUnavailable | None:
+    """The :class:`ServiceUnavailable` an exception means, if it is a dependency failing to answer
+    (refused, reset, timed out), rather than our code being wrong."""
+    from django.db import InterfaceError, OperationalError
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+
+    if isinstance(exc, RedisConnectionError | RedisTimeoutError):
+        return ServiceUnavailable("redis")
+    if isinstance(exc, OperationalError | InterfaceError):
+        return ServiceUnavailable("database")
+    return None

@@ -17,7 +17,7 @@ from rest_framework.response import Response
 from rest_framework.views import set_rollback
 from rest_framework_simplejwt.exceptions import InvalidToken, TokenError
 
-from core.errors import DomainError, PayloadTooLarge
+from core.errors import DomainError, PayloadTooLarge, ServiceUnavailable, dependency_down
 from core.responses import JsonResponse
 
 logger = logging.getLogger(__name__)
@@ -81,16 +81,20 @@ def _translate(exc: Exception) -> Exception:
         return PayloadTooLarge(details={"max_bytes": settings.DATA_UPLOAD_MAX_MEMORY_SIZE})
     if isinstance(exc, TokenError):
         return InvalidToken(str(exc))
-    return exc
+    return dependency_down(exc) or exc
 
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
-    exc = _translate(exc)
+    original, exc = exc, _translate(exc)
     headers: dict[str, str] = {}
 
     if isinstance(exc, DomainError):
         set_rollback()
-        return Response(error_body(exc.code, exc.message, exc.details), status=exc.status_code)
+        if isinstance(exc, ServiceUnavailable):
+            logger.warning("A dependency is down: %s", exc.details["dependency"], exc_info=original)
+            headers["Retry-After"] = str(exc.retry_after_seconds)
+        body = error_body(exc.code, exc.message, exc.details)
+        return Response(body, status=exc.status_code, headers=headers)
 
     if isinstance(exc, drf.APIException):
         set_rollback()

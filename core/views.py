@@ -12,6 +12,7 @@ from django.views import defaults
 from django.views.decorators.http import require_safe
 
 from core import openapi
+from core.errors import dependency_down
 from core.exceptions import UNEXPECTED_ERROR, error_body
 from core.responses import JsonResponse
 
@@ -64,14 +65,31 @@ def healthz(request: HttpRequest) -> JsonResponse:
 
 @require_safe
 def readyz(request: HttpRequest) -> JsonResponse:
-    """The process can serve: the database answers a query."""
-    try:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT 1")
-            cursor.fetchone()
-    except Exception:  # any database failure means "not ready", never a 500 page
-        return error_response_for(request, "not_ready", "The database is unreachable.", 503)
-    return JsonResponse({"status": "ok", "database": "ok"})
+    """The process can serve: the database answers a query, and Redis (when ``REDIS_URL`` is set) a
+    ping; a 503 names the one that does not."""
+    checks = {"database": _database_answers}
+    if settings.REDIS_URL:
+        checks["redis"] = _redis_answers
+    for name, answers in checks.items():
+        try:
+            answers()
+        except Exception:  # any failure means "not ready", never a 500 page
+            return error_response_for(
+                request, "not_ready", f"The {name} is unreachable.", 503, {"dependency": name}
+            )
+    return JsonResponse({"status": "ok", **dict.fromkeys(checks, "ok")})
+
+
+def _database_answers() -> None:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+        cursor.fetchone()
+
+
+def _redis_answers() -> None:
+    from core.redis import sync_client
+
+    sync_client().ping()
 
 
 # What the OpenAPI schema sees at the probes (core/openapi.py).
@@ -86,7 +104,13 @@ def page_not_found(request: HttpRequest, exception: Exception):
 
 
 def server_error(request: HttpRequest):
+    """A plain view's failure: a dependency that did not answer is a 503 the client may retry."""
     if request.path.startswith(API_PREFIXES):
+        down = dependency_down(getattr(request, "view_exception", None))
+        if down is not None:
+            response = error_response_for(request, down.code, down.message, down.status_code, down.details)
+            response["Retry-After"] = str(down.retry_after_seconds)
+            return response
         return error_response_for(request, *UNEXPECTED_ERROR, 500)
     return defaults.server_error(request)
 
