@@ -111,6 +111,14 @@ def embedding_begin(*, user, api_key, request: EmbeddingRequest) -> CompletionPl
     )
 
 
+def embedding_usage(answer: dict[str, Any], *, tokens_bound: int) -> Usage:
+    """What embedding used: the prompt tokens the upstream reported, or, when it reported none
+    (or nonsense), the most the input can be, which is what was held."""
+    reported = (answer.get("usage") or {}).get("prompt_tokens")
+    valid = isinstance(reported, int) and not isinstance(reported, bool) and reported >= 0
+    return Usage(prompt_tokens=reported if valid else tokens_bound, completion_tokens=0)
+
+
 def _category(model: str) -> Category:
     category = model_category(slug=model)
     if category is None:

@@ -10,7 +10,7 @@ at once on every worker. Errors are in OpenAI's shape, Parley's fields kept.
 
 import json
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from functools import partial
 from typing import Any
 
@@ -25,7 +25,7 @@ from rest_framework.response import Response
 from accounts.authentication import ApiKeyAuthentication, api_key_wanted
 from chats.conversations.selectors import categories_active
 from chats.errors import ModelNotFound
-from chats.llm import LLMUnavailable, UpstreamRefused, Usage, get_provider
+from chats.llm import LLMUnavailable, UpstreamRefused, get_provider
 from chats.replies.outcomes import Delta, Failed, Finished, ReplyOutcome, run_shielded
 from chats.replies.slots import reply_slot_give_back
 from chats.replies.views import AdmittingView, MessagePostView, admit_in_thread
@@ -39,6 +39,7 @@ from chats.v1.services import (
     completion_finish,
     completion_outcomes,
     embedding_begin,
+    embedding_usage,
 )
 from chats.v1.wire import (
     CompletionRequest,
@@ -132,14 +133,17 @@ class CompletionPostView(OpenAIView, AdmittingView):
         return _in_a_slot(request, wanted), wanted
 
 
-async def _admit(view: type[AdmittingView], request: HttpRequest) -> HttpResponse | tuple[Any, Any]:
-    """A POST's checks and reservation (``(plan, wanted)``), or the response that refuses it."""
+async def _admit(
+    view: type[AdmittingView], request: HttpRequest, *, abandoned: Callable[[CompletionPlan], Awaitable[None]]
+) -> HttpResponse | tuple[Any, Any]:
+    """A POST's checks and reservation (``(plan, wanted)``), or the response that refuses it;
+    ``abandoned`` settles a reservation whose client left while it was being made."""
     if request.method != "POST":
         response = _error_response({"code": "method_not_allowed", "message": "Use POST."}, status=405)
         response["Allow"] = "POST"
         return response
     return await admit_in_thread(
-        partial(view().admit, request), _abandoned, plan_of=lambda admitted: admitted[0]
+        partial(view().admit, request), abandoned, plan_of=lambda admitted: admitted[0]
     )
 
 
@@ -157,7 +161,7 @@ async def _answered(plan: CompletionPlan) -> JsonResponse | tuple[ReplyOutcome, 
 async def chat_completions(request: HttpRequest) -> HttpResponse:
     """A request that fails before its first chunk is an HTTP error the SDKs understand (the
     upstream's own 4xx, or 502/503), never a 200 whose stream carries the error."""
-    admitted = await _admit(CompletionPostView, request)
+    admitted = await _admit(CompletionPostView, request, abandoned=_abandoned_in_a_slot)
     if isinstance(admitted, HttpResponse):
         return admitted
     plan, wanted = admitted
@@ -188,10 +192,13 @@ def _in_a_slot(request: Request, wanted: CompletionRequest) -> CompletionPlan:
 
 
 async def _abandoned(plan: CompletionPlan) -> None:
-    """The client left while its request was reserved: on ``/v1/`` a disconnect ends the request
-    (and gives its slot back)."""
+    """The client left while its request was reserved: on ``/v1/`` a disconnect ends the request."""
     await run_shielded(completion_finish, plan=plan, content="", usage=None, status="failed")
-    # An embedding holds no slot: giving back one it never took changes nothing.
+
+
+async def _abandoned_in_a_slot(plan: CompletionPlan) -> None:
+    """As :func:`_abandoned`, for a request that took one of its user's reply slots: given back."""
+    await _abandoned(plan)
     await run_shielded(reply_slot_give_back, user_id=plan.user.pk, token=str(plan.record_id))
 
 
@@ -306,7 +313,7 @@ class ResponsesPostView(OpenAIView, AdmittingView):
 async def responses(request: HttpRequest) -> HttpResponse:
     """Stateless: every request carries its whole conversation. As for a chat completion, the
     response starts once the upstream has answered."""
-    admitted = await _admit(ResponsesPostView, request)
+    admitted = await _admit(ResponsesPostView, request, abandoned=_abandoned_in_a_slot)
     if isinstance(admitted, HttpResponse):
         return admitted
     plan, wanted = admitted
@@ -370,7 +377,7 @@ class EmbeddingsPostView(OpenAIView, AdmittingView):
 async def embeddings(request: HttpRequest) -> HttpResponse:
     """The upstream's answer as it came, with Parley's ``model`` and ``usage`` (``cost`` added); the
     request is settled whatever happens, the client's leaving included."""
-    admitted = await _admit(EmbeddingsPostView, request)
+    admitted = await _admit(EmbeddingsPostView, request, abandoned=_abandoned)
     if isinstance(admitted, HttpResponse):
         return admitted
     plan, wanted = admitted
@@ -383,10 +390,10 @@ async def embeddings(request: HttpRequest) -> HttpResponse:
     except BaseException:
         await settle(usage=None, status="failed")
         raise
-    reported = (answer.get("usage") or {}).get("prompt_tokens")
-    tokens = reported if isinstance(reported, int) and reported >= 0 else wanted.tokens_bound
-    result = await settle(usage=Usage(prompt_tokens=tokens, completion_tokens=0), status="complete")
+    usage = embedding_usage(answer, tokens_bound=wanted.tokens_bound)
+    result = await settle(usage=usage, status="complete")
     answer["model"] = wanted.model
+    tokens = usage.prompt_tokens
     answer["usage"] = {"prompt_tokens": tokens, "total_tokens": tokens, "cost": result.cost}
     return JsonResponse(answer, encoder=DjangoJSONEncoder)
 
