@@ -268,6 +268,9 @@ DEFAULT_MONTHLY_SPEND_CAP = setting("DEFAULT_MONTHLY_SPEND_CAP", env.int, defaul
 # A streaming reply renews its lease every third of this; the stale sweep leaves it alone until
 # the lease has run out, so only replies whose process died are closed.
 REPLY_LEASE_SECONDS = setting("REPLY_LEASE_SECONDS", env.int, default=60, minimum=1)
+# A worker running replies says it is alive in Redis this often; three missed beats and readers
+# resuming its replies elsewhere learn that it died (chats.replies.liveness).
+WORKER_HEARTBEAT_SECONDS = setting("WORKER_HEARTBEAT_SECONDS", env.float, default=2.0, minimum=0.1)
 # A reply's events stay readable (to resume) this long after it ends.
 REPLY_EVENTS_TTL = setting("REPLY_EVENTS_TTL", env.int, default=600, minimum=1)
 # Replies one user may run at once, counted across workers (Redis) or in the process.

@@ -8,6 +8,9 @@ operator can tell each key's owner and lifetime:
   ``REPLY_EVENTS_TTL`` seconds after the reply's end.
 - ``parley:replies-running:<user id>``: a sorted set, a user's running
   replies and their lease ends (``chats.replies.slots``).
+- ``parley:worker:<worker id>:alive``: a key that each worker running replies
+  sets every ``WORKER_HEARTBEAT_SECONDS`` and that expires three beats later,
+  so that readers can tell a reply whose worker died (``chats.replies.liveness``).
 - ``parley:reply-stops``: a pub/sub channel, "stop this reply", heard by the
   worker running it (``chats.replies.runner``).
 - Django's cache (throttle counters, ``:1:throttle_…``): its own client, which
@@ -32,6 +35,10 @@ STREAM_READ_BLOCK_MS = 5000
 
 def reply_events_key(reply_id: Any) -> str:
     return f"parley:reply:{reply_id}:events"
+
+
+def worker_alive_key(worker_id: str) -> str:
+    return f"parley:worker:{worker_id}:alive"
 
 
 def replies_running_key(user_id: Any) -> str:

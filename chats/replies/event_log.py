@@ -28,7 +28,8 @@ from typing import Any
 
 from django.conf import settings
 
-from core.redis import STREAM_READ_BLOCK_MS, async_client, reply_events_key
+from chats.replies import liveness
+from core.redis import STREAM_READ_BLOCK_MS, async_client, reply_events_key, worker_alive_key
 
 logger = logging.getLogger(__name__)
 
@@ -66,6 +67,10 @@ class LogMissing(Exception):
     """No log for this reply here: it never ran, or its events have expired."""
 
 
+class WriterGone(Exception):
+    """The reply's log stops short of its end, and the worker that wrote it is dead."""
+
+
 # The logs of replies running in this process (Redis mirrors them when there is one).
 _local_logs: dict[str, _LocalLog] = {}
 
@@ -95,8 +100,12 @@ async def append(reply_id: Any, event_id: int, name: str, data: dict[str, Any]) 
 
 async def _redis_append(redis, reply_id: Any, event: Event) -> None:
     key = reply_events_key(reply_id)
+    fields = {"e": event.name, "d": event.data}
     async with redis.pipeline(transaction=False) as pipe:
-        pipe.xadd(key, {"e": event.name, "d": event.data}, id=f"{event.id}-0")
+        if event.id == 1:  # the first event names its writer, whose heartbeat starts with it
+            fields["w"] = liveness.WORKER_ID
+            pipe.set(worker_alive_key(liveness.WORKER_ID), 1, ex=liveness.alive_ttl_seconds())
+        pipe.xadd(key, fields, id=f"{event.id}-0")
         if event.id == 1:
             pipe.expire(key, RUNNING_TTL_SECONDS)
         if event.terminal:
@@ -114,7 +123,9 @@ async def follow(reply_id: Any, *, after: int = 0) -> AsyncIterator[Event]:
     """Every event after ``after``, once and in order, then live until the last one.
 
     From this process when the reply runs (or ran) here, else from Redis;
-    :class:`LogMissing` when neither has it.
+    :class:`LogMissing` when neither has it, :class:`WriterGone` (before the
+    first event, or while waiting for the next) when the log stops short and
+    its writer is dead.
     """
     log = _local_logs.get(str(reply_id))
     if log is not None:
@@ -146,14 +157,19 @@ async def _follow_local(log: _LocalLog, after: int) -> AsyncIterator[Event]:
 
 async def _follow_redis(redis, reply_id: Any, after: int) -> AsyncIterator[Event]:
     key, last = reply_events_key(reply_id), f"{after}-0"
+    writer = await _writer(redis, key)
+    if not await _ended_before(redis, key, after=0) and not await liveness.writer_alive(redis, writer):
+        raise WriterGone(reply_id)  # a log cut short: the database, not the log, says how it ended
     while True:
         if await _ended_before(redis, key, after=int(last.split("-")[0])):
             return  # nothing more will come: the reader already has the last event
-        # Block at most so long, then check that the stream still exists.
+        # Block at most so long, then check that the stream still exists and its writer lives.
         answer = await redis.xread({key: last}, block=STREAM_READ_BLOCK_MS, count=256)
         if not answer:
             if not await redis.exists(key):
                 return  # expired while we waited: the caller falls back to the database
+            if not await liveness.writer_alive(redis, writer):
+                raise WriterGone(reply_id)
             continue
         for entry_id, fields in answer[0][1]:
             last = entry_id.decode() if isinstance(entry_id, bytes) else entry_id
@@ -161,6 +177,30 @@ async def _follow_redis(redis, reply_id: Any, after: int) -> AsyncIterator[Event
             yield event
             if event.terminal:
                 return
+
+
+async def _writer(redis, key: str) -> str | None:
+    """The worker that writes this log, as its first event names it."""
+    first = await redis.xrange(key, count=1)
+    writer = first[0][1].get(b"w") if first else None
+    return None if writer is None else _text(writer)
+
+
+async def reply_running_nowhere(reply_id: Any) -> bool:
+    """Whether no live worker writes this reply's log: it has no log here nor in Redis, or its log
+    stops short of its end and its writer is dead. Asked of a reply the database says is pending."""
+    if str(reply_id) in _local_logs:
+        return False  # this process runs it (or ran it): alive
+    redis = async_client()
+    if redis is None:
+        return True
+    key = reply_events_key(reply_id)
+    if not await redis.exists(key):
+        return True
+    last = await redis.xrevrange(key, count=1)
+    if last and _text(last[0][1][b"e"]) in TERMINAL:
+        return False
+    return not await liveness.writer_alive(redis, await _writer(redis, key))
 
 
 async def _ended_before(redis, key: str, *, after: int) -> bool:

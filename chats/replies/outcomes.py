@@ -15,11 +15,14 @@ never outlives the request.
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.db import InterfaceError, OperationalError
 
 from chats.llm import (
     BYTES_PER_TOKEN,
@@ -83,9 +86,36 @@ def _in_thread(work: Callable[..., Any], **kwargs: Any) -> Any:
 
 async def run_shielded(work: Callable[..., Any], **kwargs: Any) -> Any:
     """A service that settles money, run in a thread to its end even if the caller is cancelled
-    (and its request over)."""
-    settling = sync_to_async(_in_thread, thread_sensitive=True)(work, **kwargs)
-    return await asyncio.shield(asyncio.create_task(settling, context=outliving_the_request()))
+    (and its request over), and retried while the database does not answer (see
+    :func:`_until_done`)."""
+    done = asyncio.create_task(_until_done(work, kwargs), context=outliving_the_request())
+    return await asyncio.shield(done)
+
+
+#: The first wait before a settlement is tried again; it doubles up to the last.
+RETRY_BACKOFF_FIRST, RETRY_BACKOFF_MOST = 0.05, 2.0
+
+
+async def _until_done(work: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
+    """``work`` tried again, with backoff, while the database is unreachable (restarting, failing
+    over), for up to half of ``REPLY_LEASE_SECONDS``: what a client was sent is then stored and
+    charged once the database is back. Within the half, the reply's lease still runs, so the stale
+    sweep leaves it alone; past it the sweep may close the reply, and the settlement's claim (a
+    conditional UPDATE) makes sure that only one of them charges. Trying again is safe even when
+    the first try did commit before its connection broke: the claim finds the reply settled."""
+    deadline = time.monotonic() + settings.REPLY_LEASE_SECONDS / 2
+    delay = RETRY_BACKOFF_FIRST
+    while True:
+        try:
+            return await sync_to_async(_in_thread, thread_sensitive=True)(work, **kwargs)
+        except (OperationalError, InterfaceError) as exc:
+            if time.monotonic() + delay > deadline:
+                raise
+            logger.warning(
+                "%s could not reach the database (%s); trying again in %.2f s", work.__name__, exc, delay
+            )
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, RETRY_BACKOFF_MOST)
 
 
 async def _close_quietly(stream: LLMStream | None) -> None:

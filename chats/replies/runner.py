@@ -19,7 +19,7 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 
 from chats.llm import aclose_clients
-from chats.replies import event_log, keepalive, payloads
+from chats.replies import event_log, keepalive, liveness, payloads
 from chats.replies.outcomes import Failed, Finished, ReplyOutcome, StopSignal, reply_outcomes
 from chats.replies.services import ReplyPlan
 from chats.replies.slots import reply_slot_give_back, reply_slots_renew
@@ -48,6 +48,7 @@ class _Worker:
     loop: asyncio.AbstractEventLoop = field(default_factory=asyncio.get_running_loop)
     running: dict[str, _Running] = field(default_factory=dict)
     stop_listener: asyncio.Task | None = None
+    heartbeat: asyncio.Task | None = None
     shutdown_asked_at: float | None = None
     grace_timer: asyncio.TimerHandle | None = None
 
@@ -74,6 +75,7 @@ def reply_start(plan: ReplyPlan) -> asyncio.Task:
     worker.running[reply_id] = _Running(task, stop)
     task.add_done_callback(lambda _: worker.running.pop(reply_id, None))
     _listen_for_stops(worker)
+    _beat(worker)
     return task
 
 
@@ -115,6 +117,14 @@ async def reply_stop(reply_id: Any) -> bool:
         return False
     await redis.publish(REPLY_STOPS_CHANNEL, reply_id)
     return True
+
+
+def _beat(worker: _Worker) -> None:
+    """The worker's heartbeat, for readers on other workers, while it runs replies."""
+    if async_client() is None or (worker.heartbeat and not worker.heartbeat.done()):
+        return
+    beating = liveness.beat_while(worker.running)
+    worker.heartbeat = asyncio.create_task(beating, context=outliving_the_request())
 
 
 def _listen_for_stops(worker: _Worker) -> None:

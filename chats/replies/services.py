@@ -12,6 +12,7 @@ ever held while the LLM talks:
    record (``chats.replies.records``).
 """
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -31,11 +32,14 @@ from chats.replies.pricing import completion_tokens_affordable, prompt_tokens_up
 from chats.replies.prompt import max_tokens_capped, prompt_build
 from chats.replies.records import reply_record_write
 from chats.replies.selectors import reply_get
+from chats.replies.slots import reply_slot_give_back
 from core.db.rows import columns, fetch_one, insert, instance_from_row, table
 from core.errors import NotFound, ValidationFailed
 from wallets import selectors as wallet_selectors
 from wallets import services as wallet_services
 from wallets.errors import InsufficientFunds, SpendCapReached
+
+logger = logging.getLogger(__name__)
 
 TITLE_FROM_MESSAGE_CHARS = 60
 
@@ -455,7 +459,22 @@ def _close_stale(model: type[PaidWhileStreaming]) -> int:
             if isinstance(row, Message):
                 reply_record_write(reply=row, hold_id=row.hold_id)
             closed += 1
+        _slot_give_back_quietly(row)
     return closed
+
+
+def _slot_give_back_quietly(row: PaidWhileStreaming) -> None:
+    """The concurrency slot of a reply whose worker died, freed now rather than when its own lease
+    runs out; a slot that cannot be freed (Redis down) still expires with that lease."""
+    user_id = (
+        row.user_id
+        if isinstance(row, UsageRecord)
+        else ChatSession.objects.filter(pk=row.session_id).values_list("user_id", flat=True).first()
+    )
+    try:
+        reply_slot_give_back(user_id=user_id, token=str(row.pk))
+    except Exception:
+        logger.warning("Could not free the slot of stale reply %s", row.pk, exc_info=True)
 
 
 def holds_release_orphaned(*, older_than: timedelta) -> list:

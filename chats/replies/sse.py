@@ -50,12 +50,13 @@ def event_stream(frames: AsyncIterator[bytes]) -> StreamingHttpResponse:
 
 
 async def follow(reply_id, *, after: int, final: Message | None) -> AsyncIterator[bytes]:
-    """The log's events after ``after``; once it has expired, the stored reply as one last event."""
+    """The log's events after ``after``; once it has expired, or when the worker writing it died,
+    the stored reply as one last event: a reader always learns how its reply ended."""
     try:
         async for event in event_log.follow(reply_id, after=after):
             yield event.frame()
         return
-    except event_log.LogMissing:
+    except (event_log.LogMissing, event_log.WriterGone):
         if final is None:
             raise
     yield await sync_to_async(_stored_reply_frame, thread_sensitive=True)(final)

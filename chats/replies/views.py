@@ -38,7 +38,7 @@ from chats.errors import (
     TooManyReplies,
 )
 from chats.models import Message
-from chats.replies import payloads, runner, sse
+from chats.replies import event_log, payloads, runner, sse
 from chats.replies.outcomes import Failed, Finished, ReplyOutcome
 from chats.replies.selectors import reply_get
 from chats.replies.serializers import MessageInputSerializer, ReplySerializer
@@ -195,6 +195,8 @@ async def reply_events_endpoint(request: HttpRequest, pk, message_id) -> HttpRes
     after = _after(request)
     if isinstance(after, HttpResponse):
         return after
+    if admitted.status == Message.Status.PENDING and await event_log.reply_running_nowhere(admitted.id):
+        return _error(ReplyNotRunning())  # its worker died: the stale sweep will close it
     return sse.event_stream(sse.follow(admitted.id, after=after, final=admitted))
 
 
@@ -206,7 +208,7 @@ async def reply_stop_endpoint(request: HttpRequest, pk, message_id) -> HttpRespo
     admitted = await sync_to_async(ReplyStopView().admit)(request, pk=pk, message_id=message_id)
     if isinstance(admitted, HttpResponse):
         return admitted
-    if not await runner.reply_stop(admitted.id):
+    if await event_log.reply_running_nowhere(admitted.id) or not await runner.reply_stop(admitted.id):
         return _error(ReplyNotRunning())
     return JsonResponse({"id": str(admitted.id), "status": "stopping"}, status=status.HTTP_202_ACCEPTED)
 

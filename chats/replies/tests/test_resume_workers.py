@@ -24,11 +24,15 @@ import httpx
 import pytest
 from django.conf import settings
 from django.db import connection
+from django.test import override_settings
+from django.utils import timezone
 
 from chats.models import Message
+from chats.replies.services import replies_close_stale
 from tests.helpers.concurrency import requires_postgres
 from tests.helpers.money import assert_books_balance, expected_cost
 from tests.helpers.streams import events_url, read_events, resume, settled_reply, start_reply
+from tests.helpers.tcp_proxy import TcpProxy
 from wallets.models import Hold, Wallet
 
 REDIS_DB = 13  # this file's own database, flushed before and after each test
@@ -397,3 +401,109 @@ def test_reading_past_the_end_of_a_reply_that_ended_on_a_is_empty_on_b(
 
     assert response.status_code == 200
     assert response.text == ""
+
+
+# --- faults: a worker killed, the database gone for a while -------------------------------------
+
+
+def test_a_killed_workers_reply_is_409_on_resume_then_ends_with_its_stored_end_after_the_sweep(
+    start_workers, openai_settings, session, headers, user, redis_db
+):
+    """Worker A is SIGKILLed mid-reply. A reader following on B learns it within a heartbeat and a
+    read; a resume on B is 409 ``reply_unavailable`` while the reply's lease runs, and after the
+    sweep one final event built from the stored reply. The sweep also frees the user's slot."""
+    a, b = start_workers(
+        "A", "B", REPLY_LEASE_SECONDS="3", WORKER_HEARTBEAT_SECONDS="0.3", MAX_CONCURRENT_REPLIES="1"
+    )
+    openai_settings.configure(reply=" ".join(WORDS * 5), chunk_delay=0.05)  # 200 chunks: 10 s
+    first = start_reply(a.url, session, headers, deltas=3)
+    message_id = first[0]["data"]["assistant_message_id"]
+    following: list[dict] = []
+
+    def follow_on_b() -> None:
+        following.extend(resume(b.url, session, message_id, {**headers, "Last-Event-ID": "4"}))
+
+    reader = threading.Thread(target=follow_on_b, daemon=True)
+    reader.start()
+    time.sleep(0.5)  # the reader on B follows the live log
+
+    a.process.kill()
+    a.process.wait(timeout=10)
+    killed = time.monotonic()
+
+    assert wait_until(lambda: not redis_db.keys("parley:worker:*"), timeout=5)  # its heartbeat stopped
+    resumed = httpx.get(events_url(b.url, session, message_id), headers=headers, timeout=10)
+    assert resumed.status_code == 409, resumed.text
+    assert resumed.json()["error"]["code"] == "reply_unavailable"
+    assert Message.objects.get(pk=message_id).status == "pending"  # within its lease: not swept yet
+    stop = httpx.post(f"{messages_url(b.url, session)}{message_id}/stop/", headers=headers, timeout=10)
+    assert (stop.status_code, stop.json()["error"]["code"]) == (409, "reply_unavailable")
+    reader.join(timeout=15)
+    assert not reader.is_alive()  # the reader following on B was told, not left waiting
+    assert following[-1]["event"] == "error"
+    assert following[-1]["data"]["error"]["code"] == "reply_unavailable"
+    # Its slot is still taken (its lease has not run out): the user's one slot is busy.
+    refused = httpx.post(messages_url(b.url, session), json={"content": "Hi"}, headers=headers, timeout=10)
+    assert (refused.status_code, refused.json()["error"]["code"]) == (429, "too_many_replies")
+
+    assert wait_until(lambda: Message.objects.get(pk=message_id).lease_expires_at < timezone.now(), 5)
+    with override_settings(REDIS_URL=REDIS_URL):
+        assert replies_close_stale() == 1
+    swept = time.monotonic() - killed
+    assert redis_db.zcard(f"parley:replies-running:{user.pk}") == 0  # freed by the sweep
+    assert swept < 2 * 3  # before the slot's own lease (twice the reply's) would have freed it
+
+    ended = resume(b.url, session, message_id, {**headers, "Last-Event-ID": "4"})
+    assert [event["event"] for event in ended] == ["error"]  # one final event, from the database
+    assert ended[0]["data"]["error"]["code"] == "llm_unavailable"  # a failed reply, free
+    assert Message.objects.get(pk=message_id).status == "failed"
+    openai_settings.configure(reply="one more")
+    again = start_reply(b.url, session, headers, deltas=99)
+    assert (again[0]["event"], again[-1]["event"]) == ("start", "done")
+    assert not Hold.objects.filter(status=Hold.Status.OPEN).exists()
+    assert_books_balance(user)
+
+
+def test_a_reply_ending_while_the_database_is_unreachable_is_stored_and_charged_once_it_is_back(
+    start_workers, openai_settings, session, headers, user
+):
+    """The database goes away as a reply ends (every connection cut, new ones refused, as in a
+    restart) and comes back 2 s later: the settlement is tried again until it is stored, so what
+    the client was sent is kept and charged, once."""
+    db = connection.settings_dict
+    proxy = TcpProxy(target=(db["HOST"] or "127.0.0.1", int(db["PORT"] or 5432)))
+    through_proxy = _database_url().replace(f":{db['PORT'] or 5432}/", f":{proxy.port}/")
+    (a,) = start_workers("A", DATABASE_URL=through_proxy, DATABASE_POOL_TIMEOUT="1", REPLY_LEASE_SECONDS="20")
+    openai_settings.configure(reply=" ".join(WORDS[:20]), chunk_delay=0.05)
+    events: list[dict] = []
+    reader = threading.Thread(
+        target=lambda: events.extend(start_reply(a.url, session, headers, deltas=999)), daemon=True
+    )
+    try:
+        reader.start()
+        assert openai_settings.wait_until_sync(
+            lambda: openai_settings.requests and openai_settings.last_request.chunks_sent >= 3, timeout=10
+        )
+        proxy.cut()
+        assert openai_settings.wait_until_sync(lambda: openai_settings.last_request.completed, timeout=10)
+        time.sleep(2)  # the reply has ended; its settlement meets no database
+        assert reader.is_alive(), events[-2:]  # the client waits for the end, rather than hearing of an error
+        proxy.restore()
+        reader.join(timeout=20)
+    finally:
+        proxy.close()
+
+    assert events[-1]["event"] == "done", (events[-1], a.log())
+    sent = "".join(event["data"]["content"] for event in events if event["event"] == "delta")
+    assert sent == " ".join(WORDS[:20])
+    reply = settled_reply(session)
+    assert (reply.status, reply.content) == ("complete", sent)  # what the client read is stored
+    assert (
+        reply.cost
+        == events[-1]["data"]["cost"]
+        == expected_cost(reply.prompt_tokens, reply.completion_tokens)
+    )
+    assert Wallet.objects.get(user=user).balance == 100 - reply.cost  # charged once
+    assert not Hold.objects.filter(status=Hold.Status.OPEN).exists()
+    assert "could not reach the database" in a.log()
+    assert_books_balance(user)
