@@ -279,6 +279,10 @@ MAX_CONCURRENT_REPLIES = setting("MAX_CONCURRENT_REPLIES", env.int, default=3, m
 REPLY_SHUTDOWN_GRACE = setting("REPLY_SHUTDOWN_GRACE", env.float, default=30.0, minimum=0)
 
 # --- LLM -------------------------------------------------------------------
+# A deployment failing this many times in a row is skipped for COOLDOWN_SECONDS (or its
+# upstream's Retry-After), by every worker when Redis is set (chats.llm.cooldown).
+COOLDOWN_FAILURES = setting("COOLDOWN_FAILURES", env.int, default=3, minimum=1)
+COOLDOWN_SECONDS = setting("COOLDOWN_SECONDS", env.float, default=30.0, minimum=0.1)
 LLM_PROVIDER = setting("LLM_PROVIDER", env.str, default="echo", choices={"echo", "openai"})
 OPENAI_API_KEY = setting("OPENAI_API_KEY", env.str, default="")
 OPENAI_BASE_URL = setting("OPENAI_BASE_URL", env.str, default="") or None

@@ -11,6 +11,9 @@ operator can tell each key's owner and lifetime:
 - ``parley:worker:<worker id>:alive``: a key that each worker running replies
   sets every ``WORKER_HEARTBEAT_SECONDS`` and that expires three beats later,
   so that readers can tell a reply whose worker died (``chats.replies.liveness``).
+- ``parley:deployment:<name>:failures`` and ``…:cooldown``: a deployment's
+  recent failures and, once they are too many, its cooldown; both expire on
+  their own (``chats.llm.cooldown``).
 - ``parley:reply-stops``: a pub/sub channel, "stop this reply", heard by the
   worker running it (``chats.replies.runner``).
 - Django's cache (throttle counters, ``:1:throttle_…``): its own client, which
@@ -39,6 +42,14 @@ def reply_events_key(reply_id: Any) -> str:
 
 def worker_alive_key(worker_id: str) -> str:
     return f"parley:worker:{worker_id}:alive"
+
+
+def deployment_failures_key(deployment: str) -> str:
+    return f"parley:deployment:{deployment}:failures"
+
+
+def deployment_cooldown_key(deployment: str) -> str:
+    return f"parley:deployment:{deployment}:cooldown"
 
 
 def replies_running_key(user_id: Any) -> str:

@@ -87,10 +87,18 @@ class LLMUnavailable(DomainError):
         *,
         details: dict[str, Any] | None = None,
         status_code: int | None = None,
+        retry_after: float | None = None,
     ) -> None:
         super().__init__(message, details=details)
         if status_code is not None:
             self.status_code = status_code
+        #: Seconds the upstream asked to wait (its ``Retry-After``), if it said.
+        self.retry_after = retry_after
+
+    @property
+    def upstream_status(self) -> int | None:
+        """The HTTP status the upstream answered, if it answered one."""
+        return self.details.get("upstream_status")
 
 
 class UpstreamRefused(LLMUnavailable):
@@ -102,14 +110,16 @@ class UpstreamRefused(LLMUnavailable):
     learns what to change in what it sent (free of charge).
     """
 
-    def __init__(self, *, upstream_status: int, error: dict[str, Any]) -> None:
+    def __init__(
+        self, *, upstream_status: int, error: dict[str, Any], retry_after: float | None = None
+    ) -> None:
         super().__init__(
             f"The language model service answered with an error (HTTP {upstream_status}).",
             details={"reason": "upstream_status", "upstream_status": upstream_status},
             # Rate-limited upstream: a temporary condition, say so.
             status_code=503 if upstream_status == 429 else 502,
+            retry_after=retry_after,
         )
-        self.upstream_status = upstream_status
         self.error = error
 
 

@@ -99,9 +99,10 @@ class ClientConfig:
 _clients: PerLoop[dict[ClientConfig, openai.AsyncOpenAI]] = PerLoop(dict)
 
 
-def get_client() -> openai.AsyncOpenAI:
-    """The ``AsyncOpenAI`` client for the running loop and the current settings (call it in a coroutine)."""
-    config = ClientConfig.from_settings()
+def get_client(config: ClientConfig | None = None) -> openai.AsyncOpenAI:
+    """The ``AsyncOpenAI`` client for the running loop and ``config`` (by default the settings'
+    provider); call it in a coroutine."""
+    config = config or ClientConfig.from_settings()
     clients = _clients.get()
     if config not in clients:
         clients[config] = config.build()
@@ -118,15 +119,18 @@ def _unavailable(exc: BaseException, *, midstream: bool) -> LLMUnavailable:
     """A client-safe :class:`LLMUnavailable` for an upstream failure; the detail goes to the log."""
     logger.warning("LLM upstream failed %s: %r", "mid-stream" if midstream else "before the stream", exc)
     if isinstance(exc, openai.APIStatusError):
-        status = exc.status_code
-        if 400 <= status < 500 and status not in (401, 403, 404, 408, 409) and not midstream:
+        status, retry_after = exc.status_code, _retry_after(exc.response.headers)
+        if 400 <= status < 500 and status not in (401, 403, 408, 409) and not midstream:
             # The request itself is at fault (or, for 429, too many of them): the client is told.
-            return UpstreamRefused(upstream_status=status, error=_upstream_error(exc))
+            return UpstreamRefused(
+                upstream_status=status, error=_upstream_error(exc), retry_after=retry_after
+            )
         return LLMUnavailable(
             f"The language model service answered with an error (HTTP {status}).",
             details={"reason": "upstream_status", "upstream_status": status},
             # Overloaded or rate-limited upstream: a temporary condition, say so.
             status_code=503 if status in (429, 503) else 502,
+            retry_after=retry_after,
         )
     if isinstance(exc, (openai.APITimeoutError, httpx2.TimeoutException)):
         return LLMUnavailable(
@@ -142,6 +146,17 @@ def _unavailable(exc: BaseException, *, midstream: bool) -> LLMUnavailable:
             details={"reason": "connection"},
         )
     return LLMUnavailable("Could not reach the language model service.", details={"reason": "connection"})
+
+
+def _retry_after(headers: Mapping[str, str]) -> float | None:
+    """Seconds the upstream asked to wait: ``retry-after-ms`` (OpenAI's), else ``Retry-After`` in
+    seconds (an HTTP date is not worth parsing here: the cooldown's own length applies)."""
+    for name, scale in (("retry-after-ms", 1000), ("retry-after", 1)):
+        try:
+            return max(float(headers[name]) / scale, 0.0)
+        except (KeyError, ValueError):
+            continue
+    return None
 
 
 def _upstream_error(exc: openai.APIStatusError) -> dict[str, Any]:
@@ -273,6 +288,10 @@ class OpenAIStream(LLMStream):
 class OpenAIProvider(LLMProvider):
     name = "openai"
 
+    def __init__(self, config: ClientConfig | None = None) -> None:
+        """``config``: the server, key, timeout and retries; by default the settings' provider."""
+        self.config = config
+
     async def stream(
         self,
         *,
@@ -291,7 +310,7 @@ class OpenAIProvider(LLMProvider):
         ``post`` sends it as is, with the same auth, retries, timeouts and
         status errors.
         """
-        client = get_client()
+        client = get_client(self.config)
         body = {
             **(options or {}),
             "model": model,
@@ -317,7 +336,9 @@ class OpenAIProvider(LLMProvider):
     async def embeddings(self, *, model: str, options: Mapping[str, Any]) -> dict[str, Any]:
         """The upstream's answer as it came (``encoding_format`` and all), through the SDK's ``post``."""
         try:
-            answer = await get_client().post("/embeddings", cast_to=object, body={**options, "model": model})
+            answer = await get_client(self.config).post(
+                "/embeddings", cast_to=object, body={**options, "model": model}
+            )
         except _FAILURES as exc:
             raise _unavailable(exc, midstream=False) from exc
         if not isinstance(answer, dict) or not isinstance(answer.get("data"), list):
