@@ -59,6 +59,7 @@ INSTALLED_APPS = [
 # subclass whose hooks stay on the event loop instead of two thread hops per middleware and
 # request (core.middleware.ON_THE_LOOP).
 MIDDLEWARE = [
+    "core.middleware.RequestMetricsMiddleware",  # outermost: the status every layer settled on
     "django.middleware.security.SecurityMiddleware",
     "core.middleware.AsyncWhiteNoiseMiddleware",  # /static/ (the admin's assets) with DEBUG off
     "corsheaders.middleware.CorsMiddleware",  # before CommonMiddleware, as django-cors-headers asks
@@ -277,6 +278,9 @@ REPLY_EVENTS_TTL = setting("REPLY_EVENTS_TTL", env.int, default=600, minimum=1)
 MAX_CONCURRENT_REPLIES = setting("MAX_CONCURRENT_REPLIES", env.int, default=3, minimum=1)
 # On SIGTERM, how long running replies may go on before they are stopped and settled.
 REPLY_SHUTDOWN_GRACE = setting("REPLY_SHUTDOWN_GRACE", env.float, default=30.0, minimum=0)
+
+# GET /metrics (Prometheus) is off unless this is set; then it takes it as a bearer token.
+METRICS_TOKEN = setting("METRICS_TOKEN", env.str, default="")
 
 # --- LLM -------------------------------------------------------------------
 # A deployment failing this many times in a row is skipped for COOLDOWN_SECONDS (or its

@@ -4,12 +4,14 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from accounts.admin import admin_login
 from core import views as core_views
+from core.metrics import metrics_view
 from core.routing import either_slash
 
 urlpatterns = [
     path("", core_views.index, name="index"),
     path("healthz", core_views.healthz, name="healthz"),
     path("readyz", core_views.readyz, name="readyz"),
+    path("metrics", metrics_view, name="metrics"),  # Prometheus; off unless METRICS_TOKEN is set
     path("admin/login/", admin_login, name="admin-login"),  # admin.site.login, throttled
     path("admin/", admin.site.urls),
     path("auth/", include("accounts.urls")),

@@ -2,6 +2,7 @@
 
 from typing import Any
 
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import exceptions, serializers
 from rest_framework.permissions import AllowAny
@@ -90,3 +91,23 @@ class ReadyzURLView(ProbeURLView):
     )
     def get(self, request: Request) -> Response:  # pragma: no cover - never routed here
         return super().get(request)
+
+
+class MetricsURLView(APIView):
+    """What the OpenAPI schema sees at ``/metrics`` (``core.metrics.metrics_view``)."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+
+    @extend_schema(
+        operation_id="metrics",
+        tags=["probes"],
+        description=(
+            "Prometheus's text format: requests, replies, time to first token, upstream latency, tokens, "
+            "credits, replies running, failovers, cooldowns. 404 unless `METRICS_TOKEN` is set; then "
+            "`Authorization: Bearer <METRICS_TOKEN>` (401 without it)."
+        ),
+        responses={(200, "text/plain"): OpenApiTypes.STR, 401: None, 404: None},
+    )
+    def get(self, request: Request) -> Response:  # pragma: no cover - never routed here
+        raise exceptions.MethodNotAllowed("GET")
