@@ -29,6 +29,7 @@ class TooManyReplies(DomainError):
     code = "too_many_replies"
     status_code = 429
     default_message = "Too many replies are running at once; wait for one to end."
+    retry_after_seconds = 1
 
 
 class ShuttingDown(DomainError):

@@ -14,6 +14,8 @@ class DomainError(Exception):
     code = "error"
     status_code = 400
     default_message = "The request could not be completed."
+    #: When set, the answer carries ``Retry-After``: a temporary refusal, worth retrying then.
+    retry_after_seconds: int | None = None
 
     def __init__(self, message: str | None = None, *, details: dict[str, Any] | None = None) -> None:
         self.message = message or self.default_message

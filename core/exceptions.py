@@ -92,6 +92,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
         set_rollback()
         if isinstance(exc, ServiceUnavailable):
             logger.warning("A dependency is down: %s", exc.details["dependency"], exc_info=original)
+        if exc.retry_after_seconds is not None:
             headers["Retry-After"] = str(exc.retry_after_seconds)
         body = error_body(exc.code, exc.message, exc.details)
         return Response(body, status=exc.status_code, headers=headers)

@@ -91,8 +91,9 @@ async def append(reply_id: Any, event_id: int, name: str, data: dict[str, Any]) 
     if redis is not None:
         try:
             await _redis_append(redis, reply_id, event)
-        except Exception:  # the reply goes on; only readers on other workers miss it
-            logger.warning("Could not write event %s of reply %s to Redis", event_id, reply_id, exc_info=True)
+        except Exception as exc:  # the reply goes on; only readers on other workers miss it
+            # One line per event, no traceback: a Redis outage must not flood the logs.
+            logger.warning("Could not write event %s of reply %s to Redis: %r", event_id, reply_id, exc)
     if event.terminal:
         _end(reply_id)
     return event

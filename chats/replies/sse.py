@@ -2,6 +2,7 @@
 their OpenAPI description."""
 
 import json
+import logging
 from collections.abc import AsyncIterator
 
 from asgiref.sync import sync_to_async
@@ -11,7 +12,11 @@ from django.http import StreamingHttpResponse
 from chats.models import Message
 from chats.replies import event_log, payloads
 from core.db.connections import release_connection
+from core.errors import dependency_down
+from core.exceptions import error_body
 from wallets import selectors as wallet_selectors
+
+logger = logging.getLogger(__name__)
 
 
 def _event_schema(name: str, data: str) -> dict:
@@ -59,6 +64,16 @@ async def follow(reply_id, *, after: int, final: Message | None) -> AsyncIterato
     except (event_log.LogMissing, event_log.WriterGone):
         if final is None:
             raise
+    except Exception as exc:
+        # Redis went away while the log was read from it: the answer has started (200), so the
+        # reader is told in an event rather than by a dropped connection, and may resume later.
+        down = dependency_down(exc)
+        if down is None:
+            raise
+        logger.warning("Following reply %s: %s is down", reply_id, down.details["dependency"])
+        body = error_body(down.code, down.message, down.details)
+        yield event_log.Event(0, "error", json.dumps(body, separators=(",", ":"))).frame()
+        return
     yield await sync_to_async(_stored_reply_frame, thread_sensitive=True)(final)
 
 

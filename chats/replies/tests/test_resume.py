@@ -9,6 +9,8 @@ import time
 
 import httpx
 import pytest
+from django.test import override_settings
+from model_bakery import baker
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from chats.models import Message
@@ -104,6 +106,7 @@ def test_a_fourth_concurrent_reply_is_429_and_nothing_is_reserved(
 
     assert fourth.status_code == 429
     assert fourth.json()["error"]["code"] == "too_many_replies"
+    assert fourth.headers["Retry-After"] == "1"  # worth retrying soon: a reply will end
     assert Message.objects.filter(session=session).count() == 6  # three questions, three replies
     assert Hold.objects.filter(status="open").count() == 3
     for events in started:  # they run on, to their end, and free their slots
@@ -184,3 +187,25 @@ def test_stopping_a_pending_reply_that_runs_nowhere_is_409(live_asgi_url, sessio
 
     assert refused.status_code == 409
     assert refused.json()["error"]["code"] == "reply_unavailable"
+
+
+REDIS_DOWN = "redis://127.0.0.1:1/0"  # port 1: nothing listens there, as when Redis has stopped
+
+
+def test_resuming_while_redis_is_down_is_a_503_or_an_error_event_never_a_dropped_connection(
+    live_asgi_url, session, headers
+):
+    """A pending reply's worker cannot be asked: 503 before the answer starts. An ended reply's
+    events cannot be read: the 200 has started, so one ``error`` event says why, then the end."""
+    pending = baker.make(Message, session=session, role="assistant", status="pending")
+    ended = baker.make(Message, session=session, role="assistant", status="complete", content="Hi")
+
+    with override_settings(REDIS_URL=REDIS_DOWN):
+        refused = httpx.get(events_url(live_asgi_url, session, pending.id), headers=headers, timeout=10)
+        told = resume(live_asgi_url, session, ended.id, headers)
+
+    assert refused.status_code == 503
+    assert refused.json()["error"]["details"] == {"dependency": "redis"}
+    assert refused.headers["Retry-After"]
+    assert [event["event"] for event in told] == ["error"]
+    assert told[0]["data"]["error"]["code"] == "service_unavailable"
