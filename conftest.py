@@ -100,14 +100,13 @@ def support_user(make_user):
 
 @pytest.fixture
 def general_category(db):
-    """The ``general`` category the data migration creates; transactional tests flush it, so restore it."""
+    """The ``general`` category the data migrations create (its catalogue model ``general``, deployed
+    on the default provider); transactional tests flush it, so restore it."""
     from chats.models import Category
+    from tests.helpers.catalogue import category_make
 
-    category, _ = Category.objects.get_or_create(
-        slug="general",
-        defaults={"name": "General", "system_prompt": "Be brief.", "prompt_price": 1, "completion_price": 2},
-    )
-    return category
+    category = Category.objects.select_related("model").filter(slug="general").first()
+    return category or category_make("general", name="General", system_prompt="Be brief.")
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@
 Four reads run on every streamed request, each written as one plain statement whose row is
 built as the ORM builds it (``core.db.rows``): the token's user (``user_by_id``), a key with its
 user (``api_key_by_secret``), the session with its category (``session_get``) and the category
-a ``/v1/`` model names (``model_category``). For each, the CPU time (``time.process_time``) of
+a ``/v1/`` model names (``model_requested``). For each, the CPU time (``time.process_time``) of
 ``--calls`` calls against the same calls through the ORM's equivalent queryset, in one process,
 alternating, on a throwaway PostgreSQL database (dropped and created here). Printed per read:
 microseconds per call, plain and ORM, and ORM ÷ plain, median (range) of ``--runs`` runs; the
@@ -56,7 +56,7 @@ def pairs() -> dict[str, tuple[Callable[[], object], Callable[[], object]]]:
     from accounts.services import api_key_create
     from chats.conversations.selectors import session_get
     from chats.models import Category, ChatSession
-    from chats.v1.selectors import model_category
+    from chats.v1.selectors import model_requested
 
     user = baker.make(User, login_id="reader", login_key="reader")
     key, secret = api_key_create(user=user, name="bench")
@@ -75,9 +75,9 @@ def pairs() -> dict[str, tuple[Callable[[], object], Callable[[], object]]]:
             lambda: session_get(user=user, session_id=session.pk),
             lambda: ChatSession.objects.select_related("category").get(pk=session.pk, user_id=user.pk),
         ),
-        "model_category": (
-            lambda: model_category(slug="general"),
-            lambda: Category.objects.filter(slug="general", is_active=True).first(),
+        "model_requested": (
+            lambda: model_requested(name="general"),
+            lambda: Category.objects.select_related("model").filter(slug="general", is_active=True).first(),
         ),
     }
 

@@ -3,17 +3,29 @@ from functools import partial
 from django.contrib import admin
 from django.urls import path
 
+from chats.catalogue import admin as catalogue_admin  # noqa: F401  (registers providers and models)
 from chats.models import Category, ChatSession, Message, UsageRecord
 from chats.usage.admin import VIEW_PERMISSION, usage_view
 
 
 @admin.register(Category)
 class CategoryAdmin(admin.ModelAdmin):
+    """A category names its catalogue model, which sets its prices (Chats → Models)."""
+
     list_display = ["slug", "name", "model", "prompt_price", "completion_price", "is_active", "order"]
     list_editable = ["is_active", "order"]
-    list_filter = ["is_active"]
+    list_filter = ["is_active", "model"]
+    list_select_related = ["model"]
     search_fields = ["slug", "name"]
     prepopulated_fields = {"slug": ["name"]}
+
+    @admin.display(description="Prompt price", ordering="model__prompt_price")
+    def prompt_price(self, category: Category):
+        return category.model.prompt_price
+
+    @admin.display(description="Completion price", ordering="model__completion_price")
+    def completion_price(self, category: Category):
+        return category.model.completion_price
 
 
 class MessageInline(admin.TabularInline):
@@ -59,15 +71,16 @@ class UsageRecordAdmin(admin.ModelAdmin):
         "api_key",
         "session",
         "category",
+        "model",
         "status",
         "prompt_tokens",
         "completion_tokens",
         "cost",
         "duration_ms",
     ]
-    list_filter = ["status", "category"]
+    list_filter = ["status", "category", "model"]
     search_fields = ["user__login_id", "api_key__prefix", "api_key__name"]
-    list_select_related = ["user", "api_key", "session", "category"]
+    list_select_related = ["user", "api_key", "session", "category", "model"]
     date_hierarchy = "created_at"
 
     def get_urls(self):

@@ -5,24 +5,23 @@ from django.db import models
 from django.db.models import Q
 from django.utils import timezone
 
+# The catalogue's models live in their package; imported here so that Django registers them.
+from chats.catalogue.models import CatalogueModel, Deployment, Provider  # noqa: F401
+
 
 class Category(models.Model):
-    """What a session is about: its system prompt, its model and its prices.
-
-    Prices are credits per 1,000 tokens; decimals are allowed so that cheap
-    models can be priced fairly, while charges stay whole credits.
-    """
+    """What a session is about: its system prompt, and the catalogue model that answers it and sets
+    its prices (``chats.catalogue``)."""
 
     slug = models.SlugField(max_length=50, unique=True)
     name = models.CharField(max_length=100)
     description = models.TextField(blank=True)
     system_prompt = models.TextField(blank=True)
-    model = models.CharField(max_length=200, blank=True, help_text="Blank means the LLM_MODEL setting.")
-    prompt_price = models.DecimalField(
-        max_digits=10, decimal_places=4, help_text="Credits per 1,000 prompt tokens."
-    )
-    completion_price = models.DecimalField(
-        max_digits=10, decimal_places=4, help_text="Credits per 1,000 completion tokens."
+    model = models.ForeignKey(
+        CatalogueModel,
+        on_delete=models.PROTECT,
+        related_name="categories",
+        help_text="What answers in this category, and at what price.",
     )
     is_active = models.BooleanField(default=True)
     order = models.PositiveIntegerField(default=0)
@@ -31,12 +30,6 @@ class Category(models.Model):
     class Meta:
         ordering = ["order", "slug"]
         verbose_name_plural = "categories"
-        constraints = [
-            models.CheckConstraint(
-                condition=Q(prompt_price__gte=0) & Q(completion_price__gte=0),
-                name="chats_category_prices_not_negative",
-            ),
-        ]
 
     def __str__(self) -> str:
         return self.name
@@ -130,6 +123,8 @@ class Message(PaidWhileStreaming):
     #: empty while it streams, and for questions.
     # db_default: the previous release's INSERTs (during a rolling deploy) leave it out.
     finish_reason = models.CharField(max_length=32, blank=True, default="", db_default="")
+    #: The deployment that served it ("provider/upstream-model"), blank before routing existed.
+    deployment = models.CharField(max_length=200, blank=True, default="", db_default="")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -149,7 +144,9 @@ class UsageRecord(PaidWhileStreaming):
     hold. A chat reply's (no ``api_key``; its ``id`` is the assistant message's) is written as it
     ends, in the transaction that settles its hold, and outlives its session (``session`` is then
     null), as the ledger outlives the session: each ``charge`` entry has the record whose
-    ``hold_id`` is its hold's (``audit_wallets`` checks it). ``category`` is null only for a reply
+    ``hold_id`` is its hold's (``audit_wallets`` checks it). ``model`` is the catalogue model that
+    priced it (migration 0011 set it from the category for older records). ``category`` (and so
+    ``model``) is null only for a reply
     charged before chat replies had records and whose session was deleted before then (migration
     0010 recovered it from the ledger: its cost, not its category or tokens).
     """
@@ -167,6 +164,12 @@ class UsageRecord(PaidWhileStreaming):
     category = models.ForeignKey(
         Category, on_delete=models.PROTECT, null=True, blank=True, related_name="usage_records"
     )
+    #: The catalogue model it was priced by: its category's, or the one a ``/v1/`` request named.
+    model = models.ForeignKey(
+        CatalogueModel, on_delete=models.PROTECT, null=True, blank=True, related_name="usage_records"
+    )
+    #: The deployment that served it ("provider/upstream-model"); blank if none did.
+    deployment = models.CharField(max_length=200, blank=True, default="", db_default="")
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     prompt_tokens = models.PositiveIntegerField(default=0)
     completion_tokens = models.PositiveIntegerField(default=0)

@@ -7,7 +7,8 @@ in this order, on the index, in the sidebar and on an app's own page:
 
 - People: users and their API keys (``accounts``)
 - Money: wallets, ledger entries, holds, code batches, redemption codes (``wallets``)
-- Chats: categories, chat sessions, usage records (``chats``)
+- Chats: categories, models (the catalogue, deployments inline), providers, chat sessions, usage
+  records (``chats``)
 - Reports: the pages registered with ``register_report`` (the Usage page)
 - Access, last: every other registered model, the libraries' (groups, linked Google
   accounts, refresh tokens), for administrators; the support role
@@ -29,7 +30,7 @@ from django.urls import reverse
 SECTIONS = {
     "accounts": ("user", "apikey"),
     "wallets": ("wallet", "ledgerentry", "hold", "codebatch", "redemptioncode"),
-    "chats": ("category", "chatsession", "usagerecord"),
+    "chats": ("category", "cataloguemodel", "provider", "chatsession", "usagerecord"),
 }
 REPORTS = "Reports"
 ACCESS = "Access"

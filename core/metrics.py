@@ -50,7 +50,7 @@ TIME_TO_FIRST_TOKEN = Histogram(
 )
 UPSTREAM_LATENCY = Histogram(
     "parley_upstream_latency_seconds",
-    "Each upstream request, from sent to its whole answer (or failure), by deployment.",
+    "Each upstream request, from sent to its first chunk (or its failure), by deployment.",
     ["deployment"],
     buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 20, 40, 80, 160),
 )

@@ -7,7 +7,8 @@ from decimal import Decimal
 import pytest
 from django.db import connection
 
-from chats.models import Category, ChatSession, Message
+from chats.catalogue.models import CatalogueModel
+from chats.models import ChatSession, Message
 from core.db.rows import insert, instance_from_row
 from tests.helpers.orm import fields_of
 from wallets.models import Hold, Wallet
@@ -41,20 +42,22 @@ def test_insert_wants_primary_keys_set_before(user):
 
 
 def test_a_row_becomes_the_instance_the_orm_builds():
-    category = Category.objects.create(
-        slug="rows",
+    model = CatalogueModel.objects.create(
+        public_id="rows",
         name="Rows",
         prompt_price=Decimal("0.0101"),
         completion_price=Decimal("2"),
+        drop_params=["logprobs"],
         is_active=False,
     )
-    fields = Category._meta.concrete_fields
+    fields = CatalogueModel._meta.concrete_fields
     columns = ", ".join(connection.ops.quote_name(field.column) for field in fields)
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT {columns} FROM {Category._meta.db_table} WHERE id = %s", [category.pk])
-        loaded = instance_from_row(Category, fields, cursor.fetchone())
+        cursor.execute(f"SELECT {columns} FROM {CatalogueModel._meta.db_table} WHERE id = %s", [model.pk])
+        loaded = instance_from_row(CatalogueModel, fields, cursor.fetchone())
 
-    assert fields_of(loaded) == fields_of(Category.objects.get(pk=category.pk))
+    assert fields_of(loaded) == fields_of(CatalogueModel.objects.get(pk=model.pk))
+    assert loaded.drop_params == ["logprobs"]
     assert loaded.is_active is False
     assert loaded.prompt_price == Decimal("0.0101")
     assert not loaded._state.adding

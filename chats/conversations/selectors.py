@@ -18,7 +18,8 @@ SEARCH_CONFIG = "simple"
 
 
 def categories_active() -> QuerySet[Category]:
-    return Category.objects.filter(is_active=True)
+    """With each one's catalogue model, which sets its prices."""
+    return Category.objects.filter(is_active=True).select_related("model")
 
 
 def sessions_for_user(*, user) -> QuerySet[ChatSession]:

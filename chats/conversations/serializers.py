@@ -7,6 +7,12 @@ from core.fields import StrictBooleanField, StrictCharField, StrictSlugField
 
 
 class CategorySerializer(serializers.ModelSerializer):
+    # Its catalogue model's prices (``categories_active`` reads the model with it).
+    prompt_price = serializers.DecimalField(source="model.prompt_price", max_digits=10, decimal_places=4)
+    completion_price = serializers.DecimalField(
+        source="model.completion_price", max_digits=10, decimal_places=4
+    )
+
     class Meta:
         model = Category
         fields = ["slug", "name", "description", "prompt_price", "completion_price"]

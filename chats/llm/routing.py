@@ -17,11 +17,14 @@ so nothing here touches the database.
 import logging
 import os
 import random
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from django.conf import settings
+
+from core import metrics
 
 from . import cooldown
 from .base import Chunk, LLMProvider, LLMStream, LLMUnavailable, UpstreamRefused, WireMessage
@@ -151,6 +154,7 @@ async def open_stream(
             continue
         sent = {k: v for k, v in (options or {}).items() if k not in route.drop_params}
         stream = None
+        started = time.monotonic()
         try:
             stream = await provider_for(route).stream(
                 messages=messages, model=route.upstream_model, max_tokens=max_tokens, options=sent
@@ -162,12 +166,15 @@ async def open_stream(
             if exc.upstream_status in REQUEST_REFUSED:
                 raise  # the request itself was refused: every deployment would refuse it
             attempts.append(Attempt(route, error=exc))
-            if len(routes) > 1 and await cooldown.record_failure(
-                route.deployment, retry_after=exc.retry_after
-            ):
-                logger.warning("Deployment %s cools down after failing repeatedly", route.deployment)
+            metrics.UPSTREAM_LATENCY.labels(route.deployment).observe(time.monotonic() - started)
+            if len(routes) > 1:
+                metrics.FAILOVERS.labels(route.deployment).inc()
+                if await cooldown.record_failure(route.deployment, retry_after=exc.retry_after):
+                    metrics.COOLDOWNS.labels(route.deployment).inc()
+                    logger.warning("Deployment %s cools down after failing repeatedly", route.deployment)
             logger.warning("Deployment %s failed (%s)", route.deployment, exc.message)
             continue
+        metrics.UPSTREAM_LATENCY.labels(route.deployment).observe(time.monotonic() - started)
         attempts.append(Attempt(route))
         return _Primed(stream, first), route
     raise _every_deployment_failed(attempts)

@@ -31,8 +31,8 @@ from chats.llm import (
     LLMUnavailable,
     chunk_generated,
     chunk_text,
-    get_provider,
 )
+from chats.llm.routing import Route, open_stream
 from chats.models import Message
 from chats.replies import keepalive
 from chats.replies.services import (
@@ -43,6 +43,7 @@ from chats.replies.services import (
     replies_lease_renew,
     reply_finish,
 )
+from core import metrics
 from core.asgi import outliving_the_request
 from core.db.connections import release_connection
 
@@ -127,6 +128,15 @@ async def _close_quietly(stream: LLMStream | None) -> None:
         logger.warning("Closing the upstream stream failed", exc_info=True)
 
 
+def _count(plan, route: Route | None, *, status: str, result: Settlement) -> None:
+    """A settled reply in the metrics (``/metrics``): its outcome, tokens and credits, by model."""
+    model = plan.catalogue_model.public_id
+    metrics.REPLIES.labels(model, route.deployment if route is not None else "none", status).inc()
+    metrics.TOKENS.labels(model, "prompt").inc(result.usage.prompt_tokens)
+    metrics.TOKENS.labels(model, "completion").inc(result.usage.completion_tokens)
+    metrics.CREDITS.labels(model).inc(result.cost)
+
+
 class StopSignal:
     """A request to stop a reply; what was registered with ``on_set`` runs the moment it is set."""
 
@@ -176,17 +186,22 @@ async def settled_outcomes(
     """
     parts: list[str] = []
     stream: LLMStream | None = None
+    route: Route | None = None
     failure: LLMUnavailable | None = None
     interrupted = False
     cut = False
     bound_bytes = plan.max_tokens * plan.choices * BYTES_PER_TOKEN
     generated_bytes = 0
     keepalive.keep(*lease)
+    metrics.REPLIES_RUNNING.inc()
+    asked_at = time.monotonic()
     try:
         try:
-            stream = await get_provider().stream(
-                messages=plan.prompt, model=plan.model, max_tokens=plan.max_tokens, options=plan.options
+            stream, route = await open_stream(
+                plan.routes, messages=plan.prompt, max_tokens=plan.max_tokens, options=plan.options
             )
+            first_token = time.monotonic() - asked_at
+            metrics.TIME_TO_FIRST_TOKEN.labels(plan.catalogue_model.public_id).observe(first_token)
             if stop is not None:  # stop within one chunk: close the upstream, even while it is silent
                 stop.on_set(lambda: asyncio.ensure_future(_close_quietly(stream)))
             async for chunk in stream:
@@ -215,6 +230,7 @@ async def settled_outcomes(
         # that closes the upstream: the reply is stored and its hold settled
         # all the same, as it ended.
         keepalive.release(*lease)
+        metrics.REPLIES_RUNNING.dec()
         stopped = stop is not None and stop.is_set()
         content = "".join(parts)
         if interrupted or stopped or (failure is not None and content):
@@ -233,8 +249,15 @@ async def settled_outcomes(
             await _close_quietly(stream)
         finally:
             result = await run_shielded(
-                finish, plan=plan, content=content, usage=usage, status=status, finish_reason=finish_reason
+                finish,
+                plan=plan,
+                content=content,
+                usage=usage,
+                status=status,
+                finish_reason=finish_reason,
+                deployment=route.deployment if route is not None else "",
             )
+            _count(plan, route, status=status, result=result)
 
     if failure is None:
         yield Finished(result, finish_reason=finish_reason)

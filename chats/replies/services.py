@@ -23,9 +23,12 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from chats.catalogue.models import CatalogueModel
+from chats.catalogue.selectors import model_served
 from chats.conversations.selectors import session_get
 from chats.errors import ReplyPending
 from chats.llm import Usage, WireMessage, estimate_usage
+from chats.llm.routing import Route
 from chats.models import Category, ChatSession, Message, PaidWhileStreaming, ReplyStatus, UsageRecord
 from chats.replies.charges import reply_charge_description
 from chats.replies.pricing import completion_tokens_affordable, prompt_tokens_upper_bound, reply_cost
@@ -53,13 +56,18 @@ class Reservation:
     """What any reply's stream needs: the hold that pays for it, and what to ask the model.
 
     Built before the provider is called, so the stream never touches the database.
+    ``catalogue_model`` prices it; ``model`` is the upstream model name it is asked under.
+    ``category`` is None for a ``/v1/`` request that named a catalogue model.
     """
 
     hold_id: object | None
     held: int
-    category: Category
+    category: Category | None
+    catalogue_model: CatalogueModel
     prompt: list[WireMessage]
     model: str
+    #: The deployments to try, in order (``chats.llm.routing``); ``model`` is the first one's name.
+    routes: tuple[Route, ...] = ()
     #: Per choice; the hold pays for ``max_tokens * choices`` completion tokens.
     max_tokens: int
     choices: int = 1
@@ -115,7 +123,7 @@ Reserved = TypeVar("Reserved")
 def reserve_within_means(
     reserve: Callable[[int, int], Reserved],
     *,
-    category: Category,
+    model: CatalogueModel,
     prompt_tokens: int,
     max_tokens: int,
     choices: int = 1,
@@ -132,15 +140,13 @@ def reserve_within_means(
     """
     refused: InsufficientFunds | SpendCapReached | None = None
     for _ in range(3):  # the balance, the wallet's caps and the key's cap may each bind in turn
-        held = reply_cost(
-            category=category, prompt_tokens=prompt_tokens, completion_tokens=max_tokens * choices
-        )
+        held = reply_cost(model=model, prompt_tokens=prompt_tokens, completion_tokens=max_tokens * choices)
         try:
             return reserve(max_tokens, held)
         except (InsufficientFunds, SpendCapReached) as exc:
             refused = exc
         affordable = completion_tokens_affordable(
-            category=category, prompt_tokens=prompt_tokens, credits=_credits_left(refused), choices=choices
+            model=model, prompt_tokens=prompt_tokens, credits=_credits_left(refused), choices=choices
         )
         if asked:
             raise _naming_max_tokens(refused, affordable) from None
@@ -240,8 +246,10 @@ def _reply_reserve(
     new_question: bool = True,
 ) -> ReplyPlan:
     """Store the pending reply to ``question`` (and ``question`` itself if ``new_question``) and its
-    hold; a wallet that cannot pay for the longest reply gets a shorter one (``reserve_within_means``)."""
+    hold; a wallet that cannot pay for the longest reply gets a shorter one (``reserve_within_means``).
+    Priced by the category's catalogue model, asked of its deployments in turn."""
     category = session.category
+    served = model_served(model_id=category.model_id)
     prompt = [message.as_dict() for message in prompt]
     assistant_id = reply_id or uuid4()
     rows_count = 2 if new_question else 1
@@ -281,17 +289,25 @@ def _reply_reserve(
             hold_id=hold_id,
             held=held,
             category=category,
+            catalogue_model=served.model,
             prompt=prompt,
-            model=category.model or settings.LLM_MODEL,
+            model=served.upstream_model,
+            routes=served.routes,
             max_tokens=max_tokens,
         )
 
     return reserve_within_means(
         reserve,
-        category=category,
+        model=served.model,
         prompt_tokens=prompt_tokens_bound(prompt),
-        max_tokens=max_tokens_capped(None),
+        max_tokens=max_output_capped(served.model, None),
     )
+
+
+def max_output_capped(model: CatalogueModel, asked: int | None) -> int:
+    """``max_tokens_capped``, and never more than the model's ``max_output_tokens`` when it has one."""
+    capped = max_tokens_capped(asked)
+    return capped if model.max_output_tokens is None else max(1, min(capped, model.max_output_tokens))
 
 
 def _session_touch(*, session_id, new_messages: int, title: str = "") -> bool:
@@ -319,7 +335,9 @@ def usage_and_cost(plan, *, content: str, usage: Usage | None, status: str) -> t
     elif usage is None:
         usage = estimate_usage(plan.prompt, content)
     cost = reply_cost(
-        category=plan.category, prompt_tokens=usage.prompt_tokens, completion_tokens=usage.completion_tokens
+        model=plan.catalogue_model,
+        prompt_tokens=usage.prompt_tokens,
+        completion_tokens=usage.completion_tokens,
     )
     return usage, min(cost, plan.held)
 
@@ -334,7 +352,13 @@ def hold_settle(*, user, hold_id, status: str, cost: int, description: str):
 
 
 def reply_finish(
-    *, plan: ReplyPlan, content: str, usage: Usage | None, status: str, finish_reason: str = ""
+    *,
+    plan: ReplyPlan,
+    content: str,
+    usage: Usage | None,
+    status: str,
+    finish_reason: str = "",
+    deployment: str = "",
 ) -> ReplyResult:
     """Store the reply and settle its hold, atomically, whatever happened to the stream.
 
@@ -354,6 +378,7 @@ def reply_finish(
             usage=usage,
             cost=cost,
             finish_reason=finish_reason,
+            deployment=deployment,
         )
         if message is None:
             message = Message.objects.filter(pk=plan.assistant_message_id).first()
@@ -370,7 +395,7 @@ def reply_finish(
                 reply_id=plan.assistant_message_id,
                 session_title=plan.session_title,
                 category_name=plan.category.name,
-                model=plan.model,
+                model=plan.catalogue_model.public_id,
             ),
         )
         if message is None:
@@ -383,16 +408,23 @@ def reply_finish(
                 completion_tokens=usage.completion_tokens,
                 cost=cost,
                 finish_reason=finish_reason,
+                deployment=deployment,
             )
         else:
             _session_touch(session_id=plan.session_id, new_messages=0)
         # What it used, kept beside its charge: usage outlives the session (``chats.replies.records``).
-        reply_record_write(reply=message, hold_id=plan.hold_id, user_id=user.pk, category_id=plan.category.pk)
+        reply_record_write(
+            reply=message,
+            hold_id=plan.hold_id,
+            user_id=user.pk,
+            category_id=plan.category.pk,
+            model_id=plan.catalogue_model.pk,
+        )
     return ReplyResult(message=message, usage=usage, cost=cost, balance=wallet.balance)
 
 
 def _reply_claim(
-    *, reply_id: UUID, content: str, status: str, usage: Usage, cost: int, finish_reason: str
+    *, reply_id: UUID, content: str, status: str, usage: Usage, cost: int, finish_reason: str, deployment: str
 ) -> Message | None:
     """Store a pending reply's outcome, if it is still pending: the stored row, or None.
 
@@ -406,11 +438,12 @@ def _reply_claim(
     fields = Message._meta.concrete_fields
     sql = (
         f"UPDATE {table(Message)} SET content = %s, status = %s, prompt_tokens = %s,"
-        f" completion_tokens = %s, cost = %s, finish_reason = %s WHERE id = %s AND status = %s"
+        f" completion_tokens = %s, cost = %s, finish_reason = %s, deployment = %s"
+        f" WHERE id = %s AND status = %s"
         f" RETURNING {columns(fields)}"
     )
     reply_pk = Message._meta.pk.get_db_prep_value(reply_id, connection)
-    values = [content, status, usage.prompt_tokens, usage.completion_tokens, cost, finish_reason]
+    values = [content, status, usage.prompt_tokens, usage.completion_tokens, cost, finish_reason, deployment]
     row = fetch_one(sql, [*values, reply_pk, Message.Status.PENDING])
     return None if row is None else instance_from_row(Message, fields, row)
 

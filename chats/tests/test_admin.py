@@ -2,6 +2,7 @@ import pytest
 from model_bakery import baker
 
 from chats.models import Category, ChatSession, Message
+from tests.helpers.catalogue import catalogue_model_make
 
 pytestmark = pytest.mark.django_db
 
@@ -12,8 +13,9 @@ def admin_client(client, staff_user):
     return client
 
 
-def test_staff_edit_a_category(admin_client):
+def test_staff_edit_a_category_and_choose_its_model(admin_client):
     general = Category.objects.get(slug="general")
+    llama = catalogue_model_make("llama3", prompt_price="0.25", completion_price="0.75")
     response = admin_client.post(
         f"/admin/chats/category/{general.pk}/change/",
         {
@@ -21,27 +23,24 @@ def test_staff_edit_a_category(admin_client):
             "name": "General",
             "description": "",
             "system_prompt": "Answer in French.",
-            "model": "llama3",
-            "prompt_price": "0.25",
-            "completion_price": "0.75",
+            "model": str(llama.pk),
             "is_active": "on",
             "order": "0",
         },
     )
     assert response.status_code == 302, response.content
     general.refresh_from_db()
-    assert (general.system_prompt, general.model, str(general.prompt_price)) == (
+    assert (general.system_prompt, general.model.public_id, str(general.model.prompt_price)) == (
         "Answer in French.",
         "llama3",
         "0.2500",
     )
+    listing = admin_client.get("/admin/chats/category/")
+    assert b"0.2500" in listing.content and b"0.7500" in listing.content  # its model's prices
 
 
-def test_negative_price_is_refused(admin_client):
-    response = admin_client.post(
-        "/admin/chats/category/add/",
-        {"slug": "bad", "name": "Bad", "prompt_price": "-1", "completion_price": "1", "order": "0"},
-    )
+def test_a_category_needs_a_model(admin_client):
+    response = admin_client.post("/admin/chats/category/add/", {"slug": "bad", "name": "Bad", "order": "0"})
     assert response.status_code == 200
     assert not Category.objects.filter(slug="bad").exists()
 

@@ -83,14 +83,18 @@ MODEL_LIST = {
     "operation_id": "v1_models_list",
     "summary": "List models",
     "description": (
-        f"The active categories, as OpenAI's model objects with Parley's prices. See {REFERENCE}/models/list."
+        "The active categories (by slug), then the catalogue's active models (by id), as OpenAI's model"
+        f" objects with Parley's prices. See {REFERENCE}/models/list."
     ),
     "responses": {200: V1ModelListSerializer, **openai_error_responses(401)},
 }
 MODEL_DETAIL = {
     "operation_id": "v1_models_retrieve",
     "summary": "Retrieve a model",
-    "description": f"An active category, by its slug. See {REFERENCE}/models/retrieve.",
+    "description": (
+        "An active category by its slug, or else an active catalogue model by its id."
+        f" See {REFERENCE}/models/retrieve."
+    ),
     "parameters": [
         OpenApiParameter(
             "id", OpenApiTypes.STR, OpenApiParameter.PATH, description="A model's id (a category's slug)."

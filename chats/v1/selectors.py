@@ -1,23 +1,57 @@
-"""Reads for ``/v1/``: the category a model names, and what a key has spent against its cap."""
+"""Reads for ``/v1/``: the model a request names (a category or a catalogue model), and what a key
+has spent against its cap."""
+
+from dataclasses import dataclass
 
 from django.db.models import Sum
 
+from chats.catalogue.models import CatalogueModel
+from chats.catalogue.selectors import Served, first_deployment_sql, served_from_row
 from chats.models import Category, UsageRecord
 from core.db.rows import columns, fetch_one, instance_from_row, table
 from wallets.models import Hold
 
 
-def model_category(*, slug: str) -> Category | None:
-    """The active category a ``/v1/`` request names as its ``model``, or None.
+@dataclass(frozen=True)
+class Requested:
+    """What a ``/v1/`` request's ``model`` names: a category (its system prompt first, its model's
+    prices), or a catalogue model (``category`` None) by its id; and how it is served."""
 
-    Every ``/v1/`` request reads it: one plain statement, its row converted as
-    the ORM converts it, since compiling the queryset costs more than running
-    it (docs/benchmarks.md, issue 15's breakdown).
+    category: Category | None
+    served: Served
+
+
+def model_requested(*, name: str) -> Requested | None:
+    """The active category whose slug is ``name``, else the active catalogue model whose id it is;
+    None if neither. A category comes first: a client that named it before the catalogue existed
+    (migration 0011 gave its model the category's slug) keeps its system prompt.
+
+    Raises ``ModelNotDeployed`` for a model with no deployment. Every ``/v1/`` request reads it:
+    one plain statement, its rows converted as the ORM converts them, since compiling the
+    queryset costs more than running it (docs/benchmarks.md, issue 15's breakdown).
     """
-    fields = Category._meta.concrete_fields
-    sql = f"SELECT {columns(fields)} FROM {table(Category)} WHERE slug = %s AND is_active = %s"
-    row = fetch_one(sql, [slug, True])
-    return None if row is None else instance_from_row(Category, fields, row)
+    if "\x00" in name:  # PostgreSQL refuses even to compare a NUL; no id or slug holds one
+        return None
+    categories, models = Category._meta.concrete_fields, CatalogueModel._meta.concrete_fields
+    first = first_deployment_sql("m")
+    no_category = ", ".join(["NULL"] * len(categories))
+    sql = (
+        f"SELECT 0, {columns(categories, 'c')}, {columns(models, 'm')}, {first}"
+        f" FROM {table(Category)} c JOIN {table(CatalogueModel)} m ON m.id = c.model_id"
+        f" WHERE c.slug = %s AND c.is_active = %s"
+        f" UNION ALL SELECT 1, {no_category}, {columns(models, 'm')}, {first}"
+        f" FROM {table(CatalogueModel)} m WHERE m.public_id = %s AND m.is_active = %s"
+        " ORDER BY 1 LIMIT 1"
+    )
+    row = fetch_one(sql, [name, True, name, True])
+    if row is None:
+        return None
+    split = 1 + len(categories)
+    category = instance_from_row(Category, categories, row[1:split]) if row[0] == 0 else None
+    model = instance_from_row(CatalogueModel, models, row[split:-2])
+    if category is not None:
+        category.model = model
+    return Requested(category=category, served=served_from_row(model, row[-2], row[-1]))
 
 
 def api_key_spent(*, api_key, since, excluding=None) -> int:

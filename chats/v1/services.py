@@ -7,28 +7,29 @@ from typing import Any
 from uuid import UUID, uuid4
 
 from asgiref.sync import sync_to_async
-from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from chats.catalogue.models import CatalogueModel
 from chats.errors import ModelNotFound
 from chats.llm import Usage
-from chats.models import Category, UsageRecord
+from chats.models import UsageRecord
 from chats.replies import keepalive
 from chats.replies.charges import request_charge_description
 from chats.replies.outcomes import Delta, ReplyOutcome, settled_outcomes
 from chats.replies.pricing import prompt_tokens_upper_bound, reply_cost
-from chats.replies.prompt import max_tokens_capped, with_system_prompt
+from chats.replies.prompt import with_system_prompt
 from chats.replies.services import (
     Reservation,
     Settlement,
     hold_settle,
     lease_end,
+    max_output_capped,
     reserve_within_means,
     usage_and_cost,
 )
 from chats.replies.slots import reply_slot_give_back, reply_slots_renew
-from chats.v1.selectors import api_key_spent, model_category
+from chats.v1.selectors import Requested, api_key_spent, model_requested
 from chats.v1.wire import CompletionRequest, EmbeddingRequest
 from core.db.rows import insert
 from wallets import selectors as wallet_selectors
@@ -55,28 +56,31 @@ def completion_begin(
 ) -> CompletionPlan:
     """Reserve the most a ``/v1/`` request can cost and record it, in one commit, before the provider.
 
-    ``request.model`` names a category: its system prompt goes first, its model
-    and prices apply. The most it can cost covers the whole request as sent
-    (tools and schemas included; each media part at ``MEDIA_PART_TOKENS``) and
-    ``max_tokens`` for each of its ``n`` choices; with no ``max_tokens`` a
-    wallet that cannot pay for the longest reply gets a shorter one. The
-    conversation is the caller's and is not stored.
+    ``request.model`` names a category (its system prompt goes first, its catalogue model's
+    prices apply) or a catalogue model. The most it can cost covers the whole request as sent
+    (tools and schemas included; each media part at the model's bound, by default
+    ``MEDIA_PART_TOKENS``) and ``max_tokens`` (at most the model's ``max_output_tokens``) for
+    each of its ``n`` choices; with no ``max_tokens`` a wallet that cannot pay for the longest
+    reply gets a shorter one. The model's ``drop_params`` are not forwarded. The conversation is
+    the caller's and is not stored.
     """
-    category = _category(request.model)
-    system = with_system_prompt(category, [])
+    requested = _requested(request.model)
+    model = requested.served.model
+    system = with_system_prompt(requested.category, []) if requested.category is not None else []
     prompt = [*(message.as_dict() for message in system), *request.messages]
     system_bytes = sum(len(message.content.encode()) for message in system)
     prompt_tokens = (
         prompt_tokens_upper_bound(request.prompt_bytes + system_bytes, len(prompt))
-        + request.media_parts * settings.MEDIA_PART_TOKENS
+        + request.media_parts * model.media_part_bound
     )
-    options = request.options if request.n == 1 else {**request.options, "n": request.n}
+    options = _forwarded(request.options, model)
+    options = options if request.n == 1 else {**options, "n": request.n}
 
     def reserve(max_tokens: int, held: int) -> CompletionPlan:
         return _record_and_hold(
             user=user,
             api_key=api_key,
-            category=category,
+            requested=requested,
             held=held,
             prompt=prompt,
             max_tokens=max_tokens,
@@ -87,9 +91,9 @@ def completion_begin(
 
     return reserve_within_means(
         reserve,
-        category=category,
+        model=model,
         prompt_tokens=prompt_tokens,
-        max_tokens=max_tokens_capped(request.max_tokens),
+        max_tokens=max_output_capped(model, request.max_tokens),
         choices=request.n,
         asked=request.max_tokens is not None,
     )
@@ -98,16 +102,17 @@ def completion_begin(
 def embedding_begin(*, user, api_key, request: EmbeddingRequest) -> CompletionPlan:
     """Reserve what embedding ``request.input`` can cost (its prompt tokens at the model's prompt
     price, one byte a token at most) and record it, as a completion is."""
-    category = _category(request.model)
-    held = reply_cost(category=category, prompt_tokens=request.tokens_bound, completion_tokens=0)
+    requested = _requested(request.model)
+    model = requested.served.model
+    held = reply_cost(model=model, prompt_tokens=request.tokens_bound, completion_tokens=0)
     return _record_and_hold(
         user=user,
         api_key=api_key,
-        category=category,
+        requested=requested,
         held=held,
         prompt=[],
         max_tokens=0,
-        options=request.options,
+        options=_forwarded(request.options, model),
     )
 
 
@@ -119,15 +124,22 @@ def embedding_usage(answer: dict[str, Any], *, tokens_bound: int) -> Usage:
     return Usage(prompt_tokens=reported if valid else tokens_bound, completion_tokens=0)
 
 
-def _category(model: str) -> Category:
-    category = model_category(slug=model)
-    if category is None:
-        raise ModelNotFound(f"The model {model!r} does not exist.", details={"model": model})
-    return category
+def _requested(name: str) -> Requested:
+    requested = model_requested(name=name)
+    if requested is None:
+        raise ModelNotFound(f"The model {name!r} does not exist.", details={"model": name})
+    return requested
+
+
+def _forwarded(options: dict[str, Any], model: CatalogueModel) -> dict[str, Any]:
+    """``options`` without the parameters the model's upstream must not be sent (``drop_params``)."""
+    if not model.drop_params:
+        return options
+    return {name: value for name, value in options.items() if name not in model.drop_params}
 
 
 def _record_and_hold(
-    *, user, api_key, category: Category, held: int, record_id: UUID | None = None, **asked: Any
+    *, user, api_key, requested: Requested, held: int, record_id: UUID | None = None, **asked: Any
 ) -> CompletionPlan:
     """The pending usage record and its hold, in one commit; what the upstream is asked is ``asked``."""
     hold_id = uuid4() if held > 0 else None
@@ -137,7 +149,8 @@ def _record_and_hold(
             id=record_id or uuid4(),
             user=user,
             api_key=api_key,
-            category=category,
+            category=requested.category,
+            model=requested.served.model,
             status=UsageRecord.Status.PENDING,
             hold_id=hold_id,
             lease_expires_at=lease_end(),
@@ -154,8 +167,10 @@ def _record_and_hold(
         key_label=key_label,
         hold_id=hold_id,
         held=held,
-        category=category,
-        model=category.model or settings.LLM_MODEL,
+        category=requested.category,
+        catalogue_model=requested.served.model,
+        model=requested.served.upstream_model,
+        routes=requested.served.routes,
         **asked,
     )
 
@@ -172,7 +187,13 @@ def _check_key_cap(api_key, *, record_id, required: int) -> None:
 
 
 def completion_finish(
-    *, plan: CompletionPlan, content: str, usage: Usage | None, status: str, finish_reason: str = ""
+    *,
+    plan: CompletionPlan,
+    content: str,
+    usage: Usage | None,
+    status: str,
+    finish_reason: str = "",
+    deployment: str = "",
 ) -> CompletionResult:
     """Record what a ``/v1/`` request used and settle its hold, as ``reply_finish`` does for a chat reply.
 
@@ -193,15 +214,20 @@ def completion_finish(
             status=status,
             cost=cost,
             description=request_charge_description(
-                record_id=record.id, key_label=plan.key_label, category_slug=plan.category.slug
+                record_id=record.id,
+                key_label=plan.key_label,
+                model=plan.catalogue_model.public_id,
+                category_slug=plan.category.slug if plan.category is not None else "",
             ),
         )
         record.status = status
         record.prompt_tokens = usage.prompt_tokens
         record.completion_tokens = usage.completion_tokens
         record.cost = cost
+        record.deployment = deployment
         record.duration_ms = round((timezone.now() - record.created_at).total_seconds() * 1000)
-        record.save(update_fields=["status", "prompt_tokens", "completion_tokens", "cost", "duration_ms"])
+        fields = ["status", "prompt_tokens", "completion_tokens", "cost", "deployment", "duration_ms"]
+        record.save(update_fields=fields)
     return CompletionResult(record_id=record.id, usage=usage, cost=cost, balance=wallet.balance)
 
 

@@ -1,6 +1,6 @@
 """The HTTP side of ``/v1/``: OpenAI's API, for programs, with personal API keys.
 
-``/v1/models`` lists the active categories as models; ``/v1/chat/completions``
+``/v1/models`` lists the active categories and the catalogue's active models; ``/v1/chat/completions``
 answers in OpenAI's format, streamed or not, through the same reservation and
 settlement as a chat reply (:func:`chats.v1.services.completion_outcomes`), charged
 to the key's owner. Authentication is a personal key (``Bearer pk-…``) only,
@@ -10,6 +10,7 @@ at once on every worker. Errors are in OpenAI's shape, Parley's fields kept.
 
 import json
 import logging
+import math
 from collections.abc import AsyncIterator, Awaitable, Callable
 from functools import partial
 from typing import Any
@@ -23,9 +24,11 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from accounts.authentication import ApiKeyAuthentication, api_key_wanted
+from chats.catalogue.selectors import models_active
 from chats.conversations.selectors import categories_active
 from chats.errors import ModelNotFound
-from chats.llm import LLMUnavailable, UpstreamRefused, get_provider
+from chats.llm import LLMUnavailable, UpstreamRefused
+from chats.llm.routing import provider_for
 from chats.replies.outcomes import Delta, Failed, Finished, ReplyOutcome, run_shielded
 from chats.replies.slots import reply_slot_give_back
 from chats.replies.views import AdmittingView, MessagePostView, admit_in_thread
@@ -102,25 +105,40 @@ class OpenAIView:
     retrieve=extend_schema(**schema.MODEL_DETAIL),
 )
 class ModelsViewSet(OpenAIView, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet):
-    """``/v1/models`` and ``/v1/models/{id}``: the active categories, by slug."""
+    """``/v1/models`` and ``/v1/models/{id}``: the active categories by slug, then the catalogue's
+    active models by id, each priced by its catalogue model. A model whose id is also a category's
+    slug is listed once, as the category: a request naming it means the category."""
 
     pagination_class = None
     lookup_value_regex = "[^/]+"
 
     def get_queryset(self):
-        return categories_active()
+        return categories_active().select_related("model")
 
     def list(self, request: Request) -> Response:
-        return Response(
-            {"object": "list", "data": [model_json(category) for category in self.get_queryset()]}
-        )
+        categories = list(self.get_queryset())
+        slugs = {category.slug for category in categories}
+        data = [_category_json(category) for category in categories] + [
+            _catalogue_json(model) for model in models_active() if model.public_id not in slugs
+        ]
+        return Response({"object": "list", "data": data})
 
     def retrieve(self, request: Request, pk=None) -> Response:
-        # No slug holds a NUL, which PostgreSQL refuses even to compare: no such model.
-        category = None if "\x00" in pk else self.get_queryset().filter(slug=pk).first()
-        if category is None:
-            raise ModelNotFound(f"The model {pk!r} does not exist.", details={"model": pk})
-        return Response(model_json(category))
+        # No id holds a NUL, which PostgreSQL refuses even to compare: no such model.
+        if "\x00" not in pk:
+            if (category := self.get_queryset().filter(slug=pk).first()) is not None:
+                return Response(_category_json(category))
+            if (model := models_active().filter(public_id=pk).first()) is not None:
+                return Response(_catalogue_json(model))
+        raise ModelNotFound(f"The model {pk!r} does not exist.", details={"model": pk})
+
+
+def _category_json(category) -> dict[str, Any]:
+    return model_json(model_id=category.slug, created_at=category.created_at, priced=category.model)
+
+
+def _catalogue_json(model) -> dict[str, Any]:
+    return model_json(model_id=model.public_id, created_at=model.created_at, priced=model)
 
 
 class CompletionPostView(OpenAIView, AdmittingView):
@@ -217,7 +235,7 @@ def _failure_response(error: LLMUnavailable) -> JsonResponse:
     status = error.upstream_status if isinstance(error, UpstreamRefused) else error.status_code
     response = JsonResponse(_failure(error), status=status)
     if status in (429, 503):
-        response["Retry-After"] = "1"
+        response["Retry-After"] = str(max(1, math.ceil(error.retry_after or 1)))
     return response
 
 
@@ -383,7 +401,8 @@ async def embeddings(request: HttpRequest) -> HttpResponse:
     plan, wanted = admitted
     settle = partial(run_shielded, completion_finish, plan=plan, content="")
     try:
-        answer = await get_provider().embeddings(model=plan.model, options=plan.options)
+        route = plan.routes[0]  # embeddings are not failed over: a vector's model must not change
+        answer = await provider_for(route).embeddings(model=route.upstream_model, options=plan.options)
     except LLMUnavailable as exc:
         await settle(usage=None, status="failed")
         return _failure_response(exc)

@@ -391,18 +391,19 @@ def chunk_json(*, record_id, model: str, created: int, choices: list) -> dict[st
     }
 
 
-def model_json(category) -> dict[str, Any]:
-    """OpenAI's model object, with Parley's prices: credits per 1,000 tokens, as decimal strings
+def model_json(*, model_id: str, created_at, priced) -> dict[str, Any]:
+    """OpenAI's model object (a category by its slug, or a catalogue model by its id) with Parley's
+    prices, those of the catalogue model ``priced``: credits per 1,000 tokens, as decimal strings
     (exact, as the ledger computes with them)."""
     return {
-        "id": category.slug,
+        "id": model_id,
         "object": "model",
-        "created": int(category.created_at.timestamp()),
+        "created": int(created_at.timestamp()),
         "owned_by": "parley",
         "pricing": {
             "unit": "credits per 1,000 tokens",
-            "prompt": _decimal(category.prompt_price),
-            "completion": _decimal(category.completion_price),
+            "prompt": _decimal(priced.prompt_price),
+            "completion": _decimal(priced.completion_price),
         },
     }
 

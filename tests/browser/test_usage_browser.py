@@ -14,9 +14,7 @@ from pathlib import Path
 
 import pytest
 from django.utils import timezone
-from model_bakery import baker
 
-from chats.models import Category
 from tests.helpers.admin_pages import admin_login
 from tests.helpers.clients import PASSWORD
 from tests.helpers.usage_rows import at, reply, request
@@ -28,14 +26,14 @@ if (_reason := unavailable_reason()) is not None:
 
 from playwright.sync_api import Page, expect  # only once it is known to be installed
 
+from tests.helpers.catalogue import category_make
+
 
 @pytest.fixture
 def spend(make_user, general_category):
     """Three customers spend on three categories over the last 30 days; returns the per-day totals."""
-    coding = baker.make(Category, slug="coding", name="Coding", order=1, prompt_price=1, completion_price=1)
-    writing = baker.make(
-        Category, slug="writing", name="Writing", order=2, prompt_price=1, completion_price=1
-    )
+    coding = category_make("coding", name="Coding", order=1, prompt_price=1, completion_price=1)
+    writing = category_make("writing", name="Writing", order=2, prompt_price=1, completion_price=1)
     customers = [make_user(login_id) for login_id in ("dana.dev", "erin.writer", "frank.casual")]
     today = timezone.now().date()
     totals: dict[str, int] = {}

@@ -20,7 +20,7 @@ class Seen:
 
 
 def assert_charged_once_each(user, category, *, requests: int, seen: list[Seen] | None = None) -> list:
-    """``requests`` usage records, all complete, each charged exactly once at the category's prices.
+    """``requests`` usage records, all complete, each charged exactly once at the category's model's prices.
 
     The balance is the sign-up bonus less the sum of those charges (no other entry), no hold is
     left open, and the audit passes. ``seen``, in request order, is the usage the client was told:
@@ -31,7 +31,10 @@ def assert_charged_once_each(user, category, *, requests: int, seen: list[Seen] 
     for record in records:
         assert record.status == UsageRecord.Status.COMPLETE, record.status
         assert record.cost == expected_cost(
-            record.prompt_tokens, record.completion_tokens, category.prompt_price, category.completion_price
+            record.prompt_tokens,
+            record.completion_tokens,
+            category.model.prompt_price,
+            category.model.completion_price,
         ), (record.prompt_tokens, record.completion_tokens, record.cost)
         assert record.cost > 0
     if seen is not None:

@@ -5,6 +5,7 @@ from model_bakery import baker
 
 from chats.models import Category, ChatSession, Message
 from tests.helpers.asserts import assert_error
+from tests.helpers.catalogue import category_make
 
 pytestmark = pytest.mark.django_db
 
@@ -33,8 +34,8 @@ def test_general_category_exists_after_migrate(api_client):
 
 
 def test_categories_lists_only_active_ones(api_client):
-    baker.make(Category, slug="hidden", is_active=False, prompt_price=1, completion_price=1)
-    baker.make(Category, slug="code", is_active=True, prompt_price=1, completion_price=1, order=5)
+    category_make("hidden", is_active=False)
+    category_make("code", is_active=True, order=5)
     slugs = [c["slug"] for c in api_client.get("/api/categories/").json()["results"]]
     assert slugs == ["general", "code"]
 

@@ -10,8 +10,9 @@ from django.utils import timezone
 from model_bakery import baker
 
 from chats.conversations.selectors import session_rows_for_user
-from chats.models import Category, ChatSession, Message
+from chats.models import ChatSession, Message
 from tests.helpers.asserts import assert_error
+from tests.helpers.catalogue import category_make
 from tests.helpers.concurrency import requires_postgres
 from tests.helpers.conversations import ids, listed, make_session
 
@@ -128,7 +129,7 @@ def test_a_blank_filter_is_a_400_not_the_default(auth_client, query):
 
 
 def test_list_by_category(auth_client, user, general):
-    code = baker.make(Category, slug="code", is_active=False, prompt_price=1, completion_price=1)
+    code = category_make("code", is_active=False)
     mine = make_session(user, code)
     make_session(user, general)
 

@@ -7,18 +7,15 @@ import pytest
 from model_bakery import baker
 from rest_framework_simplejwt.tokens import RefreshToken
 
-from chats.models import Category, ChatSession
+from chats.models import ChatSession
+from tests.helpers.catalogue import category_make
 
 
 @pytest.fixture
 def cheap_category():
     """Prices with decimals and a system prompt: what the cost and prompt tests reason about."""
-    return baker.make(
-        Category,
-        slug="cheap",
-        system_prompt="Be terse.",
-        prompt_price=Decimal("0.5"),
-        completion_price=Decimal("1.5"),
+    return category_make(
+        "cheap", system_prompt="Be terse.", prompt_price=Decimal("0.5"), completion_price=Decimal("1.5")
     )
 
 

@@ -1,4 +1,4 @@
-"""What a reply costs: whole credits, rounded up once."""
+"""What a reply costs: whole credits, rounded up once, at its catalogue model's prices."""
 
 import pytest
 
@@ -20,12 +20,12 @@ def category(cheap_category):
 def test_reply_cost_rounds_up_to_whole_credits(category, prompt_tokens, completion_tokens, expected):
     # 0.5 and 1.5 credits per 1,000 tokens: exact decimals, rounded up once at the end.
     assert (
-        reply_cost(category=category, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens)
+        reply_cost(model=category.model, prompt_tokens=prompt_tokens, completion_tokens=completion_tokens)
         == expected
     )
 
 
 def test_reply_cost_of_general_matches_the_spec_formula():
     general = Category.objects.get(slug="general")
-    # ceil((12 * 1 + 30 * 2) / 1000) = 1
-    assert reply_cost(category=general, prompt_tokens=12, completion_tokens=30) == 1
+    # ceil((12 * 1 + 30 * 2) / 1000) = 1, at the prices of the general category's model
+    assert reply_cost(model=general.model, prompt_tokens=12, completion_tokens=30) == 1

@@ -11,11 +11,13 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from model_bakery import baker
 
+from chats.catalogue.models import Deployment
 from chats.llm import Usage
-from chats.models import Category, ChatSession, Message
+from chats.models import ChatSession, Message
 from chats.replies.pricing import reply_cost
 from chats.replies.services import reply_begin, reply_finish
 from core.errors import NotFound, ValidationFailed
+from tests.helpers.catalogue import category_make
 from tests.helpers.concurrency import requires_postgres
 from wallets.errors import InsufficientFunds
 from wallets.models import Hold, Wallet
@@ -58,7 +60,7 @@ def test_reserve_covers_the_most_the_reply_can_cost(session):
     assert hold.amount == plan.held
     prompt_bytes = sum(len(m["content"].encode()) for m in plan.prompt)
     worst = reply_cost(
-        category=session.category, prompt_tokens=prompt_bytes, completion_tokens=plan.max_tokens
+        model=session.category.model, prompt_tokens=prompt_bytes, completion_tokens=plan.max_tokens
     )
     assert plan.held >= worst
     assert Wallet.objects.get(user=session.user).held == plan.held
@@ -155,7 +157,7 @@ def test_stale_pending_reply_is_closed_and_its_late_finish_charges_nothing(sessi
 @pytest.mark.django_db(transaction=True)
 def test_concurrent_replies_never_reserve_more_than_the_wallet_holds(make_user):
     user = make_user("racer")
-    category = baker.make(Category, slug="pricey", prompt_price=0, completion_price=Decimal("40"))
+    category = category_make("pricey", prompt_price=0, completion_price=Decimal("40"))
     session = baker.make(ChatSession, user=user, category=category)
     # Each reply may cost ceil(256 * 40 / 1000) = 11 credits: 100 credits cover 9 of them.
     barrier = threading.Barrier(16)
@@ -252,11 +254,11 @@ def test_a_reply_is_settled_in_a_fixed_handful_of_statements(session):
 @pytest.fixture
 def billing(user):
     """A titled session in a category with a model of its own."""
-    support = baker.make(
-        Category,
-        slug="support",
+    support = category_make(
+        "support",
         name="Support",
-        model="llama3",
+        model_id="llama3",
+        upstream_model="llama3-8b",
         prompt_price=Decimal("0.01"),
         completion_price=Decimal("0.01"),
     )
@@ -287,13 +289,13 @@ def test_a_reply_charge_names_the_session_the_category_and_the_model(billing):
 @override_settings(LLM_MODEL="house-model")
 def test_an_untitled_sessions_charge_names_the_title_its_question_gave_it(billing):
     ChatSession.objects.filter(pk=billing.pk).update(title="")
-    Category.objects.filter(pk=billing.category_id).update(model="")  # the LLM_MODEL setting answers
+    Deployment.objects.filter(model__categories=billing.category_id).update(upstream_model="")  # LLM_MODEL
 
     plan = _reply(ChatSession.objects.get(pk=billing.pk), content="  What is the capital of Peru?")
 
     assert ChatSession.objects.get(pk=billing.pk).title == "What is the capital of Peru?"
     assert _charge_description(billing.user) == (
-        f'Reply {plan.assistant_message_id} in "What is the capital of Peru?" (Support, model house-model)'
+        f'Reply {plan.assistant_message_id} in "What is the capital of Peru?" (Support, model llama3)'
     )
 
 

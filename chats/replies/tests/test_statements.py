@@ -14,10 +14,11 @@ from model_bakery import baker
 
 from chats.conversations.selectors import session_get
 from chats.llm import ChatMessage, estimate_message_tokens
-from chats.models import Category, ChatSession, Message
+from chats.models import ChatSession, Message
 from chats.replies.prompt import PromptBranch, _branch_from_leaf, prompt_branch
 from chats.replies.services import reply_begin, reply_finish
 from core.errors import NotFound
+from tests.helpers.catalogue import category_make
 from tests.helpers.orm import fields_of
 
 START = timezone.now() - timedelta(days=1)
@@ -119,7 +120,8 @@ def test_a_long_conversation_is_read_back_only_as_far_as_the_budget(session):
 
 
 def test_a_message_is_reserved_in_a_fixed_handful_of_statements(session):
-    """The session, the branch, then one transaction: both messages, the wallet, the hold, the session."""
+    """The session, the branch, the category's model (and its upstream name), then one transaction:
+    both messages, the wallet, the hold, the session."""
     chain(session, [f"earlier {n}" for n in range(40)])
     for _ in range(2):  # a longer branch changes nothing
         with CaptureQueriesContext(connection) as captured:
@@ -128,6 +130,7 @@ def test_a_message_is_reserved_in_a_fixed_handful_of_statements(session):
         assert [s for s in statements if s not in ("SAVEPOINT", "RELEASE", "BEGIN", "COMMIT")] == [
             "SELECT",
             "WITH",
+            "SELECT",
             "INSERT",
             "UPDATE",
             "INSERT",
@@ -137,11 +140,11 @@ def test_a_message_is_reserved_in_a_fixed_handful_of_statements(session):
 
 
 def test_session_get_builds_the_session_and_its_category_as_the_orm_does(user):
-    category = Category.objects.create(
-        slug="exacting",
+    category = category_make(
+        "exacting",
         name="Exacting ✓",
         system_prompt="Be exact.",
-        model="m-1",
+        upstream_model="m-1",
         prompt_price=Decimal("0.0123"),
         completion_price=Decimal("12.5"),
         is_active=False,
@@ -155,7 +158,7 @@ def test_session_get_builds_the_session_and_its_category_as_the_orm_does(user):
     orm = ChatSession.objects.select_related("category").get(pk=made.pk)
     assert fields_of(session) == fields_of(orm)
     assert fields_of(session.category) == fields_of(orm.category)
-    assert session.category.prompt_price == Decimal("0.0123")
+    assert session.category.model_id == category.model_id
     assert session.created_at.tzinfo is not None
     assert session.user is user
     assert not session._state.adding

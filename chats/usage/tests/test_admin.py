@@ -8,7 +8,8 @@ from django.contrib.auth.models import Permission
 from django.utils import timezone
 from model_bakery import baker
 
-from chats.models import Category, ChatSession, Message, UsageRecord
+from chats.models import ChatSession, Message, UsageRecord
+from tests.helpers.catalogue import category_make
 from tests.helpers.usage_rows import at, reply, request
 
 pytestmark = pytest.mark.django_db
@@ -31,7 +32,7 @@ def spenders(response) -> list[tuple[str, int]]:
 
 @pytest.fixture
 def coding(db):
-    return baker.make(Category, slug="coding", name="Coding", order=1, prompt_price=1, completion_price=1)
+    return category_make("coding", name="Coding", order=1, prompt_price=1, completion_price=1)
 
 
 @pytest.fixture

@@ -7,8 +7,9 @@ from django.utils import timezone
 from model_bakery import baker
 
 from accounts.services import api_key_create
-from chats.models import Category, ChatSession, Message, UsageRecord
+from chats.models import ChatSession, Message, UsageRecord
 from tests.helpers.asserts import assert_error
+from tests.helpers.catalogue import category_make
 
 pytestmark = pytest.mark.django_db
 
@@ -70,7 +71,7 @@ def request(
 
 @pytest.fixture
 def coding(db):
-    return Category.objects.create(slug="coding", name="Coding", prompt_price=1, completion_price=1)
+    return category_make("coding", name="Coding", prompt_price=1, completion_price=1)
 
 
 @pytest.fixture

@@ -9,7 +9,8 @@ from django.core.management import CommandError, call_command
 from django.db.models import Sum
 from django.utils import timezone
 
-from chats.models import Category, Message, UsageRecord
+from chats.models import Message, UsageRecord
+from tests.helpers.catalogue import category_make
 from tests.helpers.usage_rows import charge_through_services
 from wallets.models import LedgerEntry
 
@@ -21,7 +22,7 @@ TODAY = timezone.now().astimezone(dt.UTC).date()
 
 @pytest.fixture
 def coding(db):
-    return Category.objects.create(slug="coding", name="Coding", prompt_price=1, completion_price=1)
+    return category_make("coding", name="Coding", prompt_price=1, completion_price=1)
 
 
 @pytest.fixture

@@ -17,8 +17,10 @@ from langchain_openai import ChatOpenAI
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from accounts.models import User
+from chats.catalogue.models import CatalogueModel
 from chats.models import UsageRecord
 from core.db.connections import release_connection
+from tests.helpers.catalogue import category_make
 from tests.helpers.concurrency import in_parallel, requires_postgres
 from tests.helpers.money import assert_books_balance, expected_cost
 from wallets.models import Hold, LedgerEntry, Wallet
@@ -42,9 +44,8 @@ def balance(user) -> int:
 
 
 def test_models_are_the_active_categories(client, general_category):
-    general_category.__class__.objects.create(
-        slug="retired", name="Retired", prompt_price=1, completion_price=1, is_active=False
-    )
+    category_make("retired", is_active=False)
+    CatalogueModel.objects.filter(public_id="retired").update(is_active=False)
 
     models = client.models.list()
 
