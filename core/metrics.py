@@ -19,7 +19,7 @@ import hmac
 import os
 
 from django.conf import settings
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from prometheus_client import (
     CONTENT_TYPE_LATEST,
     CollectorRegistry,
@@ -31,6 +31,8 @@ from prometheus_client import (
 )
 
 from core import openapi
+from core.exceptions import error_body
+from core.responses import JsonResponse
 
 REQUESTS = Counter(
     "parley_http_requests",
@@ -82,13 +84,12 @@ def metrics_view(request: HttpRequest) -> HttpResponse:
     """``GET /metrics``: Prometheus's text format, for a scraper holding ``METRICS_TOKEN``."""
     token = settings.METRICS_TOKEN
     if not token:
-        raise Http404("Metrics are off: set METRICS_TOKEN.")
+        return JsonResponse(error_body("not_found", "Metrics are off: set METRICS_TOKEN."), status=404)
     sent = request.headers.get("Authorization", "")
     scheme, _, credential = sent.partition(" ")
     if scheme.lower() != "bearer" or not hmac.compare_digest(credential.strip().encode(), token.encode()):
-        response = HttpResponse(
-            "A bearer token (METRICS_TOKEN) is needed.\n", status=401, content_type="text/plain"
-        )
+        body = error_body("not_authenticated", "A bearer token (METRICS_TOKEN) is needed.")
+        response = JsonResponse(body, status=401)
         response["WWW-Authenticate"] = 'Bearer realm="metrics"'
         return response
     return HttpResponse(generate_latest(_registry()), content_type=CONTENT_TYPE_LATEST)

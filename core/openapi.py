@@ -107,7 +107,7 @@ class MetricsURLView(APIView):
             "credits, replies running, failovers, cooldowns. 404 unless `METRICS_TOKEN` is set; then "
             "`Authorization: Bearer <METRICS_TOKEN>` (401 without it)."
         ),
-        responses={(200, "text/plain"): OpenApiTypes.STR, 401: None, 404: None},
+        responses={(200, "text/plain"): OpenApiTypes.STR, **error_responses(401, 404)},
     )
     def get(self, request: Request) -> Response:  # pragma: no cover - never routed here
         raise exceptions.MethodNotAllowed("GET")

@@ -119,6 +119,7 @@ ENDPOINTS = [
     Endpoint("GET", "/api/categories/", public=True, anonymous_status=200),
     Endpoint("GET", "/healthz", public=True, anonymous_status=200),
     Endpoint("GET", "/readyz", public=True, anonymous_status=200),
+    Endpoint("GET", "/metrics", public=True, anonymous_status=404),  # off: no METRICS_TOKEN in tests
     Endpoint("GET", "/api/schema/", public=True, anonymous_status=200),
     Endpoint("GET", "/api/docs/", public=True, anonymous_status=200),
     # --- the caller's own things: a bearer token is required ---

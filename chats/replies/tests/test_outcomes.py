@@ -5,9 +5,8 @@ import asyncio
 import pytest
 from asgiref.sync import sync_to_async
 
-from chats.llm import EchoProvider
+from chats.llm import EchoProvider, routing
 from chats.models import Message
-from chats.replies import outcomes
 from chats.replies.outcomes import Delta, reply_outcomes
 from chats.replies.services import reply_begin
 from core.db.connections import release_connection
@@ -39,7 +38,7 @@ class SlowClosingEcho(EchoProvider):
 async def test_client_leaving_while_the_upstream_closes_still_settles_the_reply(session, monkeypatch):
     try:
         provider = SlowClosingEcho()
-        monkeypatch.setattr(outcomes, "get_provider", lambda: provider)
+        monkeypatch.setattr(routing, "provider_for", lambda route: provider)
         plan = await sync_to_async(reply_begin)(user=session.user, session_id=session.id, content="hi")
         deltas = []
 
