@@ -286,6 +286,7 @@ class ApiKeyAdmin(admin.ModelAdmin):
         "last_used_at",
         "expires_at",
         "monthly_cap",
+        "allowed_models",
         "revoked_at",
     )
     readonly_fields = fields

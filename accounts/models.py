@@ -159,6 +159,13 @@ class ApiKey(models.Model):
         null=True, blank=True, help_text="Most credits this key may spend in a calendar month (UTC)."
     )
     revoked_at = models.DateTimeField(null=True, blank=True)
+    #: The models (ids, or category slugs) it may use on ``/v1/``; empty: every model.
+    allowed_models = models.JSONField(
+        default=list,
+        db_default=[],  # a previous release's INSERT, during a rolling deploy, gets "every model"
+        blank=True,
+        help_text="Model ids or category slugs this key may use; empty: all.",
+    )
 
     objects = ApiKeyQuerySet.as_manager()
 

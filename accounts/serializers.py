@@ -75,6 +75,13 @@ class AuthResultSerializer(TokenPairSerializer):
 
 
 class ApiKeySerializer(serializers.ModelSerializer):
+    models = serializers.ListField(
+        source="allowed_models",
+        child=serializers.CharField(),
+        read_only=True,
+        help_text="The model ids (or category slugs) it may use on /v1/; empty: every model.",
+    )
+
     class Meta:
         model = ApiKey
         fields = [
@@ -85,6 +92,7 @@ class ApiKeySerializer(serializers.ModelSerializer):
             "last_used_at",
             "expires_at",
             "monthly_cap",
+            "models",
             "revoked_at",
         ]
         read_only_fields = fields
@@ -109,4 +117,11 @@ class ApiKeyCreateInputSerializer(serializers.Serializer):
         allow_null=True,
         default=None,
         help_text="Credits this key may spend per calendar month (UTC); none for no cap.",
+    )
+    models = serializers.ListField(
+        child=StrictCharField(max_length=100),
+        required=False,
+        default=list,
+        max_length=100,
+        help_text="Model ids (or category slugs) the key may use on /v1/; empty or left out: every model.",
     )

@@ -170,7 +170,12 @@ API_KEY_LAST_USED_RESOLUTION = timedelta(seconds=60)
 
 @transaction.atomic
 def api_key_create(
-    *, user: User, name: str, expires_at: datetime | None = None, monthly_cap: int | None = None
+    *,
+    user: User,
+    name: str,
+    expires_at: datetime | None = None,
+    monthly_cap: int | None = None,
+    models: list[str] | None = None,
 ) -> tuple[ApiKey, str]:
     """A new key for ``user`` and its secret, which is stored only as a digest: show it once.
 
@@ -199,6 +204,9 @@ def api_key_create(
         created_at=now,
         expires_at=expires_at,
         monthly_cap=monthly_cap,
+        # Names, not checked against the catalogue (accounts knows nothing of it): one that names
+        # no model simply never matches, and /v1/ answers 404 model_not_found for it.
+        allowed_models=list(dict.fromkeys(models or [])),
     )
     return key, secret
 

@@ -10,6 +10,14 @@ class ModelNotFound(NotFound):
     default_message = "The model does not exist."
 
 
+class ModelNotAllowed(DomainError):
+    """The API key is limited to other models (its ``models``)."""
+
+    code = "model_not_allowed"
+    status_code = 403
+    default_message = "This API key may not use this model."
+
+
 class InvalidParameter(ValidationFailed):
     """A ``/v1/`` request parameter with a wrong value; ``param`` names it, as OpenAI's errors do."""
 

@@ -20,7 +20,17 @@ from tests.helpers.processes import run
 pytestmark = pytest.mark.django_db
 
 KEYS = "/api/keys/"
-KEY_FIELDS = {"id", "name", "prefix", "created_at", "last_used_at", "expires_at", "monthly_cap", "revoked_at"}
+KEY_FIELDS = {
+    "id",
+    "name",
+    "prefix",
+    "created_at",
+    "last_used_at",
+    "expires_at",
+    "monthly_cap",
+    "models",
+    "revoked_at",
+}
 
 
 def detail(key) -> str:

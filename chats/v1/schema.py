@@ -29,6 +29,7 @@ _DESCRIPTIONS = {
     ),
     401: "No live personal API key (`Bearer pk-…`): none, a JWT, or a key unknown, revoked or expired.",
     402: "insufficient_quota or spend_cap_reached: the wallet cannot cover the most this can cost.",
+    403: "model_not_allowed: the API key is limited to other models (its `models`).",
     404: "model_not_found: no active model (category) has this id.",
     413: "invalid_request_error: the body exceeds the server's limit (details.max_bytes).",
     415: "invalid_request_error: the body is not JSON (send Content-Type: application/json).",
@@ -105,7 +106,7 @@ MODEL_DETAIL = {
 
 _OBJECT = {"application/json": OpenApiTypes.OBJECT}
 # Every POST: a personal key, a JSON body, the message throttle and the wallet's hold.
-_POST_ERRORS = openai_error_responses(400, 401, 402, 404, 413, 415, 429, 502, 503)
+_POST_ERRORS = openai_error_responses(400, 401, 402, 403, 404, 413, 415, 429, 502, 503)
 
 
 class OpenAIURLView(APIView):

@@ -11,7 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from chats.catalogue.models import CatalogueModel
-from chats.errors import ModelNotFound
+from chats.errors import ModelNotAllowed, ModelNotFound
 from chats.llm import Usage
 from chats.models import UsageRecord
 from chats.replies import keepalive
@@ -64,7 +64,7 @@ def completion_begin(
     reply gets a shorter one. The model's ``drop_params`` are not forwarded. The conversation is
     the caller's and is not stored.
     """
-    requested = _requested(request.model)
+    requested = _requested(request.model, api_key=api_key)
     model = requested.served.model
     system = with_system_prompt(requested.category, []) if requested.category is not None else []
     prompt = [*(message.as_dict() for message in system), *request.messages]
@@ -102,7 +102,7 @@ def completion_begin(
 def embedding_begin(*, user, api_key, request: EmbeddingRequest) -> CompletionPlan:
     """Reserve what embedding ``request.input`` can cost (its prompt tokens at the model's prompt
     price, one byte a token at most) and record it, as a completion is."""
-    requested = _requested(request.model)
+    requested = _requested(request.model, api_key=api_key)
     model = requested.served.model
     held = reply_cost(model=model, prompt_tokens=request.tokens_bound, completion_tokens=0)
     return _record_and_hold(
@@ -124,10 +124,17 @@ def embedding_usage(answer: dict[str, Any], *, tokens_bound: int) -> Usage:
     return Usage(prompt_tokens=reported if valid else tokens_bound, completion_tokens=0)
 
 
-def _requested(name: str) -> Requested:
+def _requested(name: str, *, api_key) -> Requested:
+    """The model ``name`` names, if it exists and the key may use it: a key limited to models
+    takes a model by its id or by the slug of a category of it."""
     requested = model_requested(name=name)
     if requested is None:
         raise ModelNotFound(f"The model {name!r} does not exist.", details={"model": name})
+    allowed = api_key.allowed_models if api_key is not None else []
+    if allowed and name not in allowed and requested.served.model.public_id not in allowed:
+        raise ModelNotAllowed(
+            f"This API key may not use the model {name!r}.", details={"model": name, "allowed": allowed}
+        )
     return requested
 
 

@@ -419,6 +419,7 @@ _OPENAI_ERRORS = {
     "token_not_valid": ("invalid_api_key", "invalid_request_error"),
     "permission_denied": ("permission_denied", "invalid_request_error"),
     "model_not_found": ("model_not_found", "invalid_request_error"),
+    "model_not_allowed": ("model_not_allowed", "invalid_request_error"),
     "not_found": ("not_found", "invalid_request_error"),
     "validation_error": ("invalid_request_error", "invalid_request_error"),
     "unsupported_parameter": ("unsupported_parameter", "invalid_request_error"),
