@@ -30,7 +30,16 @@ class CategoryAdmin(admin.ModelAdmin):
 
 class MessageInline(admin.TabularInline):
     model = Message
-    fields = ["created_at", "role", "status", "content", "prompt_tokens", "completion_tokens", "cost"]
+    fields = [
+        "created_at",
+        "role",
+        "status",
+        "content",
+        "prompt_tokens",
+        "completion_tokens",
+        "cost",
+        "deployment",
+    ]
     readonly_fields = fields
     ordering = ["created_at"]
     extra = 0
@@ -72,13 +81,14 @@ class UsageRecordAdmin(admin.ModelAdmin):
         "session",
         "category",
         "model",
+        "deployment",
         "status",
         "prompt_tokens",
         "completion_tokens",
         "cost",
         "duration_ms",
     ]
-    list_filter = ["status", "category", "model"]
+    list_filter = ["status", "category", "model", "deployment"]
     search_fields = ["user__login_id", "api_key__prefix", "api_key__name"]
     list_select_related = ["user", "api_key", "session", "category", "model"]
     date_hierarchy = "created_at"

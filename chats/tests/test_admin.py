@@ -90,3 +90,16 @@ def test_staff_read_usage_records_filtered_by_status_and_cannot_change_them(
         admin_client.post(f"/admin/chats/usagerecord/{done.pk}/delete/", {"post": "yes"}).status_code == 403
     )
     assert UsageRecord.objects.count() == 2
+
+
+def test_staff_see_and_filter_usage_records_by_the_deployment_that_served_them(admin_client, user):
+    from chats.models import UsageRecord
+
+    spare = UsageRecord.objects.create(user=user, status="complete", deployment="spare/large-2025", cost=3)
+    UsageRecord.objects.create(user=user, status="complete", deployment="main/large-2025", cost=4)
+
+    page = admin_client.get("/admin/chats/usagerecord/?deployment=spare/large-2025")
+
+    assert page.status_code == 200
+    assert list(page.context["cl"].result_list) == [spare]
+    assert "spare/large-2025" in page.content.decode()

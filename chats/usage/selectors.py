@@ -24,7 +24,7 @@ from chats.models import UsageRecord
 from chats.usage.periods import bounds, utc_day
 from wallets.models import LedgerEntry
 
-GROUPS = ("day", "category", "key")
+GROUPS = ("day", "category", "model", "key")
 
 
 REPORT_GROUPS = ("day", "user", "category")
@@ -76,10 +76,11 @@ _SUMS = {
 def usage_for_user(*, user, date_from: dt.date, date_to: dt.date, group_by: str) -> AccountUsage:
     """The user's replies and ``/v1/`` requests of ``[date_from, date_to]``, grouped: one query.
 
-    Rows are ordered by their group (days oldest first, categories by slug, keys by prefix, the
-    chat before the keys); groups without usage are left out. By key, chat replies have the key
-    ``None``: they were not made with one. By category, a reply whose category was not kept (see
-    ``UsageRecord``) has the category ``None``, after the others.
+    Rows are ordered by their group (days oldest first, categories by slug, models by id, keys by
+    prefix, the chat before the keys); groups without usage are left out. By key, chat replies
+    have the key ``None``: they were not made with one. By category (or model), a reply whose
+    category was not kept (see ``UsageRecord``) has ``None``, after the others; by category, a
+    ``/v1/`` request that named a catalogue model rather than a category has ``None`` too.
     """
     start, end = bounds(date_from, date_to)
     records = UsageRecord.objects.filter(user=user, created_at__gte=start, created_at__lt=end).exclude(
@@ -89,6 +90,8 @@ def usage_for_user(*, user, date_from: dt.date, date_to: dt.date, group_by: str)
         rows = records.annotate(group=utc_day()).values("group")
     elif group_by == "category":
         rows = records.values(group=F("category__slug"))
+    elif group_by == "model":
+        rows = records.values(group=F("model__public_id"))
     elif group_by == "key":
         rows = records.values(group=F("api_key_id"), prefix=F("api_key__prefix"))
     else:
@@ -109,7 +112,7 @@ def usage_for_user(*, user, date_from: dt.date, date_to: dt.date, group_by: str)
     def order(group):
         if group_by == "key":
             return (group is not None, prefixes.get(group, ""), str(group))
-        if group_by == "category":
+        if group_by in ("category", "model"):
             return (group is None, group or "")
         return group
 

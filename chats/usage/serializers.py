@@ -75,7 +75,7 @@ class AccountUsageTotalsSerializer(serializers.Serializer):
 
 
 class AccountUsageRowSerializer(AccountUsageTotalsSerializer):
-    """One group: exactly one of ``day``, ``category`` and ``key``, as asked by ``group_by``."""
+    """One group: exactly one of ``day``, ``category``, ``model`` and ``key``, as ``group_by`` asks."""
 
     day = serializers.DateField(required=False)
     category = serializers.CharField(
@@ -86,13 +86,18 @@ class AccountUsageRowSerializer(AccountUsageTotalsSerializer):
             "chat replies had usage records, their session deleted before then)."
         ),
     )
+    model = serializers.CharField(
+        required=False,
+        allow_null=True,
+        help_text="The catalogue model's id; `null` for replies whose model was not kept (as for category).",
+    )
     key = AccountUsageKeySerializer(
         required=False, allow_null=True, help_text="The API key; `null` for chat replies (made with no key)."
     )
 
     def to_representation(self, row: dict) -> dict:
         data = super().to_representation(row)
-        order = ("day", "category", "key", *AccountUsageTotalsSerializer._declared_fields)
+        order = ("day", "category", "model", "key", *AccountUsageTotalsSerializer._declared_fields)
         return {name: data[name] for name in order if name in row}
 
 

@@ -9,7 +9,7 @@ from model_bakery import baker
 from accounts.services import api_key_create
 from chats.models import ChatSession, Message, UsageRecord
 from tests.helpers.asserts import assert_error
-from tests.helpers.catalogue import category_make
+from tests.helpers.catalogue import catalogue_model_make, category_make
 
 pytestmark = pytest.mark.django_db
 
@@ -43,6 +43,7 @@ def reply(session, *, day=TODAY, hour=12, status="complete", prompt=10, completi
             api_key=None,
             session=session,
             category=session.category,
+            model=session.category.model,
             status=status,
             prompt_tokens=prompt,
             completion_tokens=completion,
@@ -60,6 +61,7 @@ def request(
         user=user,
         api_key=api_key,
         category=category,
+        model=category.model if category is not None else None,
         status=status,
         prompt_tokens=prompt,
         completion_tokens=completion,
@@ -125,6 +127,31 @@ def test_usage_by_category(auth_client, user, session, api_key, general_category
         ("general", 2, 8),
     ]
     assert body["totals"]["cost"] == 13
+
+
+def test_usage_by_model_groups_by_the_catalogue_model_that_priced_each(
+    auth_client, user, api_key, general_category, coding
+):
+    house = catalogue_model_make("house")
+    for category, model in [
+        (general_category, general_category.model),
+        (coding, coding.model),
+        (None, house),  # a /v1/ request that named the model itself
+        (None, house),
+        (None, None),  # a reply whose model was not kept
+    ]:
+        UsageRecord.objects.filter(pk=request(user, api_key, category).pk).update(model=model)
+
+    body = auth_client.get(URL, {"group_by": "model"}).json()
+
+    assert [(row["model"], row["replies"], row["cost"]) for row in body["results"]] == [
+        ("coding", 1, 5),
+        ("general", 1, 5),
+        ("house", 2, 10),
+        (None, 1, 5),
+    ]
+    assert set(body["results"][0]) == {"model", "replies", "prompt_tokens", "completion_tokens", "cost"}
+    assert body["totals"]["cost"] == 25
 
 
 def test_usage_by_key_puts_chat_replies_under_null(auth_client, user, session, api_key, general_category):
@@ -247,7 +274,7 @@ def test_usage_needs_a_token(api_client):
     assert_error(api_client.get(URL), 401, "not_authenticated")
 
 
-@pytest.mark.parametrize("group_by", ["day", "category", "key"])
+@pytest.mark.parametrize("group_by", ["day", "category", "model", "key"])
 def test_usage_query_count_does_not_grow_with_rows(
     auth_client, user, session, general_category, coding, group_by, django_assert_max_num_queries
 ):
