@@ -507,3 +507,79 @@ def test_a_reply_ending_while_the_database_is_unreachable_is_stored_and_charged_
     assert not Hold.objects.filter(status=Hold.Status.OPEN).exists()
     assert "could not reach the database" in a.log()
     assert_books_balance(user)
+
+
+# --- providers: a cooldown and the metrics, shared by the workers ----------------------------
+
+
+def test_a_cooldown_started_on_one_worker_skips_the_deployment_on_the_other_and_metrics_add_up(
+    start_workers, user, redis_db, tmp_path
+):
+    """Two deployments of ``house``; ``main`` fails. Two failures on A start its cooldown (in
+    Redis): B does not ask it, and after the cooldown asks it again. ``/metrics`` on either
+    worker counts the requests of both (``PROMETHEUS_MULTIPROC_DIR``)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from accounts.services import api_key_create
+    from chats.catalogue.models import CatalogueModel, Deployment, Provider
+    from tests.fakes.openai_upstream import FakeOpenAI
+
+    with FakeOpenAI() as main, FakeOpenAI() as spare:
+        main.configure(fail_status=500)
+        spare.configure(reply="spare")
+        model = CatalogueModel.objects.create(
+            public_id="house", name="House", prompt_price=1, completion_price=1
+        )
+        for priority, (name, fake) in enumerate((("main", main), ("spare", spare)), start=1):
+            provider = Provider.objects.create(name=name, base_url=fake.base_url, retries=0)
+            Deployment.objects.create(
+                model=model, provider=provider, upstream_model=f"{name}-llm", priority=priority
+            )
+        _, secret = api_key_create(user=user, name="bot")
+        shared = tmp_path / "metrics"
+        shared.mkdir()
+        a, b = start_workers(
+            "A",
+            "B",
+            COOLDOWN_FAILURES="2",
+            COOLDOWN_SECONDS="2",
+            METRICS_TOKEN="scrape",
+            PROMETHEUS_MULTIPROC_DIR=str(shared),
+        )
+
+        def ask(worker: Worker) -> str:
+            answer = httpx.post(
+                f"{worker.url}/v1/chat/completions",
+                json={"model": "house", "messages": [{"role": "user", "content": "Hi"}]},
+                headers={"Authorization": f"Bearer {secret}"},
+                timeout=10,
+            )
+            assert answer.status_code == 200, answer.text
+            return answer.json()["choices"][0]["message"]["content"]
+
+        assert [ask(a), ask(a)] == ["spare", "spare"]
+        assert len(main.requests) == 2
+        assert redis_db.exists("parley:deployment:main/main-llm:cooldown")
+
+        assert ask(b) == "spare"
+        assert len(main.requests) == 2  # B skipped it: the cooldown is shared
+
+        main.configure(reply="main again")
+        assert wait_until(lambda: not redis_db.exists("parley:deployment:main/main-llm:cooldown"), timeout=5)
+        assert ask(b) == "main again"
+        assert len(main.requests) == 3
+
+        scrape = httpx.get(f"{a.url}/metrics", headers={"Authorization": "Bearer scrape"}, timeout=10).text
+
+    def value(name: str, **labels: str) -> float:
+        for family in text_string_to_metric_families(scrape):
+            for sample in family.samples:
+                if sample.name == name and sample.labels == labels:
+                    return sample.value
+        return 0.0
+
+    # Counted by both workers, read from A.
+    assert value("parley_replies_total", model="house", deployment="spare/spare-llm", outcome="complete") == 3
+    assert value("parley_replies_total", model="house", deployment="main/main-llm", outcome="complete") == 1
+    assert value("parley_failovers_total", deployment="main/main-llm") == 2
+    assert value("parley_cooldowns_total", deployment="main/main-llm") == 1
