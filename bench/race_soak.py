@@ -103,9 +103,23 @@ def main() -> int:
     parser.add_argument("--replays", type=int, default=4, help="concurrent attempts per top-up key")
     parser.add_argument("--low-water", type=int, default=20, help="refill when available credit is below")
     parser.add_argument("--refill", type=int, default=120)
+    parser.add_argument(
+        "--flaky-ratio",
+        type=float,
+        default=0.4,
+        help="share of requests the second deployment (the flaky fake) fails at random (default 0.4)",
+    )
+    parser.add_argument(
+        "--cooldown-seconds", type=float, default=0.5, help="COOLDOWN_SECONDS of the server (default 0.5)"
+    )
+    parser.add_argument(
+        "--cooldown-failures", type=int, default=5, help="COOLDOWN_FAILURES of the server (default 5)"
+    )
+    parser.add_argument("--seed", type=int, help="seeds the flaky fake's failures (default: random)")
     parser.add_argument("--settle-seconds", type=float, default=30)
     parser.add_argument("--keep", action="store_true", help="keep the database and logs after a pass")
     parser.add_argument("--fake", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--fail-ratio", type=float, default=0.0, help=argparse.SUPPRESS)
     parser.add_argument("--topper", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--verify", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--login", help=argparse.SUPPRESS)
@@ -113,7 +127,7 @@ def main() -> int:
     parser.add_argument("--out", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.fake:
-        serve_fake()
+        serve_fake(args.fail_ratio, args.seed)
         return 0
     if args.topper:
         run_topper(args)

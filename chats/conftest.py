@@ -31,3 +31,14 @@ def openai_settings(fake_openai):
         LLM_MAX_RETRIES=0,
     ):
         yield fake_openai
+
+
+@pytest.fixture(autouse=True)
+def _no_cooldowns_carried_over():
+    """Without Redis, deployments' failure counts and cooldowns live in the process: each test
+    starts with none, whatever the tests before it made fail."""
+    from chats.llm import cooldown
+
+    with cooldown._lock:
+        cooldown._failures.clear()
+        cooldown._cool_until.clear()

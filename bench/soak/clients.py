@@ -32,7 +32,7 @@ MODES = {
 class Outcome:
     mode: str
     # complete | disconnected | resumed | stopped | stop-late | failed-before | failed-mid
-    # | insufficient-funds | unexpected
+    # | unserved | insufficient-funds | unexpected
     outcome: str
     message_id: str | None = None
     cost: int | None = None
@@ -128,7 +128,7 @@ async def one_reply(
         "mid-abort": "failed-mid",
         "mid-error": "failed-mid",
     }[mode]
-    if outcome.outcome not in ("unexpected", expected):
+    if outcome.outcome not in ("unexpected", "unserved", expected):
         outcome.detail = f"asked for {mode}, got {outcome.outcome}"
         outcome.outcome = "unexpected"
     if mode.startswith("mid-") and outcome.outcome == "failed-mid" and len(deltas) != number:
@@ -159,10 +159,21 @@ def read_end(outcome: Outcome, name: str, data: dict, deltas: list[str], mode: s
         outcome.detail = f"error event {error}"
     elif not deltas and message.get("status") == "failed" and outcome.cost == 0:
         outcome.outcome = "failed-before"
+        if mode != "fail-before" and unserved(details):
+            outcome.outcome = "unserved"
     elif deltas and message.get("status") == "incomplete" and message.get("content") == outcome.content:
         outcome.outcome = "failed-mid"
     else:
         outcome.detail = f"error event after {len(deltas)} deltas: {error}"
+
+
+def unserved(details: dict) -> bool:
+    """An error event saying no deployment served a reply that asked for no failure: the flaky fake
+    failed at random (a 502, 504, 429, or a dropped connection) while ``main`` was cooling down, or
+    both were. No ``[soak:fail-before]`` status (400, 500, 503) may be among them."""
+    if details.get("reason") in ("cooldown", "connection"):
+        return True
+    return details.get("upstream_status") in (429, 502, 504)
 
 
 async def resume(

@@ -48,11 +48,25 @@ def orchestrate(args: argparse.Namespace) -> int:
     print("machine:", json.dumps(machine()))
 
     with Processes() as processes:
-        env = soak_env(args, start_fake(processes))
+        seed = args.seed if args.seed is not None else secrets.randbelow(10**6)
+        starting = {"main": start_fake(processes), "flaky": start_fake(processes, args.flaky_ratio, seed)}
+        fakes = {name: fake_url(fake) for name, fake in starting.items()}
+        env = soak_env(args, fakes["main"])
         if not empty_stores(args, env):
             return 2
-        bases, servers, server_logs = start_workers(processes, env, args.workers, workdir)
+        metrics_token = secrets.token_urlsafe(16)
+        worker_env = metrics_env(env, metrics_token, workdir)
+        routing: dict[str, Any] = {}
+        bases, servers, server_logs = start_workers(
+            processes,
+            worker_env,
+            args.workers,
+            workdir,
+            # While the workers start (no request reaches them before they answer /healthz).
+            meanwhile=lambda: routing.update(configure_catalogue(args, env, fakes, workdir)),
+        )
         print_setup(args, started, workdir)
+        print_routing(args, routing, seed)
         login = f"soak-{run}"
         token = register(bases[0], login)  # the one user every client acts as
         topups_file = workdir / "topups.jsonl"
@@ -66,20 +80,121 @@ def orchestrate(args: argparse.Namespace) -> int:
             return 2
         audit = manage(env, "audit_wallets", check=False)
         stale = manage(env, "release_stale_holds", "--minutes", "0", check=False)
+        routing.update(read_routing(bases, metrics_token, fakes))  # before the workers stop
         for server in servers:
             processes.stop(server, timeout=30)
 
-    status = report(args, tally, books, audit, stale, topups_file, server_logs, load_seconds, started)
+    status = report(
+        args, tally, books, audit, stale, topups_file, server_logs, load_seconds, started, routing
+    )
     clean_up(args, status, workdir)
     return status
 
 
-def start_fake(processes: Processes) -> str:
-    """The fake upstream, started first: the workers' environment needs its URL."""
-    fake = processes.start(
-        [PYTHON, SCRIPT, "--fake"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True
-    )
+def start_fake(processes: Processes, fail_ratio: float = 0.0, seed: int | None = None) -> subprocess.Popen:
+    """A fake upstream, started first: the workers' environment and the catalogue need its URL.
+
+    ``fail_ratio`` > 0: the flaky one, failing that share of requests at random (``seed``).
+    """
+    command = [PYTHON, SCRIPT, "--fake"]
+    if fail_ratio:
+        command += [f"--fail-ratio={fail_ratio}", f"--seed={seed}"]
+    return processes.start(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+
+
+def fake_url(fake: subprocess.Popen) -> str:
+    """A started fake's base URL, once it says its port."""
     return f"http://127.0.0.1:{int(fake.stdout.readline())}/v1"
+
+
+#: The soak's model is served by two deployments of equal priority, the flaky one weighted 3 to 1:
+#: three requests in four try it first (and go over to ``main`` when it fails), one in four try
+#: ``main`` first (and go over to ``flaky`` only when ``main`` fails: a ``[soak:fail-before]``).
+DEPLOYMENTS = {"flaky": 3, "main": 1}
+
+
+def configure_catalogue(
+    args: argparse.Namespace, env: dict[str, str], fakes: dict[str, str], workdir: Path
+) -> dict[str, Any]:
+    """The soak's model (the one migrate made of the ``general`` category) on both fakes, by
+    ``manage.py llm_config``: exported, its deployments rewritten, applied; what was applied.
+
+    Both providers are named (not the settings' default provider), without retries, so that each
+    failure the fakes answer is one failover that Parley counts.
+    """
+    import yaml
+
+    catalogue = yaml.safe_load(manage(env, "llm_config", "export").stdout) or {}
+    models = catalogue.get("models") or []
+    if len(models) != 1:
+        raise RuntimeError(f"expected the one model migrate makes of the general category, got {models}")
+    model = models[0]
+    providers = [
+        {
+            "name": f"soak-{name}",
+            "base_url": url,
+            "api_key_env": "OPENAI_API_KEY",
+            "timeout": 30,
+            "retries": 0,
+        }
+        for name, url in fakes.items()
+    ]
+    model["deployments"] = [
+        {"provider": f"soak-{name}", "model": f"{name}-llm", "priority": 1, "weight": weight}
+        for name, weight in DEPLOYMENTS.items()
+    ]
+    catalogue = {"providers": [*(catalogue.get("providers") or []), *providers], "models": [model]}
+    path = workdir / "catalogue.yaml"
+    path.write_text(yaml.safe_dump(catalogue, sort_keys=False))
+    manage(env, "llm_config", "apply", str(path))
+    return {
+        "model": model["id"],
+        "prices": (model["prompt_price"], model["completion_price"]),
+        "deployments": {name: f"soak-{name}/{name}-llm" for name in DEPLOYMENTS},
+    }
+
+
+def print_routing(args: argparse.Namespace, routing: dict[str, Any], seed: int) -> None:
+    names = routing["deployments"]
+    print(
+        f"routing: model {routing['model']} (credits per 1,000 tokens: prompt {routing['prices'][0]}, "
+        f"completion {routing['prices'][1]}) on {names['flaky']} (weight {DEPLOYMENTS['flaky']}, fails "
+        f"{args.flaky_ratio:.0%} of requests at random before the first token: 502, 504, 429, or the "
+        f"connection dropped; seed {seed}) and {names['main']} (weight {DEPLOYMENTS['main']}), priority 1; "
+        f"cooldown after {args.cooldown_failures} failures, {args.cooldown_seconds:g} s"
+    )
+
+
+def metrics_env(env: dict[str, str], token: str, workdir: Path) -> dict[str, str]:
+    """The workers' environment: ``/metrics`` on, counted across processes in a fresh directory."""
+    directory = workdir / "metrics"
+    directory.mkdir()
+    return {**env, "METRICS_TOKEN": token, "PROMETHEUS_MULTIPROC_DIR": str(directory)}
+
+
+def read_routing(bases: list[str], token: str, fakes: dict[str, str]) -> dict[str, Any]:
+    """What each worker's ``/metrics`` says (every worker's counts, summed) and each fake's stats."""
+    import httpx
+    from prometheus_client.parser import text_string_to_metric_families
+
+    metrics = []
+    for base in bases:
+        answer = httpx.get(f"{base}/metrics", headers={"Authorization": f"Bearer {token}"}, timeout=30)
+        answer.raise_for_status()
+        samples: dict[str, float] = {}
+        for family in text_string_to_metric_families(answer.text):
+            if family.name in ("parley_failovers", "parley_cooldowns", "parley_replies", "parley_credits"):
+                for sample in family.samples:
+                    if sample.name.endswith("_total"):
+                        labels = ",".join(f"{k}={v}" for k, v in sorted(sample.labels.items()))
+                        samples[f"{sample.name}{{{labels}}}"] = sample.value
+        metrics.append(samples)
+    stats = {}
+    for name, url in fakes.items():
+        answer = httpx.get(url.removesuffix("/v1") + "/fake/stats", timeout=30)
+        answer.raise_for_status()
+        stats[name] = answer.json()
+    return {"metrics": metrics, "fakes": stats}
 
 
 def soak_env(args: argparse.Namespace, upstream: str) -> dict[str, str]:
@@ -105,6 +220,8 @@ def soak_env(args: argparse.Namespace, upstream: str) -> dict[str, str]:
             "MESSAGE_THROTTLE_RATE": "1000000/min",  # one user sends every reply: not what a soak tests
             "JWT_ACCESS_MINUTES": "600",
             "LOG_LEVEL": "WARNING",
+            "COOLDOWN_SECONDS": str(args.cooldown_seconds),
+            "COOLDOWN_FAILURES": str(args.cooldown_failures),
             # One user stands for the 50 clients that share its wallet: no per-user cap here.
             "MAX_CONCURRENT_REPLIES": str(args.max_replies),
         }
@@ -129,7 +246,7 @@ def empty_stores(args: argparse.Namespace, env: dict[str, str]) -> bool:
 
 
 def start_workers(
-    processes: Processes, env: dict[str, str], workers: int, workdir: Path
+    processes: Processes, env: dict[str, str], workers: int, workdir: Path, meanwhile: Any = None
 ) -> tuple[list[str], list[subprocess.Popen], list[Path]]:
     """The workers' base URLs, processes and logs, once every one answers.
 
@@ -145,6 +262,8 @@ def start_workers(
         output = server_logs[-1].open("w")
         servers.append(processes.start(uvicorn, env=env, stdout=output, stderr=subprocess.STDOUT))
         bases.append(f"http://127.0.0.1:{port}")
+    if meanwhile is not None:
+        meanwhile()
     for base, server in zip(bases, servers, strict=True):
         wait_ready(f"{base}/healthz", server)
     return bases, servers, server_logs

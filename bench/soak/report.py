@@ -24,6 +24,7 @@ STORED_AS = {
     "stopped": "incomplete",
     "failed-before": "failed",
     "failed-mid": "incomplete",
+    "unserved": "failed",
 }
 #: The outcomes whose client read every delta of what was stored.
 SEEN_WHOLE = ("complete", "resumed", "stopped", "stop-late", "failed-mid")
@@ -36,6 +37,7 @@ OUTCOMES = (
     "stop-late",
     "failed-before",
     "failed-mid",
+    "unserved",
     "insufficient-funds",
     "unexpected",
 )
@@ -51,6 +53,7 @@ def report(
     server_logs: list[Path],
     load_seconds: float,
     started: float,
+    routing: dict[str, Any],
 ) -> int:
     """What the clients saw, the top-up attempts and the books, held against each other.
 
@@ -65,10 +68,12 @@ def report(
         *message_problems(seen, books),
         *command_problems(audit, stale),
         *server_log_problems(server_logs),
+        *routing_problems(tally, books, routing),
     ]
     print()
     print_load(tally, seen, load_seconds)
     print_outcomes(tally, seen, books["messages"])
+    print_routing(books, routing)
     print_books(args, tally, books, attempts, audit)
     print(f"total time {time.monotonic() - started:.1f} s")
     return verdict(problems)
@@ -135,7 +140,7 @@ def message_problems(seen: dict[str, Outcome], books: dict[str, Any]) -> list[st
 
 
 def stored_reply_problems(
-    message_id: str, outcome: Outcome, status: str, cost: int, content: str, completion_tokens: int
+    message_id: str, outcome: Outcome, status: str, cost: int, content: str, completion_tokens: int, *_: Any
 ) -> list[str]:
     """Where one stored reply differs from what its client saw."""
     problems: list[str] = []
@@ -154,6 +159,80 @@ def stored_reply_problems(
             f"tokens, not the {len(CHUNKS)} the upstream reported"
         )
     return problems
+
+
+def _summed(samples: dict[str, float], name: str, **labels: str) -> float:
+    """The sum of the samples of ``name`` whose labels include ``labels``."""
+    total = 0.0
+    for key, value in samples.items():
+        sample, _, rest = key.partition("{")
+        have = dict(pair.split("=", 1) for pair in rest.rstrip("}").split(",") if pair)
+        if sample == name and all(have.get(k) == v for k, v in labels.items()):
+            total += value
+    return total
+
+
+def routing_problems(tally: Tally, books: dict[str, Any], routing: dict[str, Any]) -> list[str]:
+    """The failovers happened and were counted: each failure a fake answered (but a 400, which no
+    deployment would serve) is one ``parley_failovers_total`` of its deployment; ``/metrics`` says the
+    same on every worker (the counts of all of them, summed) and agrees with the books; both
+    deployments served; a reply no deployment served means ``main`` was cooling down."""
+    problems: list[str] = []
+    metrics, fakes, names = routing["metrics"], routing["fakes"], routing["deployments"]
+    if any(samples != metrics[0] for samples in metrics[1:]):
+        problems.append("the workers' /metrics differ: multiprocess counts are not summed across workers")
+    samples = metrics[0]
+    for fake, name in names.items():
+        failed = sum(count for status, count in fakes[fake]["failures"].items() if status != "400")
+        counted = _summed(samples, "parley_failovers_total", deployment=name)
+        if counted != failed:
+            problems.append(
+                f"{name}: the fake failed {failed} request(s), parley_failovers_total says {counted:g}"
+            )
+    if not sum(fakes["flaky"]["failures"].get(kind, 0) for kind in ("502", "504", "429", "drop")):
+        problems.append("the flaky deployment never failed at random: no failover was tested")
+    served = books["deployments"]
+    for name in names.values():
+        if not sum(count for key, count in served.items() if key.startswith(f"{name} ")):
+            problems.append(f"{name} served no reply")
+        for status in ("complete", "incomplete"):
+            stored = served.get(f"{name} {status}", 0)
+            counted = _summed(samples, "parley_replies_total", deployment=name, outcome=status)
+            if counted != stored:
+                problems.append(
+                    f"{name}: {stored} {status} replies stored, parley_replies_total says {counted:g}"
+                )
+    failed = sum(count for key, count in served.items() if key.endswith(" failed"))
+    counted = _summed(samples, "parley_replies_total", deployment="none", outcome="failed")
+    if counted != failed:
+        problems.append(
+            f"{failed} failed replies stored, parley_replies_total{{deployment=none}} says {counted:g}"
+        )
+    credits = _summed(samples, "parley_credits_total")
+    if credits != books["cost_total"]:
+        problems.append(f"parley_credits_total says {credits:g}, the messages cost {books['cost_total']}")
+    unserved = sum(outcome.outcome == "unserved" for outcome in tally.outcomes)
+    if unserved and not _summed(samples, "parley_cooldowns_total", deployment=names["main"]):
+        problems.append(f"{unserved} replies unserved, though {names['main']} never cooled down")
+    return problems
+
+
+def print_routing(books: dict[str, Any], routing: dict[str, Any]) -> None:
+    """Failovers and cooldowns by deployment (``/metrics``), failures by kind (the fakes), replies served."""
+    samples, fakes, names = routing["metrics"][0], routing["fakes"], routing["deployments"]
+    for fake, name in names.items():
+        failovers = _summed(samples, "parley_failovers_total", deployment=name)
+        cooldowns = _summed(samples, "parley_cooldowns_total", deployment=name)
+        served = {
+            key.rpartition(" ")[2]: count
+            for key, count in books["deployments"].items()
+            if key.startswith(f"{name} ")
+        }
+        failures = dict(sorted(fakes[fake]["failures"].items()))
+        print(
+            f"{name}: {fakes[fake]['requests']} requests, failed {failures}; {failovers:g} failovers and "
+            f"{cooldowns:g} cooldowns (/metrics, {len(routing['metrics'])} workers summed); served {served}"
+        )
 
 
 def command_problems(audit: subprocess.CompletedProcess, stale: subprocess.CompletedProcess) -> list[str]:

@@ -21,7 +21,9 @@ def run_verify(args: argparse.Namespace) -> None:
     from django.contrib.auth import get_user_model
     from django.db.models import Sum
 
+    from chats.catalogue.models import Deployment
     from chats.models import Message
+    from chats.replies.pricing import reply_cost
     from wallets.models import Hold, LedgerEntry, Wallet
 
     deadline = time.monotonic() + args.settle_seconds
@@ -45,9 +47,13 @@ def run_verify(args: argparse.Namespace) -> None:
 
     holds = {hold.pk: hold for hold in Hold.objects.filter(wallet=wallet)}
     charges = {entry.hold_id: entry for entry in LedgerEntry.objects.filter(wallet=wallet, kind="charge")}
-    messages = list(Message.objects.filter(session__user=user))
+    messages = list(Message.objects.filter(session__user=user).select_related("session__category__model"))
     assistant = [m for m in messages if m.role == Message.Role.ASSISTANT]
     by_hold: Counter = Counter(m.hold_id for m in assistant)
+    served_by = {
+        f"{d.provider.name if d.provider_id else 'default'}/{d.upstream_name}"
+        for d in Deployment.objects.select_related("provider")
+    }
     for message in assistant:
         where = f"message {message.pk} ({message.status}, cost {message.cost})"
         hold = holds.get(message.hold_id)
@@ -67,11 +73,24 @@ def run_verify(args: argparse.Namespace) -> None:
                 )
             if message.cost > hold.amount:
                 problems.append(f"{where}: cost above the {hold.amount} held")
+            model = message.session.category.model
+            priced = reply_cost(
+                model=model, prompt_tokens=message.prompt_tokens, completion_tokens=message.completion_tokens
+            )
+            if message.cost != priced:  # whichever deployment served it: the model's price
+                problems.append(
+                    f"{where}: {message.prompt_tokens}+{message.completion_tokens} tokens at "
+                    f"{model.public_id}'s price is {priced}"
+                )
+            if message.deployment not in served_by:
+                problems.append(f"{where}: served by {message.deployment!r}, not a deployment of the model")
         elif message.status == Message.Status.FAILED:
             if hold.status != Hold.Status.RELEASED or charge is not None or message.cost or hold.charged:
                 problems.append(
                     f"{where}: hold {hold.status}, charged {hold.charged}, charge entry {charged}"
                 )
+            if message.deployment:
+                problems.append(f"{where}: failed, yet names {message.deployment!r} as having served it")
         else:
             problems.append(f"{where}: status {message.status!r}")
     orphans = set(holds) - set(by_hold)
@@ -115,7 +134,10 @@ def run_verify(args: argparse.Namespace) -> None:
         "holds": Counter(hold.status for hold in holds.values()),
         "statuses": Counter(m.status for m in assistant),
         "user_messages": len(messages) - len(assistant),
-        "messages": {str(m.pk): [m.status, m.cost, m.content, m.completion_tokens] for m in assistant},
+        "messages": {
+            str(m.pk): [m.status, m.cost, m.content, m.completion_tokens, m.deployment] for m in assistant
+        },
+        "deployments": Counter(f"{m.deployment or 'none'} {m.status}" for m in assistant),
         "redis": redis_leftovers(user.pk, problems),
         "topups": {entry["idempotency_key"]: [entry["pk"], entry["amount"]] for entry in topups},
         "cost_total": cost_total,

@@ -1,45 +1,62 @@
 """Which deployments are cooling down: skipped for a while after failing several times in a row.
 
-A deployment that failed ``COOLDOWN_FAILURES`` times, each within
-twice ``COOLDOWN_SECONDS`` of the one before, is skipped for
-``COOLDOWN_SECONDS``, or for as long as its upstream's last ``Retry-After``
-asked. "In a row" is counted that way rather than reset by each success, so
-that a success costs no write: the usual request only reads. Shared by every
-worker through Redis when ``REDIS_URL`` is set (a failure count and a
-cooldown key per deployment, both expiring on their own), in the process
-otherwise.
+A deployment that failed ``COOLDOWN_FAILURES`` times in a row (a success in
+between starts the count again) is skipped for ``COOLDOWN_SECONDS``, or for
+as long as its upstream's last ``Retry-After`` asked. Shared by every worker
+through Redis when ``REDIS_URL`` is set (a failure count and a cooldown key
+per deployment), in the process otherwise.
 
-Only models with more than one deployment use it: with one there is nowhere
-else to send a request, so it is always tried, and the single-upstream path
-costs no Redis round trip.
+The request reads both keys of all its model's deployments in one round
+trip (:func:`deployments_state`); a success writes only when its deployment
+had failures counted, so that the usual request costs one read and no write.
+Only models with more than one deployment use any of it: with one there is
+nowhere else to send a request, so it is always tried, and the
+single-upstream path costs no Redis round trip at all.
 """
 
 import threading
 import time
+from dataclasses import dataclass, field
 
 from django.conf import settings
 
 from core.redis import async_client, deployment_cooldown_key, deployment_failures_key
 
-# Without Redis: (failures in a row, when the count lapses) and cooldown ends, by deployment.
-_failures: dict[str, tuple[int, float]] = {}
+# Without Redis: failures in a row and cooldown ends, by deployment, in this process.
+_failures: dict[str, int] = {}
 _cool_until: dict[str, float] = {}
 _lock = threading.Lock()
 
+#: A failure count nobody touched for this long is forgotten (with Redis): no key lives for ever.
+FAILURES_KEPT_SECONDS = 24 * 3600
 
-async def cooling(deployments: list[str]) -> set[str]:
-    """The deployments of ``deployments`` that are cooling down now (one round trip with Redis)."""
+
+@dataclass(frozen=True)
+class DeploymentsState:
+    """Of a request's deployments: those cooling down, and those with failures counted."""
+
+    cooling: frozenset[str] = field(default_factory=frozenset)
+    failing: frozenset[str] = field(default_factory=frozenset)
+
+
+async def deployments_state(deployments: list[str]) -> DeploymentsState:
+    """Which of ``deployments`` cool down now and which have failures counted (one round trip)."""
     redis = async_client()
     if redis is None:
         now = time.monotonic()
-        return {name for name in deployments if _cool_until.get(name, 0) > now}
-    flags = await redis.mget([deployment_cooldown_key(name) for name in deployments])
-    return {name for name, flag in zip(deployments, flags, strict=True) if flag is not None}
-
-
-def _window() -> int:
-    """How long a failure counts towards the next one."""
-    return max(int(settings.COOLDOWN_SECONDS), 1) * 2
+        with _lock:
+            return DeploymentsState(
+                cooling=frozenset(name for name in deployments if _cool_until.get(name, 0) > now),
+                failing=frozenset(name for name in deployments if _failures.get(name)),
+            )
+    keys = [deployment_cooldown_key(name) for name in deployments]
+    keys += [deployment_failures_key(name) for name in deployments]
+    values = await redis.mget(keys)
+    cooling, failures = values[: len(deployments)], values[len(deployments) :]
+    return DeploymentsState(
+        cooling=frozenset(name for name, flag in zip(deployments, cooling, strict=True) if flag is not None),
+        failing=frozenset(name for name, count in zip(deployments, failures, strict=True) if count),
+    )
 
 
 async def record_failure(deployment: str, *, retry_after: float | None) -> bool:
@@ -47,20 +64,17 @@ async def record_failure(deployment: str, *, retry_after: float | None) -> bool:
     seconds = retry_after if retry_after else settings.COOLDOWN_SECONDS
     redis = async_client()
     if redis is None:
-        now = time.monotonic()
         with _lock:
-            count, lapses = _failures.get(deployment, (0, now))
-            failures = (count if lapses > now else 0) + 1
+            _failures[deployment] = failures = _failures.get(deployment, 0) + 1
             if failures < settings.COOLDOWN_FAILURES:
-                _failures[deployment] = (failures, now + _window())
                 return False
             _failures.pop(deployment, None)
-            _cool_until[deployment] = now + seconds
+            _cool_until[deployment] = time.monotonic() + seconds
             return True
     key = deployment_failures_key(deployment)
     async with redis.pipeline(transaction=True) as pipe:
         pipe.incr(key)
-        pipe.expire(key, _window())
+        pipe.expire(key, FAILURES_KEPT_SECONDS)
         failures, _ = await pipe.execute()
     if failures < settings.COOLDOWN_FAILURES:
         return False
@@ -69,3 +83,13 @@ async def record_failure(deployment: str, *, retry_after: float | None) -> bool:
         pipe.delete(key)
         await pipe.execute()
     return True
+
+
+async def record_success(deployment: str) -> None:
+    """The deployment answered: its failures are no longer in a row."""
+    redis = async_client()
+    if redis is None:
+        with _lock:
+            _failures.pop(deployment, None)
+        return
+    await redis.delete(deployment_failures_key(deployment))

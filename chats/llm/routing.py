@@ -147,9 +147,10 @@ async def open_stream(
     else the last failure.
     """
     attempts = [] if attempts is None else attempts
-    cooling = await cooldown.cooling([r.deployment for r in routes]) if len(routes) > 1 else set()
+    several = len(routes) > 1
+    state = await cooldown.deployments_state([r.deployment for r in routes]) if several else None
     for route in routes:
-        if route.deployment in cooling:
+        if state is not None and route.deployment in state.cooling:
             attempts.append(Attempt(route, skipped=True))
             continue
         sent = {k: v for k, v in (options or {}).items() if k not in route.drop_params}
@@ -167,7 +168,7 @@ async def open_stream(
                 raise  # the request itself was refused: every deployment would refuse it
             attempts.append(Attempt(route, error=exc))
             metrics.UPSTREAM_LATENCY.labels(route.deployment).observe(time.monotonic() - started)
-            if len(routes) > 1:
+            if several:
                 metrics.FAILOVERS.labels(route.deployment).inc()
                 if await cooldown.record_failure(route.deployment, retry_after=exc.retry_after):
                     metrics.COOLDOWNS.labels(route.deployment).inc()
@@ -175,6 +176,8 @@ async def open_stream(
             logger.warning("Deployment %s failed (%s)", route.deployment, exc.message)
             continue
         metrics.UPSTREAM_LATENCY.labels(route.deployment).observe(time.monotonic() - started)
+        if state is not None and route.deployment in state.failing:
+            await cooldown.record_success(route.deployment)  # its failures are no longer in a row
         attempts.append(Attempt(route))
         return _Primed(stream, first), route
     raise _every_deployment_failed(attempts)

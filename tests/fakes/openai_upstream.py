@@ -49,6 +49,7 @@ import contextlib
 import dataclasses
 import itertools
 import json
+import random
 import re
 import threading
 import time
@@ -90,6 +91,10 @@ class Scenario:
     fail_code: str | None = None
     #: Fail only the first N requests (then reply normally); ``None``: every request.
     fail_times: int | None = None
+    #: Fail this share (0-1) of the requests, drawn at random; ``None``: every request.
+    fail_ratio: float | None = None
+    #: Seeds the draws of ``fail_ratio`` (set again by each ``configure``), for repeatable runs.
+    fail_seed: int | None = None
     fail_message: str = "The fake upstream failed."
     #: ``retry-after-ms`` header on failures (the openai client honours it when retrying).
     retry_after_ms: int | None = None
@@ -159,6 +164,7 @@ class FakeOpenAI:
         self.loop_factory = loop_factory
         self._requests: list[RecordedRequest] = []
         self._failures_served = 0
+        self._fail_draws = random.Random(self.scenario.fail_seed)
         self._lock = threading.Lock()
         self._ids = itertools.count(1)
         self._connection_ids = itertools.count(1)
@@ -181,6 +187,7 @@ class FakeOpenAI:
         with self._lock:
             self.scenario = dataclasses.replace(Scenario(), **changes)
             self._failures_served = 0
+            self._fail_draws = random.Random(self.scenario.fail_seed)
         return self.scenario
 
     def reset(self) -> None:
@@ -189,6 +196,7 @@ class FakeOpenAI:
             self.scenario = Scenario()
             self._requests = []
             self._failures_served = 0
+            self._fail_draws = random.Random()
 
     @property
     def requests(self) -> list[RecordedRequest]:
@@ -401,6 +409,8 @@ class FakeOpenAI:
     def _take_failure(self, scenario: Scenario) -> bool:
         with self._lock:
             if scenario.fail_times is not None and self._failures_served >= scenario.fail_times:
+                return False
+            if scenario.fail_ratio is not None and self._fail_draws.random() >= scenario.fail_ratio:
                 return False
             self._failures_served += 1
             return True

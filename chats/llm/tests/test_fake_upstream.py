@@ -338,6 +338,28 @@ def test_a_5xx_is_a_server_error(client, fake_openai):
     assert raised.value.body["type"] == "server_error"
 
 
+def test_fail_ratio_fails_that_share_of_requests_repeatably_for_a_seed(client, fake_openai):
+    def statuses() -> list[int]:
+        answered = []
+        for _ in range(200):
+            try:
+                client.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}])
+                answered.append(200)
+            except openai.APIStatusError as failed:
+                answered.append(failed.status_code)
+        return answered
+
+    fake_openai.configure(fail_status=503, fail_ratio=0.3, fail_seed=7)
+    first = statuses()
+    fake_openai.configure(fail_status=503, fail_ratio=0.3, fail_seed=7)  # the same draws again
+
+    assert statuses() == first
+    assert set(first) == {200, 503}
+    assert 40 <= first.count(503) <= 80  # 60 expected
+    fake_openai.configure(fail_status=500, fail_ratio=0.0)
+    assert statuses()[:20] == [200] * 20
+
+
 # --- embeddings ---------------------------------------------------------------------------------
 
 

@@ -219,6 +219,22 @@ async def test_an_upstreams_retry_after_sets_the_length_of_its_cooldown(fakes, c
     assert len(limited.requests) == 2
 
 
+async def test_a_success_in_between_starts_the_count_of_failures_in_a_row_again(fakes, cooldown_store):
+    flaky, spare, _ = fakes
+    flaky.configure(fail_status=500, fail_times=1)  # fails, then answers, then fails again
+    routes = [route(flaky, name="flaky"), route(spare, name="spare")]
+    await text_of(routes)  # a failure
+    await text_of(routes)  # a success: the failure is no longer in a row
+    flaky.configure(fail_status=500, fail_times=1)
+    await text_of(routes)  # one failure in a row, of the two (COOLDOWN_FAILURES) it takes
+
+    attempts: list[Attempt] = []
+    await text_of(routes, attempts)
+
+    assert not attempts[0].skipped  # not cooling down: it was tried
+    assert len(flaky.requests) == 4
+
+
 async def test_every_deployment_cooling_down_is_503_at_once(fakes, cooldown_store):
     first, second, _ = fakes
     first.configure(fail_status=500)

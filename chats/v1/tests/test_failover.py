@@ -143,3 +143,31 @@ def test_a_chat_reply_in_a_category_of_the_model_fails_over_and_names_its_deploy
     assert (reply.status, reply.content, reply.deployment) == ("complete", "spare reply", "spare/spare-llm")
     assert UsageRecord.objects.get(pk=reply.pk).deployment == "spare/spare-llm"
     assert_books_balance(user)
+
+
+def test_a_deployment_cut_after_its_first_token_is_not_failed_over_and_is_charged_what_it_produced(
+    client, house, upstreams, user
+):
+    main, spare = upstreams
+    main.configure(reply="one two three four five six", fail_after_chunks=3)
+
+    stream = client.chat.completions.create(
+        model="house",
+        messages=[{"role": "user", "content": "Hi"}],
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    received = []
+    with pytest.raises(openai.APIError):
+        for chunk in stream:
+            received.extend(choice.delta.content or "" for choice in chunk.choices)
+
+    assert "".join(received) == "one two three"
+    assert spare.requests == []  # after the first token there is no failover
+    record = UsageRecord.objects.get()
+    assert (record.status, record.deployment) == ("incomplete", "main/main-llm")
+    assert record.completion_tokens > 0
+    assert record.cost == record.prompt_tokens * 1 + record.completion_tokens * 2  # what it produced
+    assert Wallet.objects.get(user=user).balance == 100 - record.cost
+    assert not Hold.objects.filter(status=Hold.Status.OPEN).exists()
+    assert_books_balance(user)
