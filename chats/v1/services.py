@@ -11,7 +11,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from chats.catalogue.models import CatalogueModel
-from chats.errors import ModelNotAllowed, ModelNotFound
+from chats.errors import ModelNotAllowed, ModelNotFound, UnsupportedParameter
 from chats.llm import Usage
 from chats.models import UsageRecord
 from chats.replies import keepalive
@@ -66,6 +66,7 @@ def completion_begin(
     """
     requested = _requested(request.model, api_key=api_key)
     model = requested.served.model
+    _check_capabilities(model, request)
     system = with_system_prompt(requested.category, []) if requested.category is not None else []
     prompt = [*(message.as_dict() for message in system), *request.messages]
     system_bytes = sum(len(message.content.encode()) for message in system)
@@ -136,6 +137,24 @@ def _requested(name: str, *, api_key) -> Requested:
             f"This API key may not use the model {name!r}.", details={"model": name, "allowed": allowed}
         )
     return requested
+
+
+def _check_capabilities(model: CatalogueModel, request: CompletionRequest) -> None:
+    """Refuse, before anything is reserved, what the catalogue says the model cannot do: no
+    upstream is asked for a tool call, an image or a JSON schema it would ignore or fail on."""
+    options = request.options
+    if options.get("tools") and not model.supports_tools:
+        raise UnsupportedParameter(f"The model {model.public_id!r} does not call tools.", param="tools")
+    if request.media_parts and not model.supports_images:
+        raise UnsupportedParameter(
+            f"The model {model.public_id!r} does not read images, audio or files.", param="messages"
+        )
+    response_format = options.get("response_format")
+    wants_schema = isinstance(response_format, dict) and response_format.get("type") == "json_schema"
+    if wants_schema and not model.supports_json_schema:
+        raise UnsupportedParameter(
+            f"The model {model.public_id!r} does not follow a JSON schema.", param="response_format"
+        )
 
 
 def _forwarded(options: dict[str, Any], model: CatalogueModel) -> dict[str, Any]:
