@@ -148,3 +148,12 @@ def live_asgi_url(transactional_db):
     server.should_exit = True
     thread.join(timeout=10)
     sock.close()
+
+
+@pytest.fixture(autouse=True)
+def _catalogue_read_afresh():
+    """Each test reads the catalogue it made: nothing cached by an earlier test's (rolled back)
+    rows, nor by an UPDATE that, unlike a save, tells no cache (``chats.catalogue.cache``)."""
+    from chats.catalogue.cache import catalogue_forget
+
+    catalogue_forget()

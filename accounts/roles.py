@@ -32,9 +32,6 @@ SUPPORT_PERMISSIONS = (
     "wallets.view_codebatch",
     "wallets.view_redemptioncode",
     "chats.view_category",
-    "chats.view_cataloguemodel",  # which model a category answers with, its prices and deployments
-    "chats.view_deployment",
-    "chats.view_provider",  # never its key: only the name of its environment variable
     "chats.view_chatsession",
     "chats.change_chatsession",  # its title and notes
     "chats.view_message",  # a session's messages, inline on its page

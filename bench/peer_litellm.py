@@ -3,6 +3,7 @@
 
     .venv/bin/python bench/peer_litellm.py --runs 3
     .venv/bin/python bench/peer_litellm.py --runs 3 --variant ../wt-other   # + another tree
+    .venv/bin/python bench/peer_litellm.py --runs 3 --no-failover            # single upstream only
 
 Processes, so that no two share a GIL: the fake upstream
 (``python -m tests.fakes.openai_upstream``: 20 word-sized chunks, 2 ms apart);
@@ -28,8 +29,9 @@ the same three with a ``tools`` list in the body as Open WebUI sends it (five
 functions with JSON-schema parameters, ``tool_choice`` absent, a question that
 names none of them, so the model answers in text: the same deltas); with
 ``--variant``, *variant* (that tree's chat API) and *variant-v1* (its ``/v1/``,
-without tools). Every reply is checked: each delta in order, then ``done`` or
-``[DONE]``. At 1 client and at 32 concurrent clients, it records the time to
+without tools); and, unless ``--no-failover``, *v1-failover* and
+*litellm-failover* (below). Every reply is checked: each delta in order, then
+``done`` or ``[DONE]``. At 1 client and at 32 concurrent clients, it records the time to
 first token (TTFT: from sending to the first content delta).
 
 Reported per path: added TTFT (the path's percentile minus direct's, or
@@ -42,6 +44,31 @@ their median and range across ``--runs`` (the servers stay up between runs);
 and, per run, "after ÷ before" of the ratio to LiteLLM: (v1 ÷ litellm) ÷
 (variant-v1 ÷ litellm), and (v1-tools ÷ litellm-tools) ÷ (variant-v1 ÷
 litellm), against the limit of 1.10. Lower is better.
+
+Failover (issue 21): two more fake upstream processes, *flaky* and *backup*,
+with the same reply; *flaky* answers ``--fail-ratio`` of its requests (10 %)
+with ``--fail-status`` (503) before the stream starts, drawn at random from a
+fixed seed (the fake's ``fail_ratio``/``fail_seed``). One model,
+``bench-failover``, has two deployments, *flaky* first and *backup* second.
+In Parley it is a catalogue model applied with ``manage.py llm_config apply``
+(two providers, priority 1 and 2, ``retries: 0``); *v1-failover* is its
+``/v1/`` (a personal key, the system prompt in the body since a model id has
+no category's). In LiteLLM it is two model groups, ``bench-failover`` (flaky)
+and ``bench-failover-backup`` (backup), with ``router_settings.fallbacks``
+from the first to the second and ``num_retries: 0`` (LiteLLM's documented
+failover between deployments in order: its default of 2 retries would try the
+flaky one again first); *litellm-failover* is its ``/chat/completions``. So
+each tries the flaky deployment once, then the backup at once, and neither
+retries inside its OpenAI client. Cooldowns are kept out of the way on both
+sides, so that every failure is a failover: Parley's ``COOLDOWN_FAILURES`` is
+set out of reach (with three failures in a row needed, it would seldom start
+at 10 % anyway, and the benchmark measured ``57600a8``, whose count did not
+reset on a success and cooled the flaky deployment down within seconds);
+LiteLLM does not cool down a one-deployment group with a fallback on a 5xx
+under 50 % failures. Per run the script prints how many
+requests each fake got during the timed failover phases: the backup's count
+is the failovers. Ratios added: v1-failover ÷ litellm-failover, and each
+failover path over its single-upstream path (what failover costs each).
 """
 
 from __future__ import annotations
@@ -91,14 +118,18 @@ DEFAULT_DATABASE = "postgres://postgres@127.0.0.1:5432/parley_bench_peer"
 LITELLM = ROOT.parent / "litellm-venv" / "bin" / "litellm"
 MASTER_KEY = "sk-bench-master-key"
 MODEL = "gpt-4o-mini"
+FAILOVER_MODEL = "bench-failover"  # two deployments: the flaky fake first, the backup second
+FAILOVER_BACKUP = "bench-failover-backup"  # LiteLLM's fallback model group (the backup)
+FAIL_SEED = 21  # the flaky fake's draws, the same each invocation
 SYSTEM_PROMPT = "You are a helpful assistant."  # the ``general`` category's, as migrated
 QUESTION = "Could you explain, briefly, how a streamed reply gets from the model to my screen?"
 METRICS = ("added TTFT p50, 1 client", "added TTFT p99, 1 client", "added TTFT p99, 32 clients", "CPU/reply")
 SUMMARY = (*METRICS, "CPU/reply with PostgreSQL", "TTFT p50, 1 client", "TTFT p50, 32 clients")
 # The paths that speak OpenAI's API with the master key (the fake ignores it), Parley's /v1/
 # paths (a personal key), and those whose body offers TOOLS.
-OPENAI_PATHS = {"direct", "direct-tools", "litellm", "litellm-tools"}
-V1_PATHS = {"v1", "v1-tools", "variant-v1"}
+OPENAI_PATHS = {"direct", "direct-tools", "litellm", "litellm-tools", "litellm-failover"}
+V1_PATHS = {"v1", "v1-tools", "variant-v1", "v1-failover"}
+FAILOVER_PATHS = ("v1-failover", "litellm-failover")
 TOOLS_PATHS = {"direct-tools", "v1-tools", "litellm-tools"}
 # Printed ratios (top ÷ bottom), and "after ÷ before": one ratio to LiteLLM over another.
 PAIRS = (
@@ -107,6 +138,9 @@ PAIRS = (
     ("v1-tools", "litellm-tools"),
     ("variant-v1", "litellm"),
     ("variant", "parley"),
+    ("v1-failover", "litellm-failover"),
+    ("v1-failover", "v1"),
+    ("litellm-failover", "litellm"),
 )
 AFTER_BEFORE = (
     (("v1", "litellm"), ("variant-v1", "litellm")),
@@ -178,8 +212,39 @@ model_list:
       model: openai/{model}
       api_base: {upstream}
       api_key: fake
-general_settings:
+{failover}general_settings:
   master_key: {key}
+"""
+# Appended to model_list: two groups of one deployment each, the second the first's fallback.
+LITELLM_FAILOVER = """
+  - model_name: {model}
+    litellm_params:
+      model: openai/{upstream_model}
+      api_base: {flaky}
+      api_key: fake
+  - model_name: {backup_model}
+    litellm_params:
+      model: openai/{upstream_model}
+      api_base: {backup}
+      api_key: fake
+router_settings:
+  num_retries: 0
+  fallbacks: [{{"{model}": ["{backup_model}"]}}]
+"""
+
+# Parley's side of the same: ``manage.py llm_config apply`` (the key's variable is in server_env).
+PARLEY_FAILOVER = """
+providers:
+  - {{name: flaky, kind: openai, base_url: "{flaky}", api_key_env: BENCH_UPSTREAM_KEY, retries: 0}}
+  - {{name: backup, kind: openai, base_url: "{backup}", api_key_env: BENCH_UPSTREAM_KEY, retries: 0}}
+models:
+  - id: {model}
+    name: Bench failover
+    prompt_price: 0.15
+    completion_price: 0.6
+    deployments:
+      - {{provider: flaky, model: {upstream_model}, priority: 1}}
+      - {{provider: backup, model: {upstream_model}, priority: 2}}
 """
 
 # Users of another tree, made by that tree's code on its own database (``manage.py shell``):
@@ -231,6 +296,9 @@ class Client:
             "v1": v1,
             "variant-v1": v1,
             "v1-tools": {**v1, "tools": TOOLS},
+            # A catalogue model has no category's system prompt: the body carries it, as LiteLLM's.
+            "v1-failover": {**completion, "model": FAILOVER_MODEL},
+            "litellm-failover": {**completion, "model": FAILOVER_MODEL},
         }
 
     async def aclose(self) -> None:
@@ -306,8 +374,12 @@ async def one_run(
     pids: dict[str, int],
     creds: dict[str, list[tuple[str, str]]],
     databases: dict[str, str],
+    fakes: dict[str, str] | None = None,
 ) -> dict:
-    """One run: each level's rounds, paths interleaved; TTFT samples and CPU per path."""
+    """One run: each level's rounds, paths interleaved; TTFT samples and CPU per path, and the
+    requests each of ``fakes`` (name: base URL) got during each failover path's timed phases."""
+    fakes = fakes or {}
+    upstream: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     expected = chunks(args.chunks)
     spread = args.chunk_delay * (args.chunks + 1)  # one reply's length: clients out of lockstep
     ttft: dict[tuple[str, int], list[float]] = defaultdict(list)
@@ -330,7 +402,11 @@ async def one_run(
                     before = cpu_seconds(pids[path]) if path in pids else 0.0
                     pg_before = postgres_cpu(database) if path in pids else 0.0
                     samples: list[float] = []
+                    counted = fakes if path in FAILOVER_PATHS else {}
+                    seen = {name: await fake_requests(url) for name, url in counted.items()}
                     await phase(clients, path, count, spread, samples, errors)
+                    for name, url in counted.items():
+                        upstream[path][name] += await fake_requests(url) - seen[name]
                     if path in pids:
                         cpu[path] += cpu_seconds(pids[path]) - before
                         cpu[f"{path} PostgreSQL"] += postgres_cpu(database) - pg_before
@@ -339,7 +415,14 @@ async def one_run(
         finally:
             for client in clients:
                 await client.aclose()
-    return {"ttft": ttft, "cpu": cpu, "replies": replies, "errors": errors}
+    return {"ttft": ttft, "cpu": cpu, "replies": replies, "errors": errors, "upstream": upstream}
+
+
+async def fake_requests(base_url: str) -> int:
+    """How many requests the fake at ``base_url`` has received (``GET /fake/stats``)."""
+    async with httpx.AsyncClient(timeout=10) as http:
+        answer = await http.get(base_url.removesuffix("/v1") + "/fake/stats")
+    return answer.json()["requests"]
 
 
 def baseline(path: str, paths: list[str]) -> str:
@@ -407,6 +490,16 @@ def main() -> int:
     parser.add_argument("--litellm", default=str(LITELLM), help="the proxy's executable ('' to skip it)")
     parser.add_argument("--variant", type=Path, help="another worktree of Parley to measure beside this one")
     parser.add_argument("--database-url", default=DEFAULT_DATABASE, help="dropped and created afresh")
+    parser.add_argument(
+        "--failover",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="measure v1-failover and litellm-failover (two deployments, the first flaky)",
+    )
+    parser.add_argument(
+        "--fail-ratio", type=float, default=0.1, help="share of the flaky deployment's requests that fail"
+    )
+    parser.add_argument("--fail-status", type=int, default=503, help="what the flaky deployment answers then")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     args = parser.parse_args()
     args.levels = [tuple(int(n) for n in level.split("x")) for level in args.levels.split(",")]
@@ -420,9 +513,26 @@ def main() -> int:
         f"reply: {args.chunks} chunks, {args.chunk_delay * 1000:g} ms apart; "
         f"levels {args.levels}, runs {args.runs}"
     )
+    if args.failover:
+        print(
+            f"failover: {FAILOVER_MODEL}, deployment 1 fails {args.fail_ratio:.0%} with "
+            f"{args.fail_status} before the stream (seed {FAIL_SEED}), deployment 2 never; cooldowns off"
+        )
     workdir = Path(tempfile.mkdtemp(prefix="parley-peer-"))
     with contextlib.ExitStack() as stack:
         fake = stack.enter_context(FakeUpstream(chunks(args.chunks), chunk_delay=args.chunk_delay))
+        fakes: dict[str, str] = {}
+        if args.failover:
+            flaky = FakeUpstream(chunks(args.chunks), chunk_delay=args.chunk_delay)
+            flaky.scenario.update(
+                fail_status=args.fail_status, fail_ratio=args.fail_ratio, fail_seed=FAIL_SEED
+            )
+            backup = FakeUpstream(chunks(args.chunks), chunk_delay=args.chunk_delay)
+            fakes = {
+                "flaky": stack.enter_context(flaky).base_url,
+                "backup": stack.enter_context(backup).base_url,
+            }
+        names = {"model": FAILOVER_MODEL, "backup_model": FAILOVER_BACKUP, "upstream_model": MODEL, **fakes}
         clients = max(clients for clients, _ in args.levels)
         prefix = f"peer-{time.strftime('%H%M%S')}"
         urls, pids = {"direct": fake.base_url, "direct-tools": fake.base_url}, {}
@@ -432,9 +542,14 @@ def main() -> int:
             if tree is None:
                 continue
             database = args.database_url if name == "parley" else sibling(args.database_url, "_variant")
-            env = server_env(database, fake.base_url)
+            # Cooldowns out of reach: every failure of the flaky deployment is a failover.
+            env = server_env(database, fake.base_url, BENCH_UPSTREAM_KEY="bench", COOLDOWN_FAILURES=10**9)
             reset_database(database)
             manage(env, "migrate", "--noinput", "-v", "0", tree=tree)
+            if name == "parley" and fakes:
+                catalogue = workdir / "catalogue.yaml"
+                catalogue.write_text(PARLEY_FAILOVER.format(**names))
+                print(manage(env, "llm_config", "apply", str(catalogue), tree=tree).stdout.strip())
             if name == "parley":
                 tokens = seed_tokens(env, clients, prefix)
             else:
@@ -443,13 +558,17 @@ def main() -> int:
             keys = [api_key(server.url, token) for token in tokens]
             # The chat API, then the same worker's OpenAI API (without and with tools).
             apis = ["v1", "v1-tools"] if name == "parley" else ["variant-v1"]
+            apis += ["v1-failover"] if name == "parley" and fakes else []
             for path in [name, *apis]:
                 urls[path], pids[path], databases[path] = server.url, server.pid, database
                 creds[path] = list(zip(tokens, keys, strict=True))
         if args.litellm:
             port = free_port()
             config = workdir / "litellm.yaml"
-            config.write_text(LITELLM_CONFIG.format(model=MODEL, upstream=fake.base_url, key=MASTER_KEY))
+            failover = LITELLM_FAILOVER.format(**names) if fakes else ""
+            config.write_text(
+                LITELLM_CONFIG.format(model=MODEL, upstream=fake.base_url, key=MASTER_KEY, failover=failover)
+            )
             command = [args.litellm, f"--config={config}", "--host=127.0.0.1", f"--port={port}"]
             command += ["--num_workers=1"]  # its uvicorn in this very process, as Parley's
             quiet = {"LITELLM_LOG": "WARNING", "LITELLM_LOCAL_MODEL_COST_MAP": "True"}  # no download
@@ -460,11 +579,12 @@ def main() -> int:
                 env={"PATH": "/usr/bin:/bin", "HOME": str(workdir), **quiet},
             )
             stack.enter_context(proxy)
-            for path in ("litellm", "litellm-tools"):
+            for path in ("litellm", "litellm-tools", *(["litellm-failover"] if fakes else [])):
                 urls[path], pids[path] = f"http://127.0.0.1:{port}", proxy.pid
         print(f"logs in {workdir}", flush=True)
         results = [
-            run_and_report(number, args, urls, pids, creds, databases) for number in range(1, args.runs + 1)
+            run_and_report(number, args, urls, pids, creds, databases, fakes)
+            for number in range(1, args.runs + 1)
         ]
     tables = [result["table"] for result in results]
     trees_now = {name: describe(tree) for name, tree in (("parley", ROOT), ("variant", args.variant)) if tree}
@@ -472,6 +592,7 @@ def main() -> int:
         print("\ntrees changed during the runs (the servers run what they imported at start):")
         print("  now:", json.dumps(trees_now))
     figures: dict = {"machine": machine(), "trees": trees, "runs": tables, "ratios": {}, "after ÷ before": {}}
+    figures["failover upstream requests"] = [result["upstream"] for result in results]
     for top, bottom in (pair for pair in PAIRS if set(pair) <= set(urls)):
         print(f"\n{top} ÷ {bottom} over {args.runs} run(s): median (min-max); lower is better for {top}")
         for metric in SUMMARY:
@@ -535,9 +656,10 @@ def run_and_report(
     pids: dict[str, int],
     creds: dict[str, list[tuple[str, str]]],
     databases: dict[str, str],
+    fakes: dict[str, str],
 ) -> dict:
     started = time.monotonic()
-    run = asyncio.run(one_run(args, urls, pids, creds, databases))
+    run = asyncio.run(one_run(args, urls, pids, creds, databases, fakes))
     table = summarize(run, list(urls), args.levels)
     print(f"\n== run {number}: {time.monotonic() - started:.0f} s, {sum(run['replies'].values())} replies ==")
     print("load average:", loadavg())
@@ -547,11 +669,18 @@ def run_and_report(
             f"{top} ÷ {bottom}:",
             {key: round(value, 2) for key, value in ratios(table, top, bottom).items()},
         )
+    for path, counts in run["upstream"].items():
+        timed = run["replies"][path]
+        print(
+            f"{path}: {timed} timed replies; the fakes got {dict(counts)} requests; "
+            f"failovers (backup's) {counts['backup'] / max(timed, 1):.1%} of replies"
+        )
     for error in run["errors"][:5]:
         print("  error:", error)
     if run["errors"]:
         print(f"  {len(run['errors'])} error(s) in all")
-    return {"table": table, "errors": len(run["errors"])}
+    upstream = {path: dict(counts) for path, counts in run["upstream"].items()}
+    return {"table": table, "errors": len(run["errors"]), "upstream": upstream}
 
 
 if __name__ == "__main__":

@@ -283,6 +283,9 @@ REPLY_SHUTDOWN_GRACE = setting("REPLY_SHUTDOWN_GRACE", env.float, default=30.0, 
 METRICS_TOKEN = setting("METRICS_TOKEN", env.str, default="")
 
 # --- LLM -------------------------------------------------------------------
+# How long a worker keeps the catalogue (models, prices, deployments) it read; edits made through
+# another worker reach it within this (chats.catalogue.cache). 0: read it for every request.
+CATALOGUE_CACHE_SECONDS = setting("CATALOGUE_CACHE_SECONDS", env.float, default=5.0, minimum=0)
 # A deployment failing this many times in a row is skipped for COOLDOWN_SECONDS (or its
 # upstream's Retry-After), by every worker when Redis is set (chats.llm.cooldown).
 COOLDOWN_FAILURES = setting("COOLDOWN_FAILURES", env.int, default=3, minimum=1)

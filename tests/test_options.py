@@ -69,7 +69,7 @@ def test_options_on_another_users_session_lists_nothing_to_send(other_client, se
         ("/auth/google", "POST", {"id_token"}),
         ("/auth/me", "PATCH", {"display_name", "email"}),
         ("/auth/password", "POST", {"old_password", "new_password"}),
-        ("/api/keys/", "POST", {"name", "expires_at", "monthly_cap"}),
+        ("/api/keys/", "POST", {"name", "expires_at", "monthly_cap", "models"}),
     ],
 )
 def test_options_on_the_account_urls_lists_their_bodies_instead_of_a_500(auth_client, path, method, fields):

@@ -11,6 +11,7 @@ from django.conf import settings
 from django.db import connection
 from django.db.models import Prefetch, QuerySet
 
+from chats.catalogue.cache import catalogue_cached
 from chats.catalogue.errors import ModelNotDeployed
 from chats.catalogue.models import CatalogueModel, Deployment, Provider
 from chats.llm.routing import ProviderSpec, Route, order_by_priority_and_weight
@@ -28,6 +29,11 @@ class Served:
     def upstream_model(self) -> str:
         """The name the first deployment knows the model by."""
         return self.routes[0].upstream_model
+
+    def routes_to_try(self) -> tuple[Route, ...]:
+        """The deployments in the order this request tries them: by priority, weighted at random
+        within one (drawn per request, while ``routes`` may be shared: ``chats.catalogue.cache``)."""
+        return self.routes if len(self.routes) == 1 else tuple(order_by_priority_and_weight(self.routes))
 
 
 def first_deployment_sql(model_alias: str) -> str:
@@ -65,7 +71,7 @@ def served_from_row(model: CatalogueModel, upstream: str | None, more: int) -> S
         raise ModelNotDeployed(
             f"The model {model.public_id!r} has no active deployment.", details={"model": model.public_id}
         )
-    return Served(model=model, routes=tuple(order_by_priority_and_weight(routes)))
+    return Served(model=model, routes=tuple(routes))
 
 
 def routes_for(model: CatalogueModel) -> list[Route]:
@@ -99,11 +105,16 @@ def routes_for(model: CatalogueModel) -> list[Route]:
 
 
 def model_served(*, model_id: int) -> Served:
-    """The catalogue model ``model_id`` (a category's) and the upstream model it is asked under.
+    """The catalogue model ``model_id`` (a category's) and its deployments.
 
-    Every chat reply reads it: one plain statement (the model and its first deployment's name),
-    as the reply's other hot-path reads are (``core.db.rows``).
+    Every chat reply reads it, through the process's cache (``chats.catalogue.cache``); when it
+    is not there, one plain statement (the model and its first deployment's name), as the reply's
+    other hot-path reads are (``core.db.rows``), and a second one for several deployments.
     """
+    return catalogue_cached(("served", model_id), lambda: _model_served(model_id))
+
+
+def _model_served(model_id: int) -> Served:
     fields = CatalogueModel._meta.concrete_fields
     sql = (
         f"SELECT {columns(fields, 'm')}, {first_deployment_sql('m')}"

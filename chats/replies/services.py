@@ -292,7 +292,7 @@ def _reply_reserve(
             catalogue_model=served.model,
             prompt=prompt,
             model=served.upstream_model,
-            routes=served.routes,
+            routes=served.routes_to_try(),
             max_tokens=max_tokens,
         )
 

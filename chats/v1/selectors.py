@@ -5,6 +5,7 @@ from dataclasses import dataclass
 
 from django.db.models import Sum
 
+from chats.catalogue.cache import catalogue_cached
 from chats.catalogue.models import CatalogueModel
 from chats.catalogue.selectors import Served, first_deployment_sql, served_from_row
 from chats.models import Category, UsageRecord
@@ -22,6 +23,12 @@ class Requested:
 
 
 def model_requested(*, name: str) -> Requested | None:
+    """What ``name`` names (see :func:`_model_requested`), through the process's cache of the
+    catalogue (``chats.catalogue.cache``)."""
+    return catalogue_cached(("requested", name), lambda: _model_requested(name))
+
+
+def _model_requested(name: str) -> Requested | None:
     """The active category whose slug is ``name``, else the active catalogue model whose id it is;
     None if neither. A category comes first: a client that named it before the catalogue existed
     (migration 0011 gave its model the category's slug) keeps its system prompt.

@@ -196,7 +196,7 @@ def _record_and_hold(
         category=requested.category,
         catalogue_model=requested.served.model,
         model=requested.served.upstream_model,
-        routes=requested.served.routes,
+        routes=requested.served.routes_to_try(),
         **asked,
     )
 

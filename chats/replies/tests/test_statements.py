@@ -120,17 +120,18 @@ def test_a_long_conversation_is_read_back_only_as_far_as_the_budget(session):
 
 
 def test_a_message_is_reserved_in_a_fixed_handful_of_statements(session):
-    """The session, the branch, the category's model (and its upstream name), then one transaction:
-    both messages, the wallet, the hold, the session."""
+    """The session, the branch, the category's model (and its upstream name: the first time only,
+    then from the process's cache), then one transaction: both messages, the wallet, the hold, the
+    session."""
     chain(session, [f"earlier {n}" for n in range(40)])
-    for _ in range(2):  # a longer branch changes nothing
+    for time in range(2):  # a longer branch changes nothing
         with CaptureQueriesContext(connection) as captured:
             plan = reply_begin(user=session.user, session_id=session.id, content="next")
         statements = [q["sql"].split()[0].upper() for q in captured.captured_queries]
         assert [s for s in statements if s not in ("SAVEPOINT", "RELEASE", "BEGIN", "COMMIT")] == [
             "SELECT",
             "WITH",
-            "SELECT",
+            *(["SELECT"] if time == 0 else []),
             "INSERT",
             "UPDATE",
             "INSERT",

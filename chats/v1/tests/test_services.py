@@ -29,7 +29,7 @@ def test_a_v1_request_is_reserved_in_a_fixed_handful_of_statements(
             )
         statements = [q["sql"].split()[0].upper() for q in captured.captured_queries]
         assert [s for s in statements if s not in ("SAVEPOINT", "RELEASE")] == [
-            "SELECT",
+            *(["SELECT"] if message == 0 else []),  # the model: then from the process's cache
             "INSERT",
             "UPDATE",
             "INSERT",
