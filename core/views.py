@@ -12,7 +12,7 @@ from django.views import defaults
 from django.views.decorators.http import require_safe
 
 from core import openapi
-from core.errors import dependency_down
+from core.errors import ServiceUnavailable, dependency_down
 from core.exceptions import UNEXPECTED_ERROR, error_body
 from core.responses import JsonResponse
 
@@ -74,9 +74,11 @@ def readyz(request: HttpRequest) -> JsonResponse:
         try:
             answers()
         except Exception:  # any failure means "not ready", never a 500 page
-            return error_response_for(
+            response = error_response_for(
                 request, "not_ready", f"The {name} is unreachable.", 503, {"dependency": name}
             )
+            response["Retry-After"] = str(ServiceUnavailable.retry_after_seconds)
+            return response
     return JsonResponse({"status": "ok", **dict.fromkeys(checks, "ok")})
 
 

@@ -51,6 +51,7 @@ def test_readyz_names_redis_when_it_does_not_answer(api_client):
     response = api_client.get("/readyz")
     assert response.status_code == 503
     assert response.json()["error"]["details"] == {"dependency": "redis"}
+    assert int(response["Retry-After"]) >= 1  # a load balancer may ask again then
 
 
 def test_readyz_without_redis_checks_the_database(api_client):

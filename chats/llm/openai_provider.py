@@ -196,6 +196,8 @@ class OpenAIStream(LLMStream):
             try:
                 data = await self._next_data()
             except _FAILURES as exc:
+                if self._closed:  # closed on purpose (a stop) while waiting: not a failure
+                    raise StopAsyncIteration from None
                 await self.aclose()
                 raise _unavailable(exc, midstream=True) from exc
             if data is None:

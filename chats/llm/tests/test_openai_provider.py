@@ -406,3 +406,20 @@ async def test_events_are_read_from_the_bytes_however_split_with_either_line_end
 
     assert await collect(stream) == ["Hel", "lo é"]
     assert (stream.finish_reason, stream.usage) == ("stop", Usage(prompt_tokens=3, completion_tokens=2))
+
+
+async def test_aclose_while_a_read_waits_ends_the_stream_without_a_failure(openai_settings, caplog):
+    """A stop closes the upstream while the reply waits for its next chunk: the iteration simply
+    ends, and nothing says the upstream failed."""
+    openai_settings.configure(reply="one two three four", first_chunk_delay=1.0, chunk_delay=0.5)
+    stream = await start()
+    first = await anext(stream)  # the role chunk, with the headers; "one" comes a second later
+    waiting = asyncio.ensure_future(anext(stream))
+    await asyncio.sleep(0.05)
+
+    await stream.aclose()
+
+    with pytest.raises(StopAsyncIteration):
+        await waiting
+    assert chunk_text(first) == ""
+    assert "LLM upstream failed" not in caplog.text
