@@ -159,7 +159,7 @@ async def _follow_local(log: _LocalLog, after: int) -> AsyncIterator[Event]:
 async def _follow_redis(redis, reply_id: Any, after: int) -> AsyncIterator[Event]:
     key, last = reply_events_key(reply_id), f"{after}-0"
     writer = await _writer(redis, key)
-    if not await _ended_before(redis, key, after=0) and not await liveness.writer_alive(redis, writer):
+    if not await _has_ended(redis, key) and not await liveness.writer_alive(redis, writer):
         raise WriterGone(reply_id)  # a log cut short: the database, not the log, says how it ended
     while True:
         if await _ended_before(redis, key, after=int(last.split("-")[0])):
@@ -198,20 +198,30 @@ async def reply_running_nowhere(reply_id: Any) -> bool:
     key = reply_events_key(reply_id)
     if not await redis.exists(key):
         return True
-    last = await redis.xrevrange(key, count=1)
-    if last and _text(last[0][1][b"e"]) in TERMINAL:
+    if await _has_ended(redis, key):
         return False
     return not await liveness.writer_alive(redis, await _writer(redis, key))
 
 
-async def _ended_before(redis, key: str, *, after: int) -> bool:
-    """Whether the stream's last event is its terminal one and the reader is already past it."""
+async def _last_event(redis, key: str) -> tuple[int, bool] | None:
+    """The number of the log's last event, and whether it is the terminal one (None: empty)."""
     last = await redis.xrevrange(key, count=1)
     if not last:
-        return False
+        return None
     entry_id, fields = last[0]
-    number = int(_text(entry_id).split("-")[0])
-    return _text(fields[b"e"]) in TERMINAL and number <= after
+    return int(_text(entry_id).split("-")[0]), _text(fields[b"e"]) in TERMINAL
+
+
+async def _has_ended(redis, key: str) -> bool:
+    """Whether the log holds its terminal event: complete, whoever wrote it and whether they live."""
+    last = await _last_event(redis, key)
+    return last is not None and last[1]
+
+
+async def _ended_before(redis, key: str, *, after: int) -> bool:
+    """Whether the stream's last event is its terminal one and the reader is already past it."""
+    last = await _last_event(redis, key)
+    return last is not None and last[1] and last[0] <= after
 
 
 def _text(value: bytes | str) -> str:

@@ -88,3 +88,26 @@ async def test_another_worker_follows_the_log_through_redis(settings):
     finally:
         await flush.flushdb()
         await flush.aclose()
+
+
+@requires_redis
+async def test_an_ended_log_is_read_whole_after_its_worker_went_quiet(settings):
+    """A worker's heartbeat stops when it runs no reply: an ended log it wrote is still read
+    from Redis, every event, not taken for a log cut short by a dead worker."""
+    import redis.asyncio as aioredis
+
+    settings.REDIS_URL = REDIS_URL
+    flush = aioredis.Redis.from_url(REDIS_URL)
+    await flush.flushdb()
+    reply_id = uuid.uuid4()
+    event_log.open_log(reply_id)
+    await write(reply_id, ["start", "delta", "done"])
+    event_log._local_logs.pop(str(reply_id))  # as a worker that never ran the reply sees it
+    await flush.delete(*await flush.keys("parley:worker:*"))  # its writer's heartbeat has lapsed
+
+    try:
+        assert await read(reply_id) == [(1, "start"), (2, "delta"), (3, "done")]
+        assert await event_log.reply_running_nowhere(reply_id) is False
+    finally:
+        await flush.flushdb()
+        await flush.aclose()
