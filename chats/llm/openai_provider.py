@@ -68,6 +68,10 @@ _FAILURES: tuple[type[BaseException], ...] = (
 )
 
 
+#: Local servers (vLLM, Ollama, llama.cpp) need no key, but the client insists on one.
+NO_KEY = "not-needed"
+
+
 @dataclass(frozen=True)
 class ClientConfig:
     api_key: str
@@ -78,8 +82,7 @@ class ClientConfig:
     @classmethod
     def from_settings(cls) -> ClientConfig:
         return cls(
-            # Local servers (vLLM, Ollama, llama.cpp) need no key, but the client insists on one.
-            api_key=settings.OPENAI_API_KEY or "not-needed",
+            api_key=settings.OPENAI_API_KEY or NO_KEY,
             base_url=settings.OPENAI_BASE_URL or None,
             timeout=float(settings.LLM_TIMEOUT),
             max_retries=int(settings.LLM_MAX_RETRIES),

@@ -29,7 +29,8 @@ from core import metrics
 from . import cooldown
 from .base import Chunk, LLMProvider, LLMStream, LLMUnavailable, UpstreamRefused, WireMessage
 from .echo import EchoProvider
-from .openai_provider import ClientConfig, OpenAIProvider
+from .factory import PROVIDERS, get_provider
+from .openai_provider import NO_KEY, ClientConfig, OpenAIProvider
 
 logger = logging.getLogger(__name__)
 
@@ -81,15 +82,14 @@ def provider_for(route: Route) -> LLMProvider:
     """The provider that serves ``route`` (cheap: clients are cached by configuration)."""
     spec = route.provider
     if spec is None:
-        from .factory import get_provider
-
         return get_provider()
     if spec.kind == EchoProvider.name:
-        return EchoProvider(delay=settings.ECHO_TOKEN_DELAY_MS / 1000)
+        return PROVIDERS[EchoProvider.name]()
     return OpenAIProvider(
         ClientConfig(
-            # Local servers (vLLM, Ollama, llama.cpp) need no key, but the client insists on one.
-            api_key=os.environ.get(spec.api_key_env, "") if spec.api_key_env else "not-needed",
+            # A key whose variable is unset is sent as none: the upstream refusing it is that
+            # deployment failing (401), not this request crashing.
+            api_key=os.environ.get(spec.api_key_env, "") or NO_KEY,
             base_url=spec.base_url or None,
             timeout=float(spec.timeout),
             max_retries=int(spec.retries),
@@ -107,8 +107,7 @@ class _Primed(LLMStream):
         if self._first is not None:
             first, self._first = self._first, None
             return first
-        chunk = await anext(self._stream)
-        return chunk
+        return await anext(self._stream)
 
     @property
     def usage(self):

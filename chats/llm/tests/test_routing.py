@@ -276,3 +276,19 @@ def test_deployments_are_ordered_by_priority_then_by_weight():
     assert all(order[-1] is spare for order in orders)  # a lower priority is only ever a fallback
     firsts = Counter(order[0].deployment for order in orders)
     assert 0.70 < firsts["heavy"] / 4000 < 0.80  # weight 3 against 1: three in four
+
+
+async def test_a_provider_whose_key_variable_is_unset_is_asked_with_no_key_rather_than_crashing(
+    fakes, monkeypatch
+):
+    """The upstream decides: a server that needs no key answers, one that does refuses (401),
+    which fails over like any deployment failing."""
+    keyless, _, _ = fakes
+    monkeypatch.delenv("PARLEY_TEST_UNSET_KEY", raising=False)
+    spec = ProviderSpec(kind="openai", base_url=keyless.base_url, api_key_env="PARLEY_TEST_UNSET_KEY")
+    keyless.configure(reply="no key needed")
+
+    text, _ = await text_of([Route(deployment="keyless", upstream_model="m", provider=spec)])
+
+    assert text == "no key needed"
+    assert keyless.last_request.headers["authorization"] == "Bearer not-needed"
