@@ -25,11 +25,6 @@ class Served:
     model: CatalogueModel
     routes: tuple[Route, ...]
 
-    @property
-    def upstream_model(self) -> str:
-        """The name the first deployment knows the model by."""
-        return self.routes[0].upstream_model
-
     def routes_to_try(self) -> tuple[Route, ...]:
         """The deployments in the order this request tries them: by priority, weighted at random
         within one (drawn per request, while ``routes`` may be shared: ``chats.catalogue.cache``)."""

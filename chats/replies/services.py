@@ -56,7 +56,7 @@ class Reservation:
     """What any reply's stream needs: the hold that pays for it, and what to ask the model.
 
     Built before the provider is called, so the stream never touches the database.
-    ``catalogue_model`` prices it; ``model`` is the upstream model name it is asked under.
+    ``catalogue_model`` prices it; ``routes`` are where it is asked, in the order to try them.
     ``category`` is None for a ``/v1/`` request that named a catalogue model.
     """
 
@@ -65,9 +65,8 @@ class Reservation:
     category: Category | None
     catalogue_model: CatalogueModel
     prompt: list[WireMessage]
-    model: str
-    #: The deployments to try, in order (``chats.llm.routing``); ``model`` is the first one's name.
-    routes: tuple[Route, ...] = ()
+    #: The deployments to try, in order (``chats.llm.routing``).
+    routes: tuple[Route, ...]
     #: Per choice; the hold pays for ``max_tokens * choices`` completion tokens.
     max_tokens: int
     choices: int = 1
@@ -291,7 +290,6 @@ def _reply_reserve(
             category=category,
             catalogue_model=served.model,
             prompt=prompt,
-            model=served.upstream_model,
             routes=served.routes_to_try(),
             max_tokens=max_tokens,
         )

@@ -195,7 +195,6 @@ def _record_and_hold(
         held=held,
         category=requested.category,
         catalogue_model=requested.served.model,
-        model=requested.served.upstream_model,
         routes=requested.served.routes_to_try(),
         **asked,
     )

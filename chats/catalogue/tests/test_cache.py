@@ -52,7 +52,7 @@ def test_an_edit_saved_in_this_process_is_seen_at_once(edit):
     if edit == "model":
         assert served.model.prompt_price == 7
     else:
-        assert served.upstream_model == "new"
+        assert served.routes[0].upstream_model == "new"
 
 
 def test_what_other_workers_edit_is_seen_once_the_cache_lapses():

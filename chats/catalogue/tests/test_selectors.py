@@ -28,7 +28,7 @@ def test_a_model_on_one_default_deployment_is_served_in_one_statement():
         served = model_served(model_id=model.pk)
 
     assert fields_of(served.model) == fields_of(CatalogueModel.objects.get(pk=model.pk))
-    assert served.upstream_model == "house-default"  # blank: LLM_MODEL
+    assert served.routes[0].upstream_model == "house-default"  # blank: LLM_MODEL
     assert [(r.deployment, r.provider) for r in served.routes] == [("default/house-default", None)]
     assert len(captured.captured_queries) == 1
     with pytest.raises(ModelNotDeployed):
@@ -99,7 +99,11 @@ def test_a_chat_reply_is_priced_by_its_categorys_model_and_names_it(user):
         plan=plan, content="for", usage=Usage(prompt_tokens=1000, completion_tokens=100), status="complete"
     )
 
-    assert (plan.model, plan.max_tokens, plan.catalogue_model.public_id) == ("code-7b", 100, "coder")
+    assert (plan.routes[0].upstream_model, plan.max_tokens, plan.catalogue_model.public_id) == (
+        "code-7b",
+        100,
+        "coder",
+    )
     assert result.cost == 2  # ceil((1000 * 0.5 + 100 * 10) / 1000)
     record = UsageRecord.objects.get()
     assert (record.model_id, record.category_id, record.cost) == (category.model_id, category.pk, 2)

@@ -25,7 +25,7 @@ def test_a_category_by_slug_is_the_orms_active_category_with_its_model(general_c
         found = model_requested(name="general")
     assert fields_of(found.category) == fields_of(Category.objects.get(slug="general"))
     assert fields_of(found.served.model) == fields_of(CatalogueModel.objects.get(public_id="general"))
-    assert found.served.upstream_model == "house-model"  # a blank upstream name: LLM_MODEL
+    assert found.served.routes[0].upstream_model == "house-model"  # a blank upstream name: LLM_MODEL
     assert len(captured.captured_queries) == 1
     assert model_requested(name="retired") is None
     assert model_requested(name="nowhere") is None
@@ -42,7 +42,7 @@ def test_a_catalogue_model_by_id_is_served_by_its_deployments_in_order():
     assert found.category is None
     assert fields_of(found.served.model) == fields_of(model)
     assert found.served.model.prompt_price == Decimal("0.0123")
-    assert found.served.upstream_model == "first"
+    assert found.served.routes[0].upstream_model == "first"
     assert [route.upstream_model for route in found.served.routes] == ["first", "second"]
     assert len(captured.captured_queries) == 2  # the model, then its two deployments
     assert model_requested(name="retired-model") is None
