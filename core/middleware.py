@@ -7,6 +7,7 @@ from django.contrib.messages import middleware as messages
 from django.contrib.sessions import middleware as sessions
 from django.http import HttpRequest, HttpResponseBase
 from django.middleware import clickjacking, common, csrf, security
+from django.utils.deprecation import MiddlewareMixin
 from whitenoise.middleware import WhiteNoiseMiddleware
 
 from core import metrics
@@ -201,30 +202,12 @@ ON_THE_LOOP = {
 }
 
 
-class RequestMetricsMiddleware:
+class RequestMetricsMiddleware(HooksOnTheLoop, MiddlewareMixin):
     """Counts each answered request by route pattern (``api/sessions/<uuid:pk>/``, not its URL),
     method and status, for ``/metrics`` (:mod:`core.metrics`). Outermost, so that it sees the
-    status every other layer settled on."""
+    status every other layer settled on; its hook only counts, so it runs on the loop."""
 
-    sync_capable = True
-    async_capable = True
-
-    def __init__(self, get_response) -> None:
-        self.get_response = get_response
-        self.async_mode = iscoroutinefunction(get_response)
-        if self.async_mode:
-            markcoroutinefunction(self)
-
-    def __call__(self, request):
-        if self.async_mode:
-            return self.__acall__(request)
-        return self.counted(request, self.get_response(request))
-
-    async def __acall__(self, request):
-        return self.counted(request, await self.get_response(request))
-
-    @staticmethod
-    def counted(request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
+    def process_response(self, request: HttpRequest, response: HttpResponseBase) -> HttpResponseBase:
         match = getattr(request, "resolver_match", None)
         route = match.route if match is not None else "unmatched"
         metrics.REQUESTS.labels(route, request.method, str(response.status_code)).inc()
